@@ -1,0 +1,60 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from bridge import views
+from bridge.config import Config
+from bridge.config_loader import find_config_path, load_config
+from bridge.errors import RequestRefused, StoreUnavailable
+from bridge.metrics import Metrics
+from bridge.runtime import Runtime
+from bridge.store import SqlStore, open_store
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    config: Config | None = None,
+    *,
+    store: SqlStore | None = None,
+    clock: Callable[[], float] = time.time,
+    migrate: bool = True,
+) -> Flask:
+    """Build the app. Without ``config``, load the file ``$WANDB_BRIDGE_CONFIG`` names."""
+    if config is None:
+        config = load_config(find_config_path(None, os.environ))
+    if store is None:
+        store = open_store(config.store.value)
+    if migrate:
+        store.migrate()
+    app = Flask("bridge")
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    rt = Runtime(config, store, Metrics(store.stats, clock), clock)
+    app.extensions["wandb_bridge"] = rt
+    app.register_blueprint(views.bp)
+    app.add_url_rule("/metrics", "metrics", lambda: _metrics(rt))
+    app.register_error_handler(RequestRefused, views.refused)
+    app.register_error_handler(StoreUnavailable, views.store_unavailable)
+    app.register_error_handler(HTTPException, _http_error)
+    return app
+
+
+def _metrics(rt: Runtime) -> Response:
+    body, content_type = rt.metrics.render()
+    return Response(body, content_type=content_type)
+
+
+def _http_error(exc: HTTPException) -> tuple[Response, int]:
+    code = (exc.name or "error").lower().replace(" ", "_")
+    status = exc.code or 500
+    if status >= 500:
+        log.error("internal error: %s", exc.description)
+    return jsonify(error=code, message=exc.description or exc.name), status

@@ -1,0 +1,246 @@
+"""The ``wandb-bridge`` command line. Exit status: 0 success, 1 failure, 2 usage error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bridge import __version__
+from bridge.config import Config
+from bridge.config_loader import find_config_path, load_config
+from bridge.errors import BridgeError, ConfigError, NotFound
+
+log = logging.getLogger("bridge.cli")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wandb-bridge", description=__doc__)
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument("--config", help="config file (default: $WANDB_BRIDGE_CONFIG, "
+                        "else ./wandb-bridge.yaml)")  # fmt: skip
+        return sp
+
+    s = with_config(sub.add_parser("serve", help="run the HTTP service and delivery"))
+    s.add_argument("--bind", default="127.0.0.1:8080", help="HOST:PORT (default %(default)s)")
+    s.add_argument("--workers", type=int, default=2, help="gunicorn processes (default 2)")
+    s.add_argument("--no-worker", action="store_true", help="accept only; deliver elsewhere")
+    with_config(sub.add_parser("worker", help="run the delivery worker alone"))
+    with_config(sub.add_parser("check-config", help="validate the config and exit"))
+
+    s = sub.add_parser("sign", help="print the X-Wandb-Signature W&B would send for a body")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--secret-env", default=None, help="env variable holding the secret "
+                   "(default WANDB_WEBHOOK_SECRET)")  # fmt: skip
+    g.add_argument("--secret-file", help="file holding the secret")
+    s.add_argument("body", nargs="?", default="-", help="body file, or - for stdin")
+
+    s = sub.add_parser("send-test", help="send a body to a bridge exactly as W&B does")
+    s.add_argument("url")
+    s.add_argument("--payload", default=None, help="body file or - (default: W&B's example)")
+    s.add_argument("--secret-env", default=None, help="env variable holding the secret")
+    s.add_argument("--token-env", default=None, help="env variable holding the access token")
+
+    e = with_config(sub.add_parser("events", help="list, show and replay stored events"))
+    ev = e.add_subparsers(dest="action", required=True)
+    s = ev.add_parser("list")
+    s.add_argument("--state", choices=["queued", "in_flight", "delivered", "dead"])
+    s.add_argument("--limit", type=int, default=20)
+    ev.add_parser("show").add_argument("id")
+    s = ev.add_parser("replay")
+    s.add_argument("id", nargs="?")
+    s.add_argument("--dead", action="store_true", help="replay every dead delivery")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from bridge import logs
+
+    logs.configure()
+    try:
+        return int(COMMANDS[args.command](args))
+    except ConfigError as exc:
+        print(f"wandb-bridge: {exc}", file=sys.stderr)
+        return 1
+    except NotFound as exc:
+        print(f"wandb-bridge: {exc}", file=sys.stderr)
+        return 1
+    except BridgeError as exc:
+        print(f"wandb-bridge: {exc}", file=sys.stderr)
+        return 1
+
+
+def _config(args: argparse.Namespace) -> Config:
+    path = find_config_path(args.config, os.environ)
+    config = load_config(path)
+    from bridge import logs
+
+    logs.configure(config.logging)
+    for warning in config.warnings:
+        log.warning("config: %s", warning)
+    return config
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _config(args)
+    gh = config.github
+    mode = "dry run" if gh.dry_run else ("GitHub App" if gh.app else "token")
+    store = config.store.value.split("://", 1)[0]
+    print(
+        f"config OK: {len(config.sources)} source(s), {len(config.routes)} route(s), "
+        f"store {store}, GitHub {gh.api_url} ({mode})"
+    )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _config(args)
+    if args.workers < 1:
+        print("wandb-bridge: --workers must be at least 1", file=sys.stderr)
+        return 2
+    from bridge.serve import serve
+
+    serve(config, args.bind, args.workers, with_worker=not args.no_worker)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    config = _config(args)
+    from bridge.delivery import build_worker
+
+    worker = build_worker(config)
+    worker.store.migrate()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    worker.run(stop)
+    worker.store.close()
+    return 0
+
+
+def _read_body(name: str | None) -> bytes:
+    if name in (None, "-"):
+        return sys.stdin.buffer.read()
+    return Path(str(name)).read_bytes()
+
+
+def _env_secret(name: str) -> str | None:
+    value = os.environ.get(name)
+    if not value:
+        print(f"wandb-bridge: environment variable {name} is not set", file=sys.stderr)
+        return None
+    return value
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    from bridge.signature import sign
+
+    if args.secret_file:
+        secret: str | None = Path(args.secret_file).read_text(encoding="utf-8").strip()
+    else:
+        secret = _env_secret(args.secret_env or "WANDB_WEBHOOK_SECRET")
+    if not secret:
+        return 2
+    print(sign(secret, _read_body(args.body)))
+    return 0
+
+
+def cmd_send_test(args: argparse.Namespace) -> int:
+    import requests
+
+    from bridge.sample import SAMPLE_BODY
+    from bridge.signature import sign
+
+    body = SAMPLE_BODY if args.payload is None else _read_body(args.payload)
+    headers = {"Content-Type": "application/json", "User-Agent": f"wandb-bridge/{__version__}"}
+    for env, header, fmt in ((args.secret_env, "X-Wandb-Signature", None),
+                             (args.token_env, "Authorization", "Bearer {}")):  # fmt: skip
+        if env:
+            value = _env_secret(env)
+            if value is None:
+                return 2
+            headers[header] = sign(value, body) if fmt is None else fmt.format(value)
+    try:
+        resp = requests.post(args.url, data=body, headers=headers, timeout=30)
+    except requests.RequestException as exc:
+        print(f"wandb-bridge: cannot reach {args.url}: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    print(resp.status_code)
+    print(resp.text)
+    return 0 if resp.ok else 1
+
+
+def _event_json(event: Any, history: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": event.id, "source": event.source, "endpoint": event.endpoint,
+        "received_at": _iso(event.received_at), "deliveries": [],
+    }  # fmt: skip
+    if history:
+        out["body"] = event.body.decode("utf-8", errors="replace")
+    for d in event.deliveries:
+        item = {
+            "id": d.id, "target": f"github:{d.repository}", "route": d.route,
+            "event_type": d.event_type, "state": d.state, "attempts": d.attempts,
+            "last_status": d.last_status, "last_error": d.last_error,
+        }  # fmt: skip
+        if history:
+            item["client_payload"] = json.loads(d.client_payload)
+            item["history"] = [
+                {"attempt": a.attempt, "at": _iso(a.started_at), "status": a.status,
+                 "outcome": a.outcome, "response": a.response, "wait": a.wait}  # fmt: skip
+                for a in d.history
+            ]
+        out["deliveries"].append(item)
+    return out
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from bridge.store import open_store
+
+    config = _config(args)
+    store = open_store(config.store.value)
+    store.migrate()
+    try:
+        if args.action == "list":
+            for event in store.list_events(args.state, args.limit):
+                states = ",".join(f"{d.id}:{d.state}" for d in event.deliveries) or "-"
+                print(f"{event.id}  {_iso(event.received_at)}  {event.source}  {states}")
+        elif args.action == "show":
+            print(json.dumps(_event_json(store.get_event(args.id), True), indent=2))
+        elif args.dead == bool(args.id):
+            print("wandb-bridge: events replay takes an event id or --dead", file=sys.stderr)
+            return 2
+        else:
+            ids = store.replay_dead(time.time()) if args.dead else store.replay(args.id, time.time())
+            print(f"queued again: {len(ids)} deliver{'y' if len(ids) == 1 else 'ies'}")
+            for delivery_id in ids:
+                print(delivery_id)
+    finally:
+        store.close()
+    return 0
+
+
+COMMANDS = {
+    "serve": cmd_serve,
+    "worker": cmd_worker,
+    "check-config": cmd_check_config,
+    "sign": cmd_sign,
+    "send-test": cmd_send_test,
+    "events": cmd_events,
+}

@@ -1,0 +1,100 @@
+"""The configuration's typed, frozen objects (loading and validation: config_loader)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bridge.secrets import Secret
+
+DEFAULT_PATH = "wandb-bridge.yaml"
+DEFAULT_API_URL = "https://api.github.com"
+REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+SOURCE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    secrets: tuple[Secret, ...] = ()
+    tokens: tuple[Secret, ...] = ()
+    allow_unauthenticated: bool = False
+
+
+@dataclass(frozen=True)
+class GitHubApp:
+    app_id: int
+    private_key: Secret
+    installation_id: int | None = None
+
+
+@dataclass(frozen=True)
+class GitHubConfig:
+    api_url: str = DEFAULT_API_URL
+    token: Secret | None = None
+    app: GitHubApp | None = None
+    repositories: tuple[str, ...] = ()
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    repository: str
+    event_type: str = "${event_type}"
+    client_payload: Any = None  # None: the default payload built from W&B's fields
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    dispatch: Dispatch
+    sources: tuple[str, ...] | None = None  # None: every source
+    when: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    max_attempts: int = 20
+    max_age: float = 24 * 3600.0
+    initial_backoff: float = 5.0
+    max_backoff: float = 3600.0
+    lease: float = 60.0
+    timeout: float = 10.0
+    concurrency: int = 4
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    format: str = "text"  # or "json"
+    level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class Config:
+    store: Secret
+    sources: Mapping[str, Source]
+    github: GitHubConfig
+    routes: tuple[Route, ...] = ()
+    max_body_bytes: int = 1024 * 1024
+    dedupe_window: float = 600.0
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    admin_tokens: tuple[Secret, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def parse_duration(value: Any) -> float | None:
+    """``10m`` → 600.0; a bare number is seconds; ``None`` when it is not a duration."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if value >= 0 else None
+    if isinstance(value, str):
+        m = _DURATION_RE.match(value.strip())
+        if m:
+            return float(m.group(1)) * _UNITS[m.group(2)]
+    return None

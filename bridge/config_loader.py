@@ -1,0 +1,330 @@
+"""Load the YAML configuration once and validate it into :mod:`bridge.config` objects.
+
+Every problem is collected with its key path and reported together in one
+:class:`~bridge.errors.ConfigError`; the bridge never starts on a config it would have
+to guess about. Unknown keys are problems too (a typo must not silently do nothing).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bridge.config import (
+    DEFAULT_API_URL,
+    DEFAULT_PATH,
+    REPO_RE,
+    SOURCE_RE,
+    Config,
+    DeliveryConfig,
+    Dispatch,
+    GitHubApp,
+    GitHubConfig,
+    LoggingConfig,
+    Route,
+    Source,
+    parse_duration,
+)
+from bridge.errors import ConfigError
+from bridge.secrets import Secret, resolve_secret
+from bridge.templates import template_problems
+
+_TOP = {"store", "max_body_bytes", "dedupe_window", "sources", "github", "routes",
+        "delivery", "logging", "admin"}  # fmt: skip
+
+
+def find_config_path(explicit: str | None, environ: Mapping[str, str]) -> str:
+    """``--config``, else ``$WANDB_BRIDGE_CONFIG``, else ``./wandb-bridge.yaml``."""
+    return explicit or environ.get("WANDB_BRIDGE_CONFIG") or DEFAULT_PATH
+
+
+def load_config(path: str, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the file at ``path``; raise ConfigError listing every problem."""
+    env = os.environ if environ is None else environ
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read the config file ({exc.strerror})"]) from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: is not valid YAML: {exc}"]) from exc
+    return parse_config({} if raw is None else raw, env)
+
+
+def parse_config(raw: Any, environ: Mapping[str, str]) -> Config:
+    """Validate an already-parsed YAML document."""
+    return _Parser(environ).parse(raw)
+
+
+class _Parser:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.env = environ
+        self.problems: list[str] = []
+        self.warnings: list[str] = []
+
+    # -- small typed readers; each records a problem and returns a default ---------------
+
+    def _mapping(self, raw: Any, path: str) -> Mapping[str, Any]:
+        if raw is None:
+            return {}
+        if not isinstance(raw, Mapping):
+            self.problems.append(f"{path}: must be a mapping")
+            return {}
+        return raw
+
+    def _unknown(self, raw: Mapping[str, Any], known: set[str], path: str) -> None:
+        for key in raw:
+            if key not in known:
+                self.problems.append(
+                    f"{path}.{key}: unknown key (known: {', '.join(sorted(known))})"
+                )
+
+    def _int(self, raw: Any, path: str, default: int, minimum: int = 0) -> int:
+        if raw is None:
+            return default
+        if isinstance(raw, bool) or not isinstance(raw, int) or raw < minimum:
+            self.problems.append(f"{path}: must be a whole number >= {minimum}")
+            return default
+        return raw
+
+    def _duration(self, raw: Any, path: str, default: float) -> float:
+        if raw is None:
+            return default
+        value = parse_duration(raw)
+        if value is None:
+            self.problems.append(f"{path}: must be a duration such as 30s, 10m, 24h or 0")
+            return default
+        return value
+
+    def _bool(self, raw: Any, path: str, default: bool) -> bool:
+        if raw is None:
+            return default
+        if not isinstance(raw, bool):
+            self.problems.append(f"{path}: must be true or false")
+            return default
+        return raw
+
+    def _secrets(self, raw: Any, path: str) -> tuple[Secret, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            raw = [raw]
+        out = []
+        for i, item in enumerate(raw):
+            s = resolve_secret(item, f"{path}[{i}]", self.env, self.problems, self.warnings)
+            if s is not None:
+                out.append(s)
+        return tuple(out)
+
+    def _globs(self, raw: Any, path: str) -> tuple[str, ...]:
+        items = raw if isinstance(raw, list) else [raw]
+        if not items or not all(isinstance(x, str | int | float) for x in items):
+            self.problems.append(f"{path}: must be a string or a list of strings")
+            return ()
+        return tuple(str(x) for x in items)
+
+    # -- sections --------------------------------------------------------------------------
+
+    def parse(self, raw: Any) -> Config:
+        top = self._mapping(raw, "(top level)")
+        self._unknown(top, _TOP, "")
+        store = self._store(top.get("store"))
+        sources = self._sources(top.get("sources"))
+        github = self._github(top.get("github"))
+        routes = self._routes(top.get("routes"), set(sources))
+        delivery = self._delivery(top.get("delivery"))
+        logging = self._logging(top.get("logging"))
+        admin = self._mapping(top.get("admin"), "admin")
+        self._unknown(admin, {"tokens"}, "admin")
+        admin_tokens = self._secrets(admin.get("tokens"), "admin.tokens")
+        max_body = self._int(top.get("max_body_bytes"), "max_body_bytes", 1024 * 1024, 1)
+        window = self._duration(top.get("dedupe_window"), "dedupe_window", 600.0)
+        if self.problems:
+            raise ConfigError([p.lstrip(".") for p in self.problems])
+        assert store is not None
+        return Config(
+            store=store,
+            sources=sources,
+            github=github,
+            routes=routes,
+            max_body_bytes=max_body,
+            dedupe_window=window,
+            delivery=delivery,
+            logging=logging,
+            admin_tokens=admin_tokens,
+            warnings=tuple(self.warnings),
+        )
+
+    def _store(self, raw: Any) -> Secret | None:
+        if raw is None:
+            return Secret("sqlite:///wandb-bridge.db", "default")
+        if isinstance(raw, str):  # a store URL without a password is not a secret
+            secret: Secret | None = Secret(raw, "inline")
+        else:
+            secret = resolve_secret(raw, "store", self.env, self.problems, self.warnings)
+        if secret is not None and not secret.value.startswith(
+            ("sqlite:///", "postgresql://", "postgres://")
+        ):
+            self.problems.append(
+                "store: must start with sqlite:/// or postgresql:// (e.g. sqlite:///bridge.db)"
+            )
+        return secret
+
+    def _sources(self, raw: Any) -> dict[str, Source]:
+        sources = self._mapping(raw, "sources")
+        if not sources:
+            self.problems.append("sources: define at least one source (one per W&B webhook)")
+        out = {}
+        for name, body in sources.items():
+            path = f"sources.{name}"
+            if not isinstance(name, str) or not SOURCE_RE.match(name):
+                self.problems.append(f"{path}: a source name is 1-64 letters, digits, _ . -")
+                continue
+            spec = self._mapping(body, path)
+            self._unknown(spec, {"secrets", "tokens", "allow_unauthenticated"}, path)
+            secrets = self._secrets(spec.get("secrets"), f"{path}.secrets")
+            tokens = self._secrets(spec.get("tokens"), f"{path}.tokens")
+            unauth = self._bool(
+                spec.get("allow_unauthenticated"), f"{path}.allow_unauthenticated", False
+            )
+            if not spec.get("secrets") and not spec.get("tokens") and not unauth:
+                self.problems.append(
+                    f"{path}: needs at least one of secrets/tokens "
+                    "(or allow_unauthenticated: true, which accepts anyone's requests)"
+                )
+            out[name] = Source(name, secrets, tokens, unauth)
+        return out
+
+    def _github(self, raw: Any) -> GitHubConfig:
+        gh = self._mapping(raw, "github")
+        self._unknown(gh, {"api_url", "token", "app", "repositories", "dry_run"}, "github")
+        api_url = gh.get("api_url", DEFAULT_API_URL)
+        if not isinstance(api_url, str) or not api_url.startswith(("https://", "http://")):
+            self.problems.append("github.api_url: must be an http(s) URL")
+            api_url = DEFAULT_API_URL
+        dry_run = self._bool(gh.get("dry_run"), "github.dry_run", False)
+        token = None
+        if gh.get("token") is not None:
+            (token,) = self._secrets([gh["token"]], "github.token") or (None,)
+        app = self._app(gh.get("app")) if gh.get("app") is not None else None
+        if gh.get("token") is None and gh.get("app") is None and not dry_run:
+            self.problems.append(
+                "github: set token or app (the credentials the bridge dispatches with), "
+                "or dry_run: true"
+            )
+        if gh.get("token") is not None and gh.get("app") is not None:
+            self.problems.append("github: set token or app, not both")
+        repos = self._globs(gh.get("repositories", []) or [], "github.repositories")
+        if gh.get("repositories") in (None, []):
+            repos = ()
+        return GitHubConfig(api_url.rstrip("/"), token, app, repos, dry_run)
+
+    def _app(self, raw: Any) -> GitHubApp | None:
+        app = self._mapping(raw, "github.app")
+        self._unknown(app, {"id", "private_key", "installation_id"}, "github.app")
+        app_id = self._int(app.get("id"), "github.app.id", 0, 1)
+        if app.get("id") is None:
+            self.problems.append("github.app.id: is required (the App's numeric id)")
+        keys = self._secrets(app.get("private_key"), "github.app.private_key")
+        if app.get("private_key") is None:
+            self.problems.append("github.app.private_key: is required ({file: PATH} to a .pem)")
+        inst = app.get("installation_id")
+        inst_id = self._int(inst, "github.app.installation_id", 0, 1) if inst is not None else None
+        if not keys:
+            return None
+        return GitHubApp(app_id, keys[0], inst_id)
+
+    def _routes(self, raw: Any, sources: set[str]) -> tuple[Route, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            self.problems.append("routes: must be a list")
+            return ()
+        out = []
+        for i, item in enumerate(raw):
+            route = self._route(item, f"routes[{i}]", sources)
+            if route is not None:
+                out.append(route)
+        return tuple(out)
+
+    def _route(self, raw: Any, path: str, sources: set[str]) -> Route | None:
+        spec = self._mapping(raw, path)
+        self._unknown(spec, {"name", "sources", "when", "dispatch"}, path)
+        name = spec.get("name", path)
+        route_sources = None
+        if spec.get("sources") is not None:
+            route_sources = self._globs(spec["sources"], f"{path}.sources")
+            for s in route_sources:
+                if s not in sources:
+                    self.problems.append(f"{path}.sources: no source named {s!r} under sources")
+        when = self._mapping(spec.get("when"), f"{path}.when")
+        conditions = tuple(
+            (str(k), self._globs(v, f"{path}.when.{k}")) for k, v in when.items()
+        )
+        d = self._mapping(spec.get("dispatch"), f"{path}.dispatch")
+        self._unknown(d, {"repository", "event_type", "client_payload"}, f"{path}.dispatch")
+        repo = d.get("repository")
+        if not isinstance(repo, str) or not REPO_RE.match(repo):
+            self.problems.append(f"{path}.dispatch.repository: must be owner/repo")
+            return None
+        event_type = d.get("event_type", "${event_type}")
+        if not isinstance(event_type, str) or not event_type:
+            self.problems.append(f"{path}.dispatch.event_type: must be a non-empty string")
+            event_type = "${event_type}"
+        payload = d.get("client_payload")
+        if payload is not None and not isinstance(payload, Mapping):
+            self.problems.append(f"{path}.dispatch.client_payload: must be a mapping")
+            payload = None
+        for problem in template_problems(event_type) + template_problems(payload):
+            self.problems.append(f"{path}.dispatch: {problem}")
+        if isinstance(payload, Mapping) and len(payload) > 10:
+            self.problems.append(
+                f"{path}.dispatch.client_payload: has {len(payload)} keys; GitHub takes at "
+                "most 10 (nest the rest under one key)"
+            )
+        return Route(str(name), Dispatch(repo, event_type, payload), route_sources, conditions)
+
+    def _delivery(self, raw: Any) -> DeliveryConfig:
+        d = self._mapping(raw, "delivery")
+        keys = {"max_attempts", "max_age", "initial_backoff", "max_backoff", "lease",
+                "timeout", "concurrency"}  # fmt: skip
+        self._unknown(d, keys, "delivery")
+        dflt = DeliveryConfig()
+        cfg = DeliveryConfig(
+            max_attempts=self._int(d.get("max_attempts"), "delivery.max_attempts",
+                                   dflt.max_attempts, 1),  # fmt: skip
+            max_age=self._duration(d.get("max_age"), "delivery.max_age", dflt.max_age),
+            initial_backoff=self._duration(
+                d.get("initial_backoff"), "delivery.initial_backoff", dflt.initial_backoff
+            ),
+            max_backoff=self._duration(d.get("max_backoff"), "delivery.max_backoff",
+                                       dflt.max_backoff),  # fmt: skip
+            lease=self._duration(d.get("lease"), "delivery.lease", dflt.lease),
+            timeout=self._duration(d.get("timeout"), "delivery.timeout", dflt.timeout),
+            concurrency=self._int(d.get("concurrency"), "delivery.concurrency",
+                                  dflt.concurrency, 1),  # fmt: skip
+        )
+        if cfg.lease <= cfg.timeout:
+            self.problems.append(
+                "delivery.lease: must be longer than delivery.timeout, or a slow request "
+                "could be claimed and sent a second time"
+            )
+        return cfg
+
+    def _logging(self, raw: Any) -> LoggingConfig:
+        lg = self._mapping(raw, "logging")
+        self._unknown(lg, {"format", "level"}, "logging")
+        fmt = lg.get("format", "text")
+        if fmt not in ("text", "json"):
+            self.problems.append("logging.format: must be text or json")
+            fmt = "text"
+        level = str(lg.get("level", "INFO")).upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            self.problems.append("logging.level: must be DEBUG, INFO, WARNING or ERROR")
+            level = "INFO"
+        return LoggingConfig(fmt, level)

@@ -1,0 +1,71 @@
+"""The bridge's one error tree.
+
+::
+
+    BridgeError
+    ├── ConfigError               the configuration cannot be used (all problems listed)
+    ├── RequestRefused            an inbound request is refused: carries status + error code
+    ├── StoreUnavailable          the durable store cannot be reached or written
+    ├── NotFound                  an event or delivery id that the store does not hold
+    └── DeliveryError             one attempt to deliver to GitHub failed
+        ├── TransientDeliveryError    retry later (5xx, 429, rate limits, network)
+        └── PermanentDeliveryError    dead at once (400, 401, 404, 410, 422, 403)
+
+Third-party exceptions (requests, PyGithub, sqlite3, psycopg) are translated into these
+in one place each, with ``raise ... from exc``. No message here ever contains a secret.
+"""
+
+from __future__ import annotations
+
+
+class BridgeError(Exception):
+    """Base of every error the bridge raises on purpose."""
+
+
+class ConfigError(BridgeError):
+    """The configuration has one or more problems, each prefixed by its key path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid configuration:\n  " + "\n  ".join(self.problems))
+
+
+class RequestRefused(BridgeError):
+    """An inbound request is refused with an HTTP status and a stable error code."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        super().__init__(f"{status} {code}: {message}")
+
+
+class StoreUnavailable(BridgeError):
+    """The store could not be reached or could not commit."""
+
+
+class NotFound(BridgeError):
+    """The store holds no record with the id asked for."""
+
+
+class DeliveryError(BridgeError):
+    """One delivery attempt failed; ``status`` is GitHub's HTTP status, if any."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        self.message = message
+        super().__init__(message)
+
+
+class TransientDeliveryError(DeliveryError):
+    """Worth retrying. ``not_before`` is an epoch time GitHub asked us to wait for."""
+
+    def __init__(
+        self, message: str, status: int | None = None, not_before: float | None = None
+    ) -> None:
+        super().__init__(message, status)
+        self.not_before = not_before
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Retrying cannot help; the delivery goes dead with this message kept."""

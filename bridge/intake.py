@@ -1,0 +1,142 @@
+"""The checks an inbound webhook passes, in SPEC §3's order, as pure functions.
+
+Each check raises :class:`~bridge.errors.RequestRefused` with the status, the stable
+error code and a sentence a W&B admin can act on. Nothing here reads a clock, a socket
+or a global; the HTTP view feeds it the raw request and stores what it returns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from fnmatch import fnmatchcase
+from typing import Any
+
+from bridge.config import Config, Source
+from bridge.dispatch import PlannedDispatch, check_dispatch, with_event_id
+from bridge.errors import RequestRefused
+from bridge.routing import plan_dispatches, webhook_fields
+from bridge.signature import bearer_token, signature_matches, token_matches
+
+PASSTHROUGH = "passthrough"
+
+
+def check_size(length: int | None, limit: int) -> None:
+    if length is not None and length > limit:
+        raise RequestRefused(
+            413,
+            "payload_too_large",
+            f"the body is larger than this bridge accepts ({limit} bytes, max_body_bytes); "
+            "shorten the payload template",
+        )
+
+
+def check_content_type(content_type: str | None) -> None:
+    mime = (content_type or "").split(";", 1)[0].strip().lower()
+    if mime != "application/json" and not (mime.startswith("application/") and
+                                           mime.endswith("+json")):  # fmt: skip
+        raise RequestRefused(
+            415,
+            "unsupported_media_type",
+            f"Content-Type is {mime or 'missing'!r}; send the payload as application/json",
+        )
+
+
+def authenticate(
+    sources: Sequence[Source], authorization: str | None, signature: str | None, body: bytes
+) -> Source:
+    """The first of ``sources`` whose token and signature checks the request passes."""
+    token = bearer_token(authorization)
+    names = ", ".join(repr(s.name) for s in sources)
+    passed = [s for s in sources if not s.tokens or (token and token_matches(s.tokens, token))]
+    if not passed:
+        if token is None:
+            raise RequestRefused(
+                401, "missing_token",
+                f"no 'Authorization: Bearer <token>' header; set the webhook's access token "
+                f"to one of the tokens of source {names}",
+            )  # fmt: skip
+        raise RequestRefused(
+            401, "invalid_token",
+            f"the access token matches no token of source {names}; copy the token from the "
+            "bridge's config into the W&B webhook's access token",
+        )  # fmt: skip
+    signed = [s for s in passed if not s.secrets or (signature and
+                                                      signature_matches(s.secrets, signature, body))]  # fmt: skip
+    if not signed:
+        if not signature:
+            raise RequestRefused(
+                401, "missing_signature",
+                f"no X-Wandb-Signature header; give the W&B webhook the secret configured "
+                f"for source {names}",
+            )  # fmt: skip
+        raise RequestRefused(
+            401, "invalid_signature",
+            f"the X-Wandb-Signature header does not match any configured secret of source "
+            f"{names}; check that the W&B webhook's secret is one of them",
+        )  # fmt: skip
+    return signed[0]
+
+
+def parse_object(body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise RequestRefused(
+            400, "invalid_json",
+            f"the body is not valid JSON ({_short(exc)}); check the payload template",
+        ) from exc  # fmt: skip
+    if not isinstance(value, dict):
+        raise RequestRefused(
+            400, "invalid_json",
+            f"the body is a JSON {type(value).__name__}, not an object; the payload template "
+            "must be a JSON object",
+        )  # fmt: skip
+    return value
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).split("\n", 1)[0][:120]
+
+
+def repository_allowed(patterns: Sequence[str], repository: str) -> bool:
+    # GitHub repository names are case-insensitive.
+    return any(fnmatchcase(repository.lower(), p.lower()) for p in patterns)
+
+
+def plan_passthrough(
+    config: Config, repository: str, body: Mapping[str, Any], event_id: str
+) -> list[PlannedDispatch]:
+    """The one dispatch of ``POST /repos/<owner>/<repo>/dispatches``: 422, 403 or a plan."""
+    event_type = body.get("event_type")
+    payload = body.get("client_payload", {})
+    check_dispatch(event_type, payload, "the body")
+    if not repository_allowed(config.github.repositories, repository):
+        raise RequestRefused(
+            403, "repository_not_allowed",
+            f"this bridge does not dispatch to {repository}; add it (or a glob that matches "
+            "it) to github.repositories in the bridge's config",
+        )  # fmt: skip
+    assert isinstance(event_type, str)
+    return [
+        PlannedDispatch(repository, event_type, with_event_id(event_type, payload, event_id),
+                        PASSTHROUGH)  # fmt: skip
+    ]
+
+
+def plan_webhook(
+    config: Config, source: Source, body: Mapping[str, Any], event_id: str
+) -> list[PlannedDispatch]:
+    """The dispatches of every route ``body`` matches (possibly none)."""
+    return plan_dispatches(config.routes, source.name, webhook_fields(body, event_id))
+
+
+def find_source(config: Config, name: str) -> Source:
+    source = config.sources.get(name)
+    if source is None:
+        raise RequestRefused(
+            404, "unknown_source",
+            f"this bridge has no source named {name!r}; the webhook URL must end in "
+            "/webhooks/<name> with a name from the sources section of its config",
+        )  # fmt: skip
+    return source

@@ -1,0 +1,99 @@
+"""Which routes a W&B webhook matches, and the dispatches they produce. Pure functions.
+
+Fields are W&B's payload variable names, read from a flat body or from the
+``client_payload`` of a GitHub-shaped one. ``alias`` falls back to the part of
+``artifact_version_string`` after its last ``:``. LINK_ARTIFACT and LINK_MODEL are one
+event wherever event types are matched (which string W&B sends is unconfirmed).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from fnmatch import fnmatchcase
+from typing import Any
+
+from bridge.config import Route
+from bridge.dispatch import EVENT_ID_KEY, PlannedDispatch, check_dispatch
+from bridge.templates import render
+
+# W&B's payload variables (reference/wandb.md), in the order a default payload lists them.
+WANDB_FIELDS = (
+    "event_type",
+    "event_author",
+    "entity_name",
+    "project_name",
+    "artifact_collection_name",
+    "artifact_version",
+    "artifact_version_string",
+    "alias",
+    "tag",
+)
+LINK_EVENTS = frozenset({"LINK_ARTIFACT", "LINK_MODEL"})
+
+
+def is_github_shaped(body: Mapping[str, Any]) -> bool:
+    return "event_type" in body and isinstance(body.get("client_payload"), Mapping)
+
+
+def webhook_fields(body: Mapping[str, Any], event_id: str) -> dict[str, Any]:
+    """The fields routes and templates see for ``body``."""
+    if is_github_shaped(body):
+        fields = {"event_type": body["event_type"], **body["client_payload"]}
+    else:
+        fields = dict(body)
+    if not fields.get("alias"):
+        version = fields.get("artifact_version_string")
+        if isinstance(version, str) and ":" in version:
+            fields["alias"] = version.rsplit(":", 1)[1]
+    fields[EVENT_ID_KEY] = event_id
+    return fields
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def value_matches(name: str, value: Any, globs: Iterable[str]) -> bool:
+    """Does the field ``name`` with ``value`` match any of ``globs`` (case-sensitive)?"""
+    texts = {_text(value)}
+    if name == "event_type" and texts & LINK_EVENTS:
+        texts |= LINK_EVENTS
+    return any(fnmatchcase(text, glob) for text in texts for glob in globs)
+
+
+def route_matches(route: Route, source: str, fields: Mapping[str, Any]) -> bool:
+    if route.sources is not None and not any(fnmatchcase(source, s) for s in route.sources):
+        return False
+    return all(value_matches(k, fields.get(k), globs) for k, globs in route.when)
+
+
+def default_payload(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """W&B's fields that are present and non-empty, plus the bridge's event id (≤ 10 keys)."""
+    payload = {k: fields[k] for k in WANDB_FIELDS if fields.get(k) not in (None, "")}
+    payload[EVENT_ID_KEY] = fields[EVENT_ID_KEY]
+    return payload
+
+
+def plan_dispatches(
+    routes: Iterable[Route], source: str, fields: Mapping[str, Any]
+) -> list[PlannedDispatch]:
+    """The dispatches of every route that matches; 422 if one would break GitHub's limits."""
+    planned = []
+    for route in routes:
+        if not route_matches(route, source, fields):
+            continue
+        d = route.dispatch
+        event_type = render(d.event_type, fields)
+        event_type = event_type if isinstance(event_type, str) else _text(event_type)
+        if d.client_payload is None:
+            payload = default_payload(fields)
+        else:
+            payload = render(d.client_payload, fields)
+            if len(payload) < 10:
+                payload.setdefault(EVENT_ID_KEY, fields[EVENT_ID_KEY])
+        check_dispatch(event_type, payload, f"route {route.name!r}")
+        planned.append(PlannedDispatch(d.repository, event_type, payload, route.name))
+    return planned

@@ -1,0 +1,91 @@
+"""``wandb-bridge serve``: gunicorn with the app, and a delivery worker in each process.
+
+Each gunicorn worker process runs one delivery worker thread next to the request loop,
+so gunicorn supervises both (a killed worker is replaced, with its deliveries) and there
+is no second process tree to keep alive. Claims go through the store with a lease, so
+any number of these, in any number of replicas, share the work without doubling it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from bridge.config import Config
+
+log = logging.getLogger(__name__)
+
+
+class BridgeServer(BaseApplication):  # type: ignore[misc]
+    def __init__(self, config: Config, options: dict[str, Any], with_worker: bool) -> None:
+        self.bridge_config = config
+        self.options = options
+        self.with_worker = with_worker
+        self._stops: dict[int, threading.Event] = {}
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+        self.cfg.set("preload_app", True)
+        self.cfg.set("child_exit", _child_exit)
+        if self.with_worker:
+            self.cfg.set("post_worker_init", self._start_delivery)
+            self.cfg.set("worker_exit", self._stop_delivery)
+
+    def load(self) -> Any:
+        from bridge.app import create_app
+
+        app = create_app(self.bridge_config)
+        # Connections are opened per process; drop the master's before gunicorn forks.
+        app.extensions["wandb_bridge"].store.close()
+        return app
+
+    def _start_delivery(self, worker: Any) -> None:
+        from bridge.delivery import build_worker
+
+        stop = threading.Event()
+        self._stops[os.getpid()] = stop
+        delivery = build_worker(self.bridge_config)
+        thread = threading.Thread(
+            target=delivery.run, args=(stop, worker.ppid), daemon=True, name="delivery"
+        )
+        thread.start()
+
+    def _stop_delivery(self, server: Any, worker: Any) -> None:
+        stop = self._stops.pop(os.getpid(), None)
+        if stop is not None:
+            stop.set()
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def prepare_metrics_dir() -> None:
+    """Counters shared by gunicorn's processes need a directory, chosen before import."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="wandb-bridge-metrics-")
+
+
+def serve(config: Config, bind: str, workers: int, with_worker: bool) -> None:
+    prepare_metrics_dir()
+    options = {
+        "bind": bind,
+        "workers": workers,
+        "worker_class": "sync",
+        "timeout": 30,
+        "graceful_timeout": max(30, int(config.delivery.timeout) + 5),
+        "accesslog": None,
+        "control_socket_disable": True,
+        "errorlog": "-",
+    }
+    BridgeServer(config, options, with_worker).run()

@@ -1,0 +1,18 @@
+"""Durable storage of events, deliveries and attempts (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+from bridge.store.sql import SqlStore, Waiter
+
+__all__ = ["SqlStore", "Waiter", "open_store"]
+
+
+def open_store(url: str) -> SqlStore:
+    """The store a ``store:`` URL names; the schema is created or upgraded by ``migrate``."""
+    if url.startswith("sqlite:///"):
+        from bridge.store.sqlite import SqliteStore
+
+        return SqliteStore(url)
+    from bridge.store.postgres import PostgresStore
+
+    return PostgresStore(url)

@@ -1,0 +1,103 @@
+"""Plain records that go into and come out of a store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Delivery states. ``in_flight`` rows belong to a worker until ``due_at`` (the lease end).
+QUEUED, IN_FLIGHT, DELIVERED, DEAD = "queued", "in_flight", "delivered", "dead"
+STATES = (QUEUED, IN_FLIGHT, DELIVERED, DEAD)
+# Attempt outcomes.
+OK, RETRY, GAVE_UP, ABANDONED = "delivered", "retry", "dead", "abandoned"
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    id: str
+    source: str
+    endpoint: str  # "/repos/o/r/dispatches" or "/webhooks/<source>"
+    received_at: float
+    body: bytes = field(repr=False)
+    body_sha256: str
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    id: str
+    route: str
+    repository: str
+    event_type: str
+    client_payload: str  # the JSON text that will be sent
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The result of storing an event: its id, or the id of the event it repeats."""
+
+    event_id: str
+    duplicate_of: str | None = None
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery leased to one worker for one attempt."""
+
+    id: str
+    event_id: str
+    repository: str
+    event_type: str
+    client_payload: str
+    attempt: int  # the number of this attempt, counting from 1
+    round_attempts: int  # attempts since the delivery was (re)queued, this one included
+    round_started_at: float  # when it was (re)queued: max_age counts from here
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What happened on one attempt, as recorded."""
+
+    attempt: int
+    started_at: float
+    finished_at: float
+    status: int | None
+    outcome: str
+    response: str
+    wait: float | None = None
+    worker: str = ""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: str
+    event_id: str
+    route: str
+    repository: str
+    event_type: str
+    client_payload: str
+    state: str
+    attempts: int
+    due_at: float
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+    last_status: int | None
+    last_error: str | None
+    history: tuple[Attempt, ...] = ()
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    source: str
+    endpoint: str
+    received_at: float
+    body: bytes = field(repr=False)
+    deliveries: tuple[Delivery, ...] = ()
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Counts for metrics and readiness."""
+
+    by_state: dict[str, int]
+    oldest_queued_at: float | None

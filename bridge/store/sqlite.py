@@ -1,0 +1,167 @@
+"""The embedded default store: one SQLite file in WAL mode, shared by local processes.
+
+Each process and thread opens its own connection (after a fork too). Writes take the
+database's write lock up front (BEGIN IMMEDIATE) so a transaction never has to upgrade
+a read lock and fail with SQLITE_BUSY halfway. ``synchronous=FULL``: a commit is on disk
+before the bridge answers 202.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from bridge.errors import StoreUnavailable
+from bridge.store import wake
+from bridge.store.sql import Cursor, SqlStore, Waiter
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE events (
+        id TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        body_sha256 TEXT NOT NULL,
+        body BLOB NOT NULL
+    );
+    CREATE INDEX events_received ON events (received_at);
+    CREATE TABLE dedupe (
+        source TEXT NOT NULL,
+        body_sha256 TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        seen_at REAL NOT NULL,
+        PRIMARY KEY (source, body_sha256)
+    );
+    CREATE TABLE deliveries (
+        id TEXT PRIMARY KEY,
+        event_id TEXT NOT NULL REFERENCES events (id),
+        route TEXT NOT NULL,
+        repository TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        client_payload TEXT NOT NULL,
+        state TEXT NOT NULL,
+        due_at REAL NOT NULL,
+        lease_owner TEXT,
+        attempts INTEGER NOT NULL,
+        round_attempts INTEGER NOT NULL,
+        round_started_at REAL NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        finished_at REAL,
+        last_status INTEGER,
+        last_error TEXT
+    );
+    CREATE INDEX deliveries_pending ON deliveries (due_at) WHERE state IN ('queued', 'in_flight');
+    CREATE INDEX deliveries_event ON deliveries (event_id);
+    CREATE INDEX deliveries_state ON deliveries (state);
+    CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        delivery_id TEXT NOT NULL REFERENCES deliveries (id),
+        attempt INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        finished_at REAL NOT NULL,
+        status INTEGER,
+        outcome TEXT NOT NULL,
+        response TEXT,
+        wait REAL,
+        worker TEXT
+    );
+    CREATE INDEX attempts_delivery ON attempts (delivery_id, attempt);
+    """,
+)
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///rel.db`` → ``rel.db`` (relative to the working directory);
+    ``sqlite:////abs/x.db`` → ``/abs/x.db``."""
+    return url.removeprefix("sqlite:///")
+
+
+class SqliteStore(SqlStore):
+    def __init__(self, url: str) -> None:
+        self.path = sqlite_path(url)
+        self.wake_path = self.path + "-wake"
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: list[sqlite3.Connection] = []
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid():
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                   check_same_thread=False)  # fmt: skip
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            with self._lock:
+                self._open.append(conn)
+            self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Cursor]:
+        try:
+            conn = self._connection()
+            cur = conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open the SQLite store {self.path}: {exc}") from exc
+        try:
+            yield cur
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            if isinstance(exc, sqlite3.Error):
+                raise StoreUnavailable(f"the SQLite store {self.path} failed: {exc}") from exc
+            raise
+        finally:
+            cur.close()
+        self._after_commit()
+
+    def _notify(self, cur: Cursor) -> None:
+        self._local.wake_pending = True
+
+    def _after_commit(self) -> None:
+        if getattr(self._local, "wake_pending", False):
+            self._local.wake_pending = False
+            wake.notify(self.wake_path)
+
+    def waiter(self) -> Waiter:
+        return wake.PipeWaiter(self.wake_path)
+
+    def migrate(self) -> None:
+        with self._transaction() as cur:
+            cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row: Any = cur.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            current = row[0] or 0
+            if current > len(MIGRATIONS):
+                raise StoreUnavailable(
+                    f"the SQLite store {self.path} has schema version {current}, newer than "
+                    f"this bridge knows ({len(MIGRATIONS)}); upgrade the bridge"
+                )
+            for version in range(current + 1, len(MIGRATIONS) + 1):
+                for statement in MIGRATIONS[version - 1].split(";"):
+                    if statement.strip():
+                        cur.execute(statement)
+                cur.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+    def schema_version(self) -> int:
+        with self._transaction() as cur:
+            row = cur.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            return int(row[0] or 0)
+
+    def close(self) -> None:
+        """Close every connection this store opened in this process, in any thread."""
+        with self._lock:
+            conns, self._open = self._open, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()

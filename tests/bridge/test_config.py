@@ -1,0 +1,114 @@
+import pytest
+
+from bridge.config_loader import find_config_path, load_config, parse_config
+from bridge.errors import ConfigError
+
+ENV = {"SECRET": "s3cr3t-value", "TOKEN": "t0ken-value", "GH": "ghp_value"}
+
+
+def minimal(**over):
+    raw = {
+        "sources": {"wandb": {"secrets": [{"env": "SECRET"}], "tokens": [{"env": "TOKEN"}]}},
+        "github": {"token": {"env": "GH"}, "repositories": ["acme/*"]},
+    }
+    raw.update(over)
+    return raw
+
+
+def test_minimal_config_with_defaults():
+    cfg = parse_config(minimal(), ENV)
+    assert cfg.store.value == "sqlite:///wandb-bridge.db"
+    assert cfg.max_body_bytes == 1024 * 1024
+    assert cfg.dedupe_window == 600
+    assert cfg.github.api_url == "https://api.github.com"
+    assert cfg.sources["wandb"].secrets[0].value == "s3cr3t-value"
+    assert cfg.delivery.max_attempts == 20 and cfg.delivery.max_age == 86400
+    assert cfg.warnings == ()
+
+
+def test_durations_and_secret_files(tmp_path):
+    key = tmp_path / "secret.txt"
+    key.write_text("from-file\n")
+    cfg = parse_config(
+        minimal(dedupe_window="0", delivery={"max_age": "2h", "lease": "90s", "timeout": "5s"},
+                sources={"w": {"secrets": [{"file": str(key)}]}}),
+        ENV,
+    )
+    assert cfg.dedupe_window == 0
+    assert cfg.delivery.max_age == 7200 and cfg.delivery.lease == 90
+    assert cfg.sources["w"].secrets[0].value == "from-file"
+
+
+def test_every_problem_reported_at_once_with_key_paths():
+    raw = {
+        "store": "mysql://nope",
+        "dedupe_window": "soon",
+        "sources": {"wandb": {"secrets": [{"env": "MISSING"}]}, "open": {}},
+        "github": {"api_url": "ftp://x"},
+        "routes": [{"name": "r", "when": {"alias": "p"}, "dispatch": {"repository": "bad"}},
+                   {"dispatch": {"repository": "a/b", "client_payload": {"x": "${bad name}"}}}],
+        "delivery": {"max_attempts": 0, "colour": "blue"},
+        "typo": 1,
+    }
+    with pytest.raises(ConfigError) as exc:
+        parse_config(raw, ENV)
+    text = "\n".join(exc.value.problems)
+    for path in ("store:", "dedupe_window:", "sources.wandb.secrets[0]:", "sources.open:",
+                 "github.api_url:", "github:", "routes[0].dispatch.repository:",
+                 "routes[1].dispatch:", "delivery.max_attempts:", "delivery.colour:", "typo:"):
+        assert path in text, path
+    assert len(exc.value.problems) >= 11
+
+
+def test_secret_values_never_appear_in_problems():
+    raw = minimal(sources={"w": {"secrets": ["inline-secret-xyz"], "tokens": 5}})
+    with pytest.raises(ConfigError) as exc:
+        parse_config(raw, ENV)
+    assert "inline-secret-xyz" not in str(exc.value)
+
+
+def test_plain_string_secret_warns():
+    cfg = parse_config(minimal(sources={"w": {"secrets": ["plain"]}}), ENV)
+    assert any("sources.w.secrets[0]" in w for w in cfg.warnings)
+
+
+def test_app_and_token_are_exclusive_and_app_needs_key():
+    with pytest.raises(ConfigError) as exc:
+        parse_config(minimal(github={"token": {"env": "GH"}, "app": {"id": 1}}), ENV)
+    assert any("not both" in p for p in exc.value.problems)
+    assert any("github.app.private_key" in p for p in exc.value.problems)
+
+
+def test_lease_must_exceed_timeout():
+    with pytest.raises(ConfigError, match="delivery.lease"):
+        parse_config(minimal(delivery={"lease": "5s", "timeout": "10s"}), ENV)
+
+
+def test_route_with_eleven_payload_keys_is_refused():
+    payload = {f"k{i}": "${alias}" for i in range(11)}
+    routes = [{"dispatch": {"repository": "a/b", "client_payload": payload}}]
+    with pytest.raises(ConfigError, match="at most 10"):
+        parse_config(minimal(routes=routes), ENV)
+
+
+def test_load_config_reports_yaml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(str(tmp_path / "absent.yaml"), ENV)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sources: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(str(bad), ENV)
+
+
+def test_config_path_resolution():
+    assert find_config_path("x.yaml", {"WANDB_BRIDGE_CONFIG": "y.yaml"}) == "x.yaml"
+    assert find_config_path(None, {"WANDB_BRIDGE_CONFIG": "y.yaml"}) == "y.yaml"
+    assert find_config_path(None, {}) == "wandb-bridge.yaml"
+
+
+def test_quickstart_example_is_valid():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml"
+    cfg = load_config(str(path), {})
+    assert cfg.github.dry_run and cfg.store.value.startswith("sqlite:///")

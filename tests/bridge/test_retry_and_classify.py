@@ -1,0 +1,90 @@
+import pytest
+
+from bridge.config import DeliveryConfig
+from bridge.errors import PermanentDeliveryError, TransientDeliveryError
+from bridge.github import classify, github_message
+from bridge.retry import backoff, decide
+from bridge.store.models import DEAD, DELIVERED, QUEUED, Claimed
+
+NOW = 1_700_000_000.0
+
+
+def claimed(round_attempts=1, started=NOW):
+    return Claimed("dlv_1", "evt_1", "a/b", "E", "{}", round_attempts, round_attempts, started)
+
+
+def test_backoff_grows_from_about_five_seconds_to_the_cap():
+    waits = [backoff(n, 5, 3600, lambda: 0.5) for n in range(1, 15)]
+    assert waits[0] == 5
+    assert waits[1] == 10 and waits[2] == 20
+    assert waits[-1] == 3600
+    assert backoff(1, 5, 3600, lambda: 0.0) == pytest.approx(4)
+    assert backoff(1, 5, 3600, lambda: 1.0) == pytest.approx(6)
+
+
+def test_decide_delivered_dead_and_retry():
+    cfg = DeliveryConfig()
+    assert decide(claimed(), None, NOW, cfg, lambda: 0.5).state == DELIVERED
+    dead = decide(claimed(), PermanentDeliveryError("GitHub answered 404: Not Found", 404),
+                  NOW, cfg, lambda: 0.5)
+    assert dead.state == DEAD and "Not Found" in dead.reason
+    retry = decide(claimed(), TransientDeliveryError("502", 502), NOW, cfg, lambda: 0.5)
+    assert retry.state == QUEUED and retry.due_at == NOW + 5
+
+
+def test_github_times_are_lower_bounds():
+    cfg = DeliveryConfig()
+    err = TransientDeliveryError("limited", 403, not_before=NOW + 900)
+    d = decide(claimed(), err, NOW, cfg, lambda: 0.5)
+    assert d.state == QUEUED and d.due_at == NOW + 900
+
+
+def test_gives_up_after_max_attempts_or_max_age():
+    cfg = DeliveryConfig(max_attempts=3, max_age=60)
+    assert decide(claimed(3), TransientDeliveryError("x"), NOW, cfg, lambda: 0.5).state == DEAD
+    late = decide(claimed(1, started=NOW - 58), TransientDeliveryError("x"), NOW, cfg,
+                  lambda: 0.5)
+    assert late.state == DEAD and "max_age" in late.reason
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 410, 422])
+def test_permanent_statuses(status):
+    with pytest.raises(PermanentDeliveryError) as exc:
+        classify(status, {}, '{"message": "Nope"}', NOW)
+    assert "Nope" in exc.value.message and exc.value.status == status
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 408])
+def test_transient_statuses(status):
+    with pytest.raises(TransientDeliveryError):
+        classify(status, {}, "", NOW)
+
+
+def test_403_permission_is_permanent_with_hint():
+    with pytest.raises(PermanentDeliveryError) as exc:
+        classify(403, {"x-accepted-github-permissions": "contents=write"},
+                 '{"message": "Resource not accessible by integration"}', NOW)
+    assert "contents=write" in exc.value.message
+
+
+def test_403_rate_limits_are_transient_until_reset_or_retry_after():
+    with pytest.raises(TransientDeliveryError) as exc:
+        classify(403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(NOW) + 600)},
+                 '{"message": "API rate limit exceeded"}', NOW)
+    assert exc.value.not_before == int(NOW) + 600
+    with pytest.raises(TransientDeliveryError) as exc:
+        classify(403, {"retry-after": "30"}, '{"message": "secondary rate limit"}', NOW)
+    assert exc.value.not_before == NOW + 30
+    with pytest.raises(TransientDeliveryError) as exc:
+        classify(403, {}, '{"message": "You have exceeded a secondary rate limit"}', NOW)
+    assert exc.value.not_before == NOW + 60
+    with pytest.raises(TransientDeliveryError) as exc:
+        classify(429, {}, "", NOW)
+    assert exc.value.not_before == NOW + 60
+
+
+def test_success_and_message_extraction():
+    assert classify(204, {}, "", NOW) is None
+    msg = github_message('{"message": "Validation Failed", "errors": [{"message": "No more"}]}')
+    assert msg == "Validation Failed: No more"
+    assert github_message("<html>oops</html>") == "<html>oops</html>"

@@ -1,0 +1,103 @@
+import pytest
+
+from bridge.config import Dispatch, Route
+from bridge.errors import RequestRefused
+from bridge.routing import default_payload, plan_dispatches, value_matches, webhook_fields
+from bridge.templates import render, template_problems
+
+FIELDS = {
+    "event_type": "ADD_ARTIFACT_ALIAS",
+    "event_author": "alice",
+    "artifact_version_string": "acme/model-registry/churn:production",
+    "artifact_collection_name": "churn-v2",
+    "score": 0.93,
+    "meta": {"accuracy": 0.9},
+}
+
+
+def test_whole_placeholder_keeps_json_value():
+    assert render("${score}", FIELDS) == 0.93
+    assert render("${meta}", FIELDS) == {"accuracy": 0.9}
+
+
+def test_interpolation_and_missing_fields_render_empty():
+    assert render("by ${event_author} (${missing})", FIELDS) == "by alice ()"
+    assert render("${missing}", FIELDS) == ""
+    assert render("s=${score}", FIELDS) == "s=0.93"
+    assert render({"a": ["${event_author}", 1]}, FIELDS) == {"a": ["alice", 1]}
+
+
+def test_dotted_lookup_into_nested_objects():
+    assert render("${meta.accuracy}", FIELDS) == 0.9
+
+
+def test_template_problems():
+    assert template_problems("${ok_name}") == []
+    assert template_problems({"a": "${bad name}"})
+    assert template_problems("${unclosed")
+
+
+def test_alias_falls_back_to_version_suffix():
+    fields = webhook_fields({"artifact_version_string": "a/b/c:staging"}, "evt_1")
+    assert fields["alias"] == "staging"
+    fields = webhook_fields({"artifact_version_string": "a/b/c:v3", "alias": "prod"}, "evt_1")
+    assert fields["alias"] == "prod"
+
+
+def test_github_shaped_body_reads_client_payload():
+    body = {"event_type": "BUILD", "client_payload": {"entity_name": "acme"}}
+    fields = webhook_fields(body, "evt_1")
+    assert fields["entity_name"] == "acme" and fields["event_type"] == "BUILD"
+    body["client_payload"]["event_type"] = "LINK_MODEL"
+    assert webhook_fields(body, "evt_1")["event_type"] == "LINK_MODEL"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value"), [("LINK_ARTIFACT", "LINK_MODEL"), ("LINK_MODEL", "LINK_ARTIFACT")]
+)
+def test_link_events_are_one_event(pattern, value):
+    assert value_matches("event_type", value, [pattern])
+    assert not value_matches("alias", value, [pattern])
+
+
+def route(**when):
+    return Route(
+        "r", Dispatch("acme/svc"), when=tuple((k, tuple(v)) for k, v in when.items())
+    )
+
+
+def test_route_matching_with_globs_and_lists():
+    fields = webhook_fields(dict(FIELDS), "evt_1")
+    r = route(event_type=["ADD_*"], alias=["production"], artifact_collection_name=["churn-*"])
+    assert len(plan_dispatches([r], "wandb", fields)) == 1
+    assert plan_dispatches([route(alias=["staging"])], "wandb", fields) == []
+    restricted = Route("r", Dispatch("acme/svc"), sources=("other",))
+    assert plan_dispatches([restricted], "wandb", fields) == []
+
+
+def test_default_payload_has_wandb_fields_and_event_id_within_limit():
+    body = {k: f"v-{k}" for k in (
+        "event_type", "event_author", "entity_name", "project_name", "artifact_collection_name",
+        "artifact_version", "artifact_version_string", "alias", "tag", "extra1", "extra2")}
+    payload = default_payload(webhook_fields(body, "evt_1"))
+    assert len(payload) == 10
+    assert payload["bridge_event_id"] == "evt_1"
+    assert "extra1" not in payload
+
+
+def test_rendered_dispatch_event_type_and_payload():
+    r = Route("deploy", Dispatch("acme/svc", "DEPLOY_${alias}", {"model": "${artifact_version_string}"}))
+    (d,) = plan_dispatches([r], "wandb", webhook_fields(dict(FIELDS), "evt_9"))
+    assert d.event_type == "DEPLOY_production"
+    assert d.client_payload == {
+        "model": "acme/model-registry/churn:production",
+        "bridge_event_id": "evt_9",
+    }
+
+
+def test_a_route_that_breaks_githubs_limits_is_refused():
+    r = Route("big", Dispatch("acme/svc", "E", {"x": "${blob}"}))
+    fields = webhook_fields({"blob": "x" * 70_000}, "evt_1")
+    with pytest.raises(RequestRefused) as exc:
+        plan_dispatches([r], "wandb", fields)
+    assert exc.value.status == 422 and "route 'big'" in exc.value.message
