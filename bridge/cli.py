@@ -28,8 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        sp.add_argument("--config", help="config file (default: $WANDB_BRIDGE_CONFIG, "
-                        "else ./wandb-bridge.yaml)")  # fmt: skip
+        sp.add_argument(
+            "--config", help="config file (default: $WANDB_BRIDGE_CONFIG, else ./wandb-bridge.yaml)"
+        )
         return sp
 
     s = with_config(sub.add_parser("serve", help="run the HTTP service and delivery"))
@@ -41,8 +42,11 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sign", help="print the X-Wandb-Signature W&B would send for a body")
     g = s.add_mutually_exclusive_group()
-    g.add_argument("--secret-env", default=None, help="env variable holding the secret "
-                   "(default WANDB_WEBHOOK_SECRET)")  # fmt: skip
+    g.add_argument(
+        "--secret-env",
+        default=None,
+        help="env variable holding the secret (default WANDB_WEBHOOK_SECRET)",
+    )
     g.add_argument("--secret-file", help="file holding the secret")
     s.add_argument("body", nargs="?", default="-", help="body file, or - for stdin")
 
@@ -165,8 +169,10 @@ def cmd_send_test(args: argparse.Namespace) -> int:
 
     body = SAMPLE_BODY if args.payload is None else _read_body(args.payload)
     headers = {"Content-Type": "application/json", "User-Agent": f"wandb-bridge/{__version__}"}
-    for env, header, fmt in ((args.secret_env, "X-Wandb-Signature", None),
-                             (args.token_env, "Authorization", "Bearer {}")):  # fmt: skip
+    for env, header, fmt in (
+        (args.secret_env, "X-Wandb-Signature", None),
+        (args.token_env, "Authorization", "Bearer {}"),
+    ):
         if env:
             value = _env_secret(env)
             if value is None:
@@ -184,22 +190,36 @@ def cmd_send_test(args: argparse.Namespace) -> int:
 
 def _event_json(event: Any, history: bool) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "id": event.id, "source": event.source, "endpoint": event.endpoint,
-        "received_at": _iso(event.received_at), "deliveries": [],
-    }  # fmt: skip
+        "id": event.id,
+        "source": event.source,
+        "endpoint": event.endpoint,
+        "received_at": _iso(event.received_at),
+        "deliveries": [],
+    }
     if history:
         out["body"] = event.body.decode("utf-8", errors="replace")
     for d in event.deliveries:
         item = {
-            "id": d.id, "target": f"github:{d.repository}", "route": d.route,
-            "event_type": d.event_type, "state": d.state, "attempts": d.attempts,
-            "last_status": d.last_status, "last_error": d.last_error,
-        }  # fmt: skip
+            "id": d.id,
+            "target": f"github:{d.repository}",
+            "route": d.route,
+            "event_type": d.event_type,
+            "state": d.state,
+            "attempts": d.attempts,
+            "last_status": d.last_status,
+            "last_error": d.last_error,
+        }
         if history:
             item["client_payload"] = json.loads(d.client_payload)
             item["history"] = [
-                {"attempt": a.attempt, "at": _iso(a.started_at), "status": a.status,
-                 "outcome": a.outcome, "response": a.response, "wait": a.wait}  # fmt: skip
+                {
+                    "attempt": a.attempt,
+                    "at": _iso(a.started_at),
+                    "status": a.status,
+                    "outcome": a.outcome,
+                    "response": a.response,
+                    "wait": a.wait,
+                }
                 for a in d.history
             ]
         out["deliveries"].append(item)
@@ -227,7 +247,9 @@ def cmd_events(args: argparse.Namespace) -> int:
             print("wandb-bridge: events replay takes an event id or --dead", file=sys.stderr)
             return 2
         else:
-            ids = store.replay_dead(time.time()) if args.dead else store.replay(args.id, time.time())
+            ids = (
+                store.replay_dead(time.time()) if args.dead else store.replay(args.id, time.time())
+            )
             print(f"queued again: {len(ids)} deliver{'y' if len(ids) == 1 else 'ies'}")
             for delivery_id in ids:
                 print(delivery_id)

@@ -33,8 +33,17 @@ from bridge.errors import ConfigError
 from bridge.secrets import Secret, resolve_secret
 from bridge.templates import template_problems
 
-_TOP = {"store", "max_body_bytes", "dedupe_window", "sources", "github", "routes",
-        "delivery", "logging", "admin"}  # fmt: skip
+_TOP = {
+    "store",
+    "max_body_bytes",
+    "dedupe_window",
+    "sources",
+    "github",
+    "routes",
+    "delivery",
+    "logging",
+    "admin",
+}
 
 
 def find_config_path(explicit: str | None, environ: Mapping[str, str]) -> str:
@@ -219,9 +228,9 @@ class _Parser:
             )
         if gh.get("token") is not None and gh.get("app") is not None:
             self.problems.append("github: set token or app, not both")
-        repos = self._globs(gh.get("repositories", []) or [], "github.repositories")
-        if gh.get("repositories") in (None, []):
-            repos = ()
+        repos: tuple[str, ...] = ()
+        if gh.get("repositories") not in (None, []):
+            repos = self._globs(gh["repositories"], "github.repositories")
         return GitHubConfig(api_url.rstrip("/"), token, app, repos, dry_run)
 
     def _app(self, raw: Any) -> GitHubApp | None:
@@ -263,9 +272,7 @@ class _Parser:
                 if s not in sources:
                     self.problems.append(f"{path}.sources: no source named {s!r} under sources")
         when = self._mapping(spec.get("when"), f"{path}.when")
-        conditions = tuple(
-            (str(k), self._globs(v, f"{path}.when.{k}")) for k, v in when.items()
-        )
+        conditions = tuple((str(k), self._globs(v, f"{path}.when.{k}")) for k, v in when.items())
         d = self._mapping(spec.get("dispatch"), f"{path}.dispatch")
         self._unknown(d, {"repository", "event_type", "client_payload"}, f"{path}.dispatch")
         repo = d.get("repository")
@@ -291,23 +298,33 @@ class _Parser:
 
     def _delivery(self, raw: Any) -> DeliveryConfig:
         d = self._mapping(raw, "delivery")
-        keys = {"max_attempts", "max_age", "initial_backoff", "max_backoff", "lease",
-                "timeout", "concurrency"}  # fmt: skip
+        keys = {
+            "max_attempts",
+            "max_age",
+            "initial_backoff",
+            "max_backoff",
+            "lease",
+            "timeout",
+            "concurrency",
+        }
         self._unknown(d, keys, "delivery")
         dflt = DeliveryConfig()
         cfg = DeliveryConfig(
-            max_attempts=self._int(d.get("max_attempts"), "delivery.max_attempts",
-                                   dflt.max_attempts, 1),  # fmt: skip
+            max_attempts=self._int(
+                d.get("max_attempts"), "delivery.max_attempts", dflt.max_attempts, 1
+            ),
             max_age=self._duration(d.get("max_age"), "delivery.max_age", dflt.max_age),
             initial_backoff=self._duration(
                 d.get("initial_backoff"), "delivery.initial_backoff", dflt.initial_backoff
             ),
-            max_backoff=self._duration(d.get("max_backoff"), "delivery.max_backoff",
-                                       dflt.max_backoff),  # fmt: skip
+            max_backoff=self._duration(
+                d.get("max_backoff"), "delivery.max_backoff", dflt.max_backoff
+            ),
             lease=self._duration(d.get("lease"), "delivery.lease", dflt.lease),
             timeout=self._duration(d.get("timeout"), "delivery.timeout", dflt.timeout),
-            concurrency=self._int(d.get("concurrency"), "delivery.concurrency",
-                                  dflt.concurrency, 1),  # fmt: skip
+            concurrency=self._int(
+                d.get("concurrency"), "delivery.concurrency", dflt.concurrency, 1
+            ),
         )
         if cfg.lease <= cfg.timeout:
             self.problems.append(

@@ -33,8 +33,9 @@ def check_size(length: int | None, limit: int) -> None:
 
 def check_content_type(content_type: str | None) -> None:
     mime = (content_type or "").split(";", 1)[0].strip().lower()
-    if mime != "application/json" and not (mime.startswith("application/") and
-                                           mime.endswith("+json")):  # fmt: skip
+    if mime != "application/json" and not (
+        mime.startswith("application/") and mime.endswith("+json")
+    ):
         raise RequestRefused(
             415,
             "unsupported_media_type",
@@ -52,29 +53,36 @@ def authenticate(
     if not passed:
         if token is None:
             raise RequestRefused(
-                401, "missing_token",
+                401,
+                "missing_token",
                 f"no 'Authorization: Bearer <token>' header; set the webhook's access token "
                 f"to one of the tokens of source {names}",
-            )  # fmt: skip
+            )
         raise RequestRefused(
-            401, "invalid_token",
+            401,
+            "invalid_token",
             f"the access token matches no token of source {names}; copy the token from the "
             "bridge's config into the W&B webhook's access token",
-        )  # fmt: skip
-    signed = [s for s in passed if not s.secrets or (signature and
-                                                      signature_matches(s.secrets, signature, body))]  # fmt: skip
+        )
+    signed = [
+        s
+        for s in passed
+        if not s.secrets or (signature and signature_matches(s.secrets, signature, body))
+    ]
     if not signed:
         if not signature:
             raise RequestRefused(
-                401, "missing_signature",
+                401,
+                "missing_signature",
                 f"no X-Wandb-Signature header; give the W&B webhook the secret configured "
                 f"for source {names}",
-            )  # fmt: skip
+            )
         raise RequestRefused(
-            401, "invalid_signature",
+            401,
+            "invalid_signature",
             f"the X-Wandb-Signature header does not match any configured secret of source "
             f"{names}; check that the W&B webhook's secret is one of them",
-        )  # fmt: skip
+        )
     return signed[0]
 
 
@@ -83,15 +91,17 @@ def parse_object(body: bytes) -> dict[str, Any]:
         value = json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise RequestRefused(
-            400, "invalid_json",
+            400,
+            "invalid_json",
             f"the body is not valid JSON ({_short(exc)}); check the payload template",
-        ) from exc  # fmt: skip
+        ) from exc
     if not isinstance(value, dict):
         raise RequestRefused(
-            400, "invalid_json",
+            400,
+            "invalid_json",
             f"the body is a JSON {type(value).__name__}, not an object; the payload template "
             "must be a JSON object",
-        )  # fmt: skip
+        )
     return value
 
 
@@ -113,14 +123,16 @@ def plan_passthrough(
     check_dispatch(event_type, payload, "the body")
     if not repository_allowed(config.github.repositories, repository):
         raise RequestRefused(
-            403, "repository_not_allowed",
+            403,
+            "repository_not_allowed",
             f"this bridge does not dispatch to {repository}; add it (or a glob that matches "
             "it) to github.repositories in the bridge's config",
-        )  # fmt: skip
+        )
     assert isinstance(event_type, str)
     return [
-        PlannedDispatch(repository, event_type, with_event_id(event_type, payload, event_id),
-                        PASSTHROUGH)  # fmt: skip
+        PlannedDispatch(
+            repository, event_type, with_event_id(event_type, payload, event_id), PASSTHROUGH
+        )
     ]
 
 
@@ -135,8 +147,9 @@ def find_source(config: Config, name: str) -> Source:
     source = config.sources.get(name)
     if source is None:
         raise RequestRefused(
-            404, "unknown_source",
+            404,
+            "unknown_source",
             f"this bridge has no source named {name!r}; the webhook URL must end in "
             "/webhooks/<name> with a name from the sources section of its config",
-        )  # fmt: skip
+        )
     return source

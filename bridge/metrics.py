@@ -43,14 +43,16 @@ class _StoreCollector:
             by_state.add_metric([state], stats.by_state.get(state, 0))
         yield by_state
         yield GaugeMetricFamily(
-            "wandb_bridge_queue_depth", "Deliveries waiting to be sent (queued or in flight).",
+            "wandb_bridge_queue_depth",
+            "Deliveries waiting to be sent (queued or in flight).",
             value=stats.by_state.get(QUEUED, 0) + stats.by_state.get(IN_FLIGHT, 0),
-        )  # fmt: skip
+        )
         age = 0.0 if stats.oldest_queued_at is None else self.clock() - stats.oldest_queued_at
         yield GaugeMetricFamily(
             "wandb_bridge_oldest_queued_age_seconds",
-            "Age of the oldest delivery not yet delivered or dead (0 when none).", value=age,
-        )  # fmt: skip
+            "Age of the oldest delivery not yet delivered or dead (0 when none).",
+            value=age,
+        )
 
 
 class Metrics:
@@ -64,31 +66,40 @@ class Metrics:
         self._collector = _StoreCollector(stats, clock)
         reg = self._registry
         self._requests = Counter(
-            "wandb_bridge_requests", "Webhook requests by source and outcome.",
-            ["source", "outcome"], registry=reg,
-        )  # fmt: skip
+            "wandb_bridge_requests",
+            "Webhook requests by source and outcome.",
+            ["source", "outcome"],
+            registry=reg,
+        )
         self._refusals = Counter(
-            "wandb_bridge_refusals", "Refused webhook requests by reason (the error code).",
-            ["reason"], registry=reg,
-        )  # fmt: skip
+            "wandb_bridge_refusals",
+            "Refused webhook requests by reason (the error code).",
+            ["reason"],
+            registry=reg,
+        )
         self._duplicates = Counter(
             "wandb_bridge_duplicates", "Requests answered duplicate_of.", ["source"], registry=reg
         )
         self._attempts = Counter(
-            "wandb_bridge_delivery_attempts", "Delivery attempts by GitHub status class.",
-            ["status_class"], registry=reg,
-        )  # fmt: skip
+            "wandb_bridge_delivery_attempts",
+            "Delivery attempts by GitHub status class.",
+            ["status_class"],
+            registry=reg,
+        )
         self._outcomes = Counter(
-            "wandb_bridge_delivery_outcomes", "Attempt outcomes: delivered, queued (retry), dead.",
-            ["state"], registry=reg,
-        )  # fmt: skip
+            "wandb_bridge_delivery_outcomes",
+            "Attempt outcomes: delivered, queued (retry), dead.",
+            ["state"],
+            registry=reg,
+        )
         self._latency = Histogram(
             "wandb_bridge_delivery_latency_seconds",
             "From the event's acceptance (or replay) to GitHub's acceptance.",
-            buckets=LATENCY_BUCKETS, registry=reg,
-        )  # fmt: skip
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
         if self._registry is not None:
-            self._registry.register(self._collector)  # type: ignore[arg-type]
+            self._registry.register(self._collector)
 
     def received(self, source: str, outcome: str) -> None:
         self._requests.labels(source=source, outcome=outcome).inc()
@@ -113,6 +124,6 @@ class Metrics:
         registry = self._registry
         if registry is None:
             registry = CollectorRegistry()
-            MultiProcessCollector(registry)
-            registry.register(self._collector)  # type: ignore[arg-type]
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            registry.register(self._collector)
         return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -46,13 +46,17 @@ def decide(
         wait = max(wait, error.not_before - now)
     if claimed.round_attempts >= cfg.max_attempts:
         return Decision(
-            DEAD, now, None,
+            DEAD,
+            now,
+            None,
             f"gave up after {claimed.round_attempts} attempts (delivery.max_attempts); "
             f"last: {error.message}",
-        )  # fmt: skip
+        )
     if now + wait > claimed.round_started_at + cfg.max_age:
         return Decision(
-            DEAD, now, None,
+            DEAD,
+            now,
+            None,
             f"gave up: the next attempt would come after delivery.max_age; last: {error.message}",
-        )  # fmt: skip
+        )
     return Decision(QUEUED, now + wait, wait, error.message)

@@ -82,9 +82,12 @@ def _commit(
     event = NewEvent(event_id, source, request.path, now, body, hashlib.sha256(body).hexdigest())
     deliveries = [
         NewDelivery(
-            new_id("dlv", now), p.route, p.repository, p.event_type,
+            new_id("dlv", now),
+            p.route,
+            p.repository,
+            p.event_type,
             json.dumps(p.client_payload, separators=(",", ":"), ensure_ascii=False),
-        )  # fmt: skip
+        )
         for p in planned
     ]
     accepted = rt.store.accept(event, deliveries, rt.config.dedupe_window)
@@ -93,15 +96,21 @@ def _commit(
         rt.metrics.received(source, "duplicate")
         return jsonify(duplicate_of=accepted.duplicate_of), 200
     log.info(
-        "event accepted id=%s source=%s deliveries=%s", event_id, source,
+        "event accepted id=%s source=%s deliveries=%s",
+        event_id,
+        source,
         ",".join(f"{d.id}->{d.repository}" for d in deliveries) or "none",
-    )  # fmt: skip
+    )
     rt.metrics.received(source, "accepted")
     answer: dict[str, Any] = {
         "event_id": event_id,
         "deliveries": [
-            {"id": d.id, "target": f"github:{d.repository}", "event_type": d.event_type,
-             "state": "queued"}  # fmt: skip
+            {
+                "id": d.id,
+                "target": f"github:{d.repository}",
+                "event_type": d.event_type,
+                "state": "queued",
+            }
             for d in deliveries
         ],
     }

@@ -57,8 +57,11 @@ class DryRunSender:
         body = encode_body(claimed.event_type, json.loads(claimed.client_payload))
         log.info(
             "dry run: would POST %s/repos/%s/dispatches delivery=%s body=%s",
-            self.api_url, claimed.repository, claimed.id, body.decode("utf-8"),
-        )  # fmt: skip
+            self.api_url,
+            claimed.repository,
+            claimed.id,
+            body.decode("utf-8"),
+        )
         return None
 
 
@@ -104,8 +107,16 @@ class DeliveryWorker:
         now = self.clock()
         decision = decide(claimed, error, now, self.cfg, self.rand)
         outcome = {DELIVERED: OK, DEAD: GAVE_UP}.get(decision.state, RETRY)
-        attempt = Attempt(claimed.attempt, started, now, status, outcome, decision.reason,
-                          decision.wait, self.owner)  # fmt: skip
+        attempt = Attempt(
+            claimed.attempt,
+            started,
+            now,
+            status,
+            outcome,
+            decision.reason,
+            decision.wait,
+            self.owner,
+        )
         if isinstance(error, TransientDeliveryError) and error.not_before is not None:
             with self._lock:
                 self._paused_until = max(self._paused_until, error.not_before)
@@ -116,9 +127,14 @@ class DeliveryWorker:
             return decision.state
         log.info(
             "delivery attempt id=%s event=%s target=github:%s attempt=%d status=%s outcome=%s%s",
-            claimed.id, claimed.event_id, claimed.repository, claimed.attempt, status,
-            outcome, "" if decision.wait is None else f" retry_in={decision.wait:.1f}s",
-        )  # fmt: skip
+            claimed.id,
+            claimed.event_id,
+            claimed.repository,
+            claimed.attempt,
+            status,
+            outcome,
+            "" if decision.wait is None else f" retry_in={decision.wait:.1f}s",
+        )
         if decision.state != DELIVERED:
             log.warning("delivery %s: %s", claimed.id, decision.reason)
         if not held:
@@ -138,11 +154,13 @@ class DeliveryWorker:
     def run(self, stop: threading.Event, parent_pid: int | None = None) -> None:
         """Deliver until ``stop`` is set (or the parent process ``parent_pid`` is gone)."""
         waiter = self.store.waiter()
-        listener = threading.Thread(target=self._listen, args=(waiter, stop), daemon=True,
-                                    name="wake-listener")  # fmt: skip
+        listener = threading.Thread(
+            target=self._listen, args=(waiter, stop), daemon=True, name="wake-listener"
+        )
         listener.start()
-        log.info("delivery worker started owner=%s concurrency=%d", self.owner,
-                 self.cfg.concurrency)  # fmt: skip
+        log.info(
+            "delivery worker started owner=%s concurrency=%d", self.owner, self.cfg.concurrency
+        )
         last_prune = 0.0
         with ThreadPoolExecutor(self.cfg.concurrency, thread_name_prefix="deliver") as pool:
             while not stop.is_set():

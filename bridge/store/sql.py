@@ -46,7 +46,8 @@ _ATTEMPT_COLS = "attempt, started_at, finished_at, status, outcome, response, wa
 
 
 class Cursor(Protocol):
-    rowcount: int
+    @property
+    def rowcount(self) -> int: ...
 
     def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
     def fetchone(self) -> Any: ...
@@ -139,8 +140,19 @@ class SqlStore(abc.ABC):
             "INSERT INTO deliveries (id, event_id, route, repository, event_type, "
             "client_payload, state, due_at, attempts, round_attempts, round_started_at, "
             "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?)",
-            (d.id, event_id, d.route, d.repository, d.event_type, d.client_payload,
-             QUEUED, now, now, now, now),  # fmt: skip
+            (
+                d.id,
+                event_id,
+                d.route,
+                d.repository,
+                d.event_type,
+                d.client_payload,
+                QUEUED,
+                now,
+                now,
+                now,
+                now,
+            ),
         )
 
     # -- delivery -----------------------------------------------------------------------
@@ -152,8 +164,7 @@ class SqlStore(abc.ABC):
                 cur,
                 "SELECT id, event_id, repository, event_type, client_payload, attempts, "
                 "round_attempts, round_started_at, state, lease_owner FROM deliveries "
-                "WHERE state IN (?, ?) AND due_at <= ? ORDER BY due_at LIMIT ?"
-                + self._claim_lock,
+                "WHERE state IN (?, ?) AND due_at <= ? ORDER BY due_at LIMIT ?" + self._claim_lock,
                 (QUEUED, IN_FLIGHT, now, limit),
             ).fetchall()
             claimed = []
@@ -162,9 +173,16 @@ class SqlStore(abc.ABC):
                     self._record(
                         cur,
                         r[0],
-                        Attempt(r[5], now, now, None, ABANDONED,
-                                "no answer recorded before the lease ran out", None,
-                                r[9] or ""),  # fmt: skip
+                        Attempt(
+                            r[5],
+                            now,
+                            now,
+                            None,
+                            ABANDONED,
+                            "no answer recorded before the lease ran out",
+                            None,
+                            r[9] or "",
+                        ),
                     )
                 self._exec(
                     cur,
@@ -181,12 +199,22 @@ class SqlStore(abc.ABC):
             cur,
             f"INSERT INTO attempts (delivery_id, {_ATTEMPT_COLS}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (delivery_id, a.attempt, a.started_at, a.finished_at, a.status, a.outcome,
-             a.response, a.wait, a.worker),  # fmt: skip
+            (
+                delivery_id,
+                a.attempt,
+                a.started_at,
+                a.finished_at,
+                a.status,
+                a.outcome,
+                a.response,
+                a.wait,
+                a.worker,
+            ),
         )
 
-    def finish(self, claimed: Claimed, owner: str, attempt: Attempt, state: str,
-               due_at: float) -> bool:  # fmt: skip
+    def finish(
+        self, claimed: Claimed, owner: str, attempt: Attempt, state: str, due_at: float
+    ) -> bool:
         """Record ``attempt`` and move the delivery to ``state`` (due again at ``due_at``).
 
         Returns False when ``owner`` no longer holds the lease (another worker took the
@@ -201,8 +229,17 @@ class SqlStore(abc.ABC):
                 "UPDATE deliveries SET state = ?, due_at = ?, lease_owner = NULL, "
                 "updated_at = ?, finished_at = ?, last_status = ?, last_error = ? "
                 "WHERE id = ? AND lease_owner = ? AND state = ?",
-                (state, due_at, attempt.finished_at, finished, attempt.status, error,
-                 claimed.id, owner, IN_FLIGHT),  # fmt: skip
+                (
+                    state,
+                    due_at,
+                    attempt.finished_at,
+                    finished,
+                    attempt.status,
+                    error,
+                    claimed.id,
+                    owner,
+                    IN_FLIGHT,
+                ),
             )
             held = cur.rowcount == 1
             if held and state == QUEUED:
@@ -213,8 +250,9 @@ class SqlStore(abc.ABC):
         """When the earliest queued or leased delivery falls due (None: nothing pending)."""
         with self._transaction() as cur:
             row = self._exec(
-                cur, "SELECT MIN(due_at) FROM deliveries WHERE state IN (?, ?)",
-                (QUEUED, IN_FLIGHT),  # fmt: skip
+                cur,
+                "SELECT MIN(due_at) FROM deliveries WHERE state IN (?, ?)",
+                (QUEUED, IN_FLIGHT),
             ).fetchone()
             return None if row is None or row[0] is None else float(row[0])
 
@@ -230,8 +268,9 @@ class SqlStore(abc.ABC):
                 cur, "SELECT state, COUNT(*) FROM deliveries GROUP BY state"
             ).fetchall()
             oldest = self._exec(
-                cur, "SELECT MIN(created_at) FROM deliveries WHERE state IN (?, ?)",
-                (QUEUED, IN_FLIGHT),  # fmt: skip
+                cur,
+                "SELECT MIN(created_at) FROM deliveries WHERE state IN (?, ?)",
+                (QUEUED, IN_FLIGHT),
             ).fetchone()
         by_state = {s: 0 for s in (QUEUED, IN_FLIGHT, DELIVERED, DEAD)}
         by_state.update({r[0]: int(r[1]) for r in rows})
@@ -242,8 +281,9 @@ class SqlStore(abc.ABC):
         with self._transaction() as cur:
             if state is None:
                 ids = self._exec(
-                    cur, "SELECT id FROM events ORDER BY received_at DESC, id DESC LIMIT ?",
-                    (limit,),  # fmt: skip
+                    cur,
+                    "SELECT id FROM events ORDER BY received_at DESC, id DESC LIMIT ?",
+                    (limit,),
                 ).fetchall()
             else:
                 ids = self._exec(
@@ -261,24 +301,32 @@ class SqlStore(abc.ABC):
 
     def _event(self, cur: Cursor, event_id: str, history: bool) -> Event:
         row = self._exec(
-            cur, "SELECT id, source, endpoint, received_at, body FROM events WHERE id = ?",
-            (event_id,),  # fmt: skip
+            cur,
+            "SELECT id, source, endpoint, received_at, body FROM events WHERE id = ?",
+            (event_id,),
         ).fetchone()
         if row is None:
             raise NotFound(f"no event with id {event_id!r}")
         rows = self._exec(
-            cur, f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE event_id = ? ORDER BY id",
-            (event_id,),  # fmt: skip
+            cur,
+            f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE event_id = ? ORDER BY id",
+            (event_id,),
         ).fetchall()
+        names = [c.strip() for c in _DELIVERY_COLS.split(",")]
         deliveries = tuple(
-            Delivery(*r[:14], history=self._history(cur, r[0]) if history else ()) for r in rows
+            Delivery(
+                **dict(zip(names, r, strict=True)),
+                history=self._history(cur, r[0]) if history else (),
+            )
+            for r in rows
         )
         return Event(row[0], row[1], row[2], row[3], bytes(row[4]), deliveries)
 
     def _history(self, cur: Cursor, delivery_id: str) -> tuple[Attempt, ...]:
         rows = self._exec(
-            cur, f"SELECT {_ATTEMPT_COLS} FROM attempts WHERE delivery_id = ? ORDER BY attempt, id",
-            (delivery_id,),  # fmt: skip
+            cur,
+            f"SELECT {_ATTEMPT_COLS} FROM attempts WHERE delivery_id = ? ORDER BY attempt, id",
+            (delivery_id,),
         ).fetchall()
         return tuple(Attempt(*r) for r in rows)
 
@@ -309,4 +357,3 @@ class SqlStore(abc.ABC):
         if rows:
             self._notify(cur)
         return [r[0] for r in rows]
-

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from bridge.errors import StoreUnavailable
@@ -90,18 +91,49 @@ class SqliteStore(SqlStore):
         self._lock = threading.Lock()
         self._open: list[sqlite3.Connection] = []
 
+    def _identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or self._local.pid != os.getpid():
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                                   check_same_thread=False)  # fmt: skip
-            conn.execute("PRAGMA journal_mode = WAL")
+        # A connection to a file that was deleted or replaced would commit into a ghost:
+        # check, for the price of one stat(), that the path still names our file.
+        if conn is not None and (
+            self._local.pid != os.getpid() or self._identity() != self._local.identity
+        ):
+            if self._local.pid == os.getpid():
+                conn.close()
+            conn = None
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            self._enable_wal(conn)
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
             with self._lock:
                 self._open.append(conn)
             self._local.conn, self._local.pid = conn, os.getpid()
+            self._local.identity = self._identity()
         return conn
+
+    @staticmethod
+    def _enable_wal(conn: sqlite3.Connection) -> None:
+        # Switching a new file to WAL needs a moment of exclusive access, and SQLite does
+        # not wait for it through the busy handler: processes starting together retry.
+        for delay in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 2.0, 2.0):
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    raise
+                time.sleep(delay)
+        conn.execute("PRAGMA journal_mode = WAL")
 
     @contextmanager
     def _transaction(self) -> Iterator[Cursor]:
@@ -115,10 +147,8 @@ class SqliteStore(SqlStore):
             yield cur
             conn.execute("COMMIT")
         except BaseException as exc:
-            try:
+            with suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
             if isinstance(exc, sqlite3.Error):
                 raise StoreUnavailable(f"the SQLite store {self.path} failed: {exc}") from exc
             raise

@@ -30,8 +30,11 @@ def test_durations_and_secret_files(tmp_path):
     key = tmp_path / "secret.txt"
     key.write_text("from-file\n")
     cfg = parse_config(
-        minimal(dedupe_window="0", delivery={"max_age": "2h", "lease": "90s", "timeout": "5s"},
-                sources={"w": {"secrets": [{"file": str(key)}]}}),
+        minimal(
+            dedupe_window="0",
+            delivery={"max_age": "2h", "lease": "90s", "timeout": "5s"},
+            sources={"w": {"secrets": [{"file": str(key)}]}},
+        ),
         ENV,
     )
     assert cfg.dedupe_window == 0
@@ -45,17 +48,29 @@ def test_every_problem_reported_at_once_with_key_paths():
         "dedupe_window": "soon",
         "sources": {"wandb": {"secrets": [{"env": "MISSING"}]}, "open": {}},
         "github": {"api_url": "ftp://x"},
-        "routes": [{"name": "r", "when": {"alias": "p"}, "dispatch": {"repository": "bad"}},
-                   {"dispatch": {"repository": "a/b", "client_payload": {"x": "${bad name}"}}}],
+        "routes": [
+            {"name": "r", "when": {"alias": "p"}, "dispatch": {"repository": "bad"}},
+            {"dispatch": {"repository": "a/b", "client_payload": {"x": "${bad name}"}}},
+        ],
         "delivery": {"max_attempts": 0, "colour": "blue"},
         "typo": 1,
     }
     with pytest.raises(ConfigError) as exc:
         parse_config(raw, ENV)
     text = "\n".join(exc.value.problems)
-    for path in ("store:", "dedupe_window:", "sources.wandb.secrets[0]:", "sources.open:",
-                 "github.api_url:", "github:", "routes[0].dispatch.repository:",
-                 "routes[1].dispatch:", "delivery.max_attempts:", "delivery.colour:", "typo:"):
+    for path in (
+        "store:",
+        "dedupe_window:",
+        "sources.wandb.secrets[0]:",
+        "sources.open:",
+        "github.api_url:",
+        "github:",
+        "routes[0].dispatch.repository:",
+        "routes[1].dispatch:",
+        "delivery.max_attempts:",
+        "delivery.colour:",
+        "typo:",
+    ):
         assert path in text, path
     assert len(exc.value.problems) >= 11
 
@@ -80,7 +95,7 @@ def test_app_and_token_are_exclusive_and_app_needs_key():
 
 
 def test_lease_must_exceed_timeout():
-    with pytest.raises(ConfigError, match="delivery.lease"):
+    with pytest.raises(ConfigError, match=r"delivery\.lease"):
         parse_config(minimal(delivery={"lease": "5s", "timeout": "10s"}), ENV)
 
 

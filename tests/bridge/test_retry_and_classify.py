@@ -25,8 +25,13 @@ def test_backoff_grows_from_about_five_seconds_to_the_cap():
 def test_decide_delivered_dead_and_retry():
     cfg = DeliveryConfig()
     assert decide(claimed(), None, NOW, cfg, lambda: 0.5).state == DELIVERED
-    dead = decide(claimed(), PermanentDeliveryError("GitHub answered 404: Not Found", 404),
-                  NOW, cfg, lambda: 0.5)
+    dead = decide(
+        claimed(),
+        PermanentDeliveryError("GitHub answered 404: Not Found", 404),
+        NOW,
+        cfg,
+        lambda: 0.5,
+    )
     assert dead.state == DEAD and "Not Found" in dead.reason
     retry = decide(claimed(), TransientDeliveryError("502", 502), NOW, cfg, lambda: 0.5)
     assert retry.state == QUEUED and retry.due_at == NOW + 5
@@ -42,8 +47,7 @@ def test_github_times_are_lower_bounds():
 def test_gives_up_after_max_attempts_or_max_age():
     cfg = DeliveryConfig(max_attempts=3, max_age=60)
     assert decide(claimed(3), TransientDeliveryError("x"), NOW, cfg, lambda: 0.5).state == DEAD
-    late = decide(claimed(1, started=NOW - 58), TransientDeliveryError("x"), NOW, cfg,
-                  lambda: 0.5)
+    late = decide(claimed(1, started=NOW - 58), TransientDeliveryError("x"), NOW, cfg, lambda: 0.5)
     assert late.state == DEAD and "max_age" in late.reason
 
 
@@ -62,15 +66,23 @@ def test_transient_statuses(status):
 
 def test_403_permission_is_permanent_with_hint():
     with pytest.raises(PermanentDeliveryError) as exc:
-        classify(403, {"x-accepted-github-permissions": "contents=write"},
-                 '{"message": "Resource not accessible by integration"}', NOW)
+        classify(
+            403,
+            {"x-accepted-github-permissions": "contents=write"},
+            '{"message": "Resource not accessible by integration"}',
+            NOW,
+        )
     assert "contents=write" in exc.value.message
 
 
 def test_403_rate_limits_are_transient_until_reset_or_retry_after():
     with pytest.raises(TransientDeliveryError) as exc:
-        classify(403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(NOW) + 600)},
-                 '{"message": "API rate limit exceeded"}', NOW)
+        classify(
+            403,
+            {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(NOW) + 600)},
+            '{"message": "API rate limit exceeded"}',
+            NOW,
+        )
     assert exc.value.not_before == int(NOW) + 600
     with pytest.raises(TransientDeliveryError) as exc:
         classify(403, {"retry-after": "30"}, '{"message": "secondary rate limit"}', NOW)

@@ -1,11 +1,16 @@
 """The store's semantics, run against every backend (see conftest's ``store`` fixture)."""
 
 import hashlib
+import os
+import socket
 import threading
+import time
 
+import psycopg
 import pytest
 
-from bridge.errors import NotFound
+from bridge.errors import NotFound, StoreUnavailable
+from bridge.store import open_store
 from bridge.store.models import (
     ABANDONED,
     DEAD,
@@ -16,6 +21,7 @@ from bridge.store.models import (
     NewDelivery,
     NewEvent,
 )
+from bridge.store.postgres import PostgresStore
 
 T0 = 1_700_000_000.0
 
@@ -37,7 +43,12 @@ def test_migrate_is_idempotent_and_versioned(store):
 def test_accept_then_claim_deliver(store):
     assert store.accept(event("evt_1"), [delivery("dlv_1")], 600).duplicate_of is None
     (c,) = store.claim("w1", 10, 60, T0 + 1)
-    assert (c.id, c.attempt, c.repository, c.client_payload) == ("dlv_1", 1, "acme/svc", '{"k":"v"}')
+    assert (c.id, c.attempt, c.repository, c.client_payload) == (
+        "dlv_1",
+        1,
+        "acme/svc",
+        '{"k":"v"}',
+    )
     assert store.claim("w2", 10, 60, T0 + 2) == []  # leased to w1
     ok = Attempt(1, T0 + 1, T0 + 2, 204, "delivered", "delivered", None, "w1")
     assert store.finish(c, "w1", ok, DELIVERED, T0 + 2)
@@ -51,7 +62,9 @@ def test_dedupe_window(store):
     body = b'{"same": true}'
     assert store.accept(event("evt_1", body), [], 600).duplicate_of is None
     assert store.accept(event("evt_2", body, at=T0 + 10), [], 600).duplicate_of == "evt_1"
-    assert store.accept(event("evt_3", body, source="other", at=T0 + 10), [], 600).duplicate_of is None
+    assert (
+        store.accept(event("evt_3", body, source="other", at=T0 + 10), [], 600).duplicate_of is None
+    )
     assert store.accept(event("evt_4", body, at=T0 + 601), [], 600).duplicate_of is None
     assert store.accept(event("evt_5", body, at=T0 + 602), [], 600).duplicate_of == "evt_4"
     assert store.accept(event("evt_6", body, at=T0 + 603), [], 0).duplicate_of is None
@@ -99,7 +112,9 @@ def test_retry_schedule_and_expired_lease(store):
     assert d.state == IN_FLIGHT
     # every attempt is on record: the abandoned lease and w1's late answer alike
     assert [(a.attempt, a.outcome) for a in d.history] == [
-        (1, "retry"), (2, ABANDONED), (2, "delivered")
+        (1, "retry"),
+        (2, ABANDONED),
+        (2, "delivered"),
     ]
 
 
@@ -134,3 +149,138 @@ def test_waiter_is_woken_by_accept(store):
         assert waiter.wait(5)
     finally:
         waiter.close()
+
+
+def test_concurrent_claims_are_disjoint(store_factory):
+    store_factory().accept(event("evt_1"), [delivery(f"dlv_{i:02}") for i in range(24)], 600)
+    claimed, barrier = [], threading.Barrier(6)
+
+    def go(i):
+        s = store_factory()
+        barrier.wait()
+        while batch := s.claim(f"w{i}", 3, 60, T0):
+            claimed.extend(c.id for c in batch)
+        s.close()
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == [f"dlv_{i:02}" for i in range(24)]
+
+
+def test_replicas_migrate_at_once(store_url):
+    stores = [open_store(store_url) for _ in range(4)]
+    barrier, errors = threading.Barrier(4), []
+
+    def go(s):
+        barrier.wait()
+        try:
+            s.migrate()
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert errors == [] and {s.schema_version() for s in stores} == {1}
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_store_works_in_a_forked_child_and_after(store):
+    store.ping()
+    pid = os.fork()
+    if pid == 0:  # the child: its own connection; closing must not end the parent's
+        code = 1
+        try:
+            store.accept(event("evt_child"), [], 600)
+            store.close()
+            code = 0
+        finally:
+            os._exit(code)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert store.get_event("evt_child").id == "evt_child"
+
+
+# -- PostgreSQL only ------------------------------------------------------------------------
+
+on_postgres = pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+
+
+@pytest.mark.postgres
+def test_postgres_notify_wakes_every_replica_on_commit_only(postgres_url):
+    writer, a, b = (open_store(postgres_url) for _ in range(3))
+    writer.migrate()
+    waiters = [a.waiter(), b.waiter()]
+    try:
+        writer.accept(event("evt_1"), [delivery("dlv_1")], 0)
+        assert all(w.wait(5) for w in waiters)
+        assert not any(w.wait(0.05) for w in waiters)  # all pending were consumed
+        with pytest.raises(StoreUnavailable):  # the same event id again: rolled back
+            writer.accept(event("evt_1"), [delivery("dlv_2")], 0)
+        assert not any(w.wait(0.2) for w in waiters)
+    finally:
+        for w in waiters:
+            w.close()
+        for s in (writer, a, b):
+            s.close()
+
+
+@pytest.mark.postgres
+@on_postgres
+def test_postgres_claim_skips_rows_locked_by_another_replica(store, postgres_url):
+    store.accept(event("evt_1"), [delivery("dlv_1"), delivery("dlv_2")], 600)
+    with psycopg.connect(postgres_url) as other:
+        other.execute("SELECT id FROM deliveries WHERE id = 'dlv_1' FOR UPDATE")
+        started = time.monotonic()
+        assert [c.id for c in store.claim("w", 10, 60, T0)] == ["dlv_2"]
+        assert time.monotonic() - started < 2  # skipped, not waited for
+    assert [c.id for c in store.claim("w", 10, 60, T0)] == ["dlv_1"]
+
+
+@pytest.mark.postgres
+@on_postgres
+def test_postgres_reconnects_after_the_connection_breaks(store, postgres_url):
+    waiter = store.waiter()
+    try:
+        store.ping()
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        with pytest.raises(StoreUnavailable):
+            store.ping()  # this transaction finds the connection gone...
+        store.ping()  # ...the next one opens another
+        with pytest.raises(StoreUnavailable):
+            waiter.wait(5)
+        assert waiter.wait(5)  # listening again; a wake-up may have been missed meanwhile
+        store.accept(event("evt_1"), [delivery("dlv_1")], 600)
+        assert waiter.wait(5)
+    finally:
+        waiter.close()
+
+
+@pytest.mark.postgres
+def test_postgres_unreachable_is_store_unavailable_without_the_password():
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store = PostgresStore(f"postgresql://bridge:pw-s3cr3t@127.0.0.1:{port}/bridgedb")
+    try:
+        with pytest.raises(StoreUnavailable) as info:
+            store.ping()
+        assert f"127.0.0.1:{port}/bridgedb" in str(info.value)
+        assert "pw-s3cr3t" not in str(info.value)
+        waiter = store.waiter()  # no server yet: the waiter says so when asked to wait
+        with pytest.raises(StoreUnavailable):
+            waiter.wait(0.1)
+        waiter.close()
+    finally:
+        store.close()

@@ -61,9 +61,7 @@ def test_link_events_are_one_event(pattern, value):
 
 
 def route(**when):
-    return Route(
-        "r", Dispatch("acme/svc"), when=tuple((k, tuple(v)) for k, v in when.items())
-    )
+    return Route("r", Dispatch("acme/svc"), when=tuple((k, tuple(v)) for k, v in when.items()))
 
 
 def test_route_matching_with_globs_and_lists():
@@ -76,9 +74,22 @@ def test_route_matching_with_globs_and_lists():
 
 
 def test_default_payload_has_wandb_fields_and_event_id_within_limit():
-    body = {k: f"v-{k}" for k in (
-        "event_type", "event_author", "entity_name", "project_name", "artifact_collection_name",
-        "artifact_version", "artifact_version_string", "alias", "tag", "extra1", "extra2")}
+    body = {
+        k: f"v-{k}"
+        for k in (
+            "event_type",
+            "event_author",
+            "entity_name",
+            "project_name",
+            "artifact_collection_name",
+            "artifact_version",
+            "artifact_version_string",
+            "alias",
+            "tag",
+            "extra1",
+            "extra2",
+        )
+    }
     payload = default_payload(webhook_fields(body, "evt_1"))
     assert len(payload) == 10
     assert payload["bridge_event_id"] == "evt_1"
@@ -86,7 +97,9 @@ def test_default_payload_has_wandb_fields_and_event_id_within_limit():
 
 
 def test_rendered_dispatch_event_type_and_payload():
-    r = Route("deploy", Dispatch("acme/svc", "DEPLOY_${alias}", {"model": "${artifact_version_string}"}))
+    r = Route(
+        "deploy", Dispatch("acme/svc", "DEPLOY_${alias}", {"model": "${artifact_version_string}"})
+    )
     (d,) = plan_dispatches([r], "wandb", webhook_fields(dict(FIELDS), "evt_9"))
     assert d.event_type == "DEPLOY_production"
     assert d.client_payload == {

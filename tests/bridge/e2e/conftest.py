@@ -1,0 +1,108 @@
+"""The bridge under gunicorn on loopback, delivering to a fake GitHub."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.bridge.harness import BridgeProcess
+from tests.fakes.github import FakeGitHub
+
+# Test credentials. The secret scan (test_secrets.py) searches logs and answers for them.
+SECRET = "whsec-e2e-current-0123456789"
+ROTATING_SECRET = "whsec-e2e-second-key-4455"
+RETIRED_SECRET = "whsec-e2e-retired-5555"
+TOKEN = "wbt-e2e-access-token-abcdef"
+GH_TOKEN = "ghp_e2eGithubToken0000zyxw"
+ENV = {
+    "E2E_SECRET": SECRET,
+    "E2E_SECRET_2": ROTATING_SECRET,
+    "E2E_TOKEN": TOKEN,
+    "E2E_GH_TOKEN": GH_TOKEN,
+}
+
+
+def base_config(tmp_path: Path, github_url: str, **over: Any) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
+        "store": f"sqlite:///{tmp_path}/bridge.db",
+        "sources": {
+            "wandb": {
+                "secrets": [{"env": "E2E_SECRET"}, {"env": "E2E_SECRET_2"}],
+                "tokens": [{"env": "E2E_TOKEN"}],
+            },
+            "signed-only": {"secrets": [{"env": "E2E_SECRET_2"}]},
+        },
+        "github": {
+            "api_url": github_url,
+            "token": {"env": "E2E_GH_TOKEN"},
+            "repositories": ["acme/*"],
+        },
+        "routes": [
+            {
+                "name": "deploy",
+                "when": {"event_type": "ADD_ARTIFACT_ALIAS", "alias": "production"},
+                "dispatch": {
+                    "repository": "acme/churn-svc",
+                    "event_type": "DEPLOY_MODEL",
+                    "client_payload": {"model": "${artifact_version_string}"},
+                },
+            },
+            {
+                "name": "evaluate",
+                "when": {"event_type": "LINK_ARTIFACT"},
+                "dispatch": {"repository": "acme/eval"},
+            },
+        ],
+        "delivery": {
+            "initial_backoff": "50ms",
+            "max_backoff": "1s",
+            "lease": "15s",
+            "timeout": "5s",
+        },
+        "logging": {"level": "DEBUG"},
+    }
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key] = {**cfg[key], **value}
+        else:
+            cfg[key] = value
+    return cfg
+
+
+@pytest.fixture
+def fake_github() -> Iterator[FakeGitHub]:
+    with FakeGitHub(tokens=[GH_TOKEN]) as gh:
+        yield gh
+
+
+BridgeFactory = Callable[..., BridgeProcess]
+
+
+@pytest.fixture
+def start_bridge(tmp_path: Path, fake_github: FakeGitHub) -> Iterator[BridgeFactory]:
+    """``start_bridge(workers=2, with_worker=True, env=None, **config_overrides)``."""
+    started: list[BridgeProcess] = []
+
+    def start(
+        workers: int = 2,
+        with_worker: bool = True,
+        env: dict[str, str] | None = None,
+        name: str = "bridge",
+        **over: Any,
+    ) -> BridgeProcess:
+        cfg = base_config(tmp_path, fake_github.url, **over)
+        proc = BridgeProcess(tmp_path, cfg, {**ENV, **(env or {})}, workers, with_worker, name)
+        started.append(proc)
+        return proc.start()
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def bridge(start_bridge: BridgeFactory) -> BridgeProcess:
+    return start_bridge()

@@ -1,0 +1,107 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bridge.cli import main
+from bridge.signature import sign
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args, env=None, stdin=b""):
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", *args],
+        input=stdin,
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+        check=False,
+    )
+
+
+def test_check_config_ok_and_bad(tmp_path):
+    ok = run("check-config", "--config", str(ROOT / "examples" / "quickstart.yaml"))
+    assert ok.returncode == 0 and b"config OK" in ok.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sources: {}\ngithub: {api_url: nope}\ndelivery: {max_attempts: -1}\n")
+    res = run("check-config", "--config", str(bad))
+    assert res.returncode == 1
+    err = res.stderr.decode()
+    for path in ("sources:", "github.api_url:", "delivery.max_attempts:"):
+        assert path in err
+
+
+def test_check_config_uses_env_var_path(tmp_path):
+    res = run("check-config", env={"WANDB_BRIDGE_CONFIG": str(tmp_path / "nope.yaml")})
+    assert res.returncode == 1 and b"nope.yaml" in res.stderr
+
+
+def test_sign_from_stdin_file_and_secret_file(tmp_path):
+    body = b'{"a": 1}'
+    res = run("sign", env={"WANDB_WEBHOOK_SECRET": "k1"}, stdin=body)
+    assert res.returncode == 0 and res.stdout.decode().strip() == sign("k1", body)
+    (tmp_path / "body.json").write_bytes(body)
+    (tmp_path / "secret").write_text("k2\n")
+    res = run("sign", "--secret-file", str(tmp_path / "secret"), str(tmp_path / "body.json"))
+    assert res.stdout.decode().strip() == sign("k2", body)
+
+
+def test_sign_without_secret_is_a_usage_error():
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_WEBHOOK_SECRET"}
+    res = subprocess.run(
+        [sys.executable, "-m", "bridge", "sign", "-"],
+        input=b"{}",
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert res.returncode == 2 and b"WANDB_WEBHOOK_SECRET" in res.stderr
+
+
+def test_usage_errors_exit_2():
+    with pytest.raises(SystemExit) as exc:
+        main(["frobnicate"])
+    assert exc.value.code == 2
+
+
+def test_send_test_unreachable_is_a_failure():
+    res = run("send-test", "http://127.0.0.1:9/webhooks/wandb")
+    assert res.returncode == 1 and b"cannot reach" in res.stderr
+
+
+def test_events_show_replay_on_a_fresh_store(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"store: sqlite:///{tmp_path}/b.db\nsources: {{w: {{allow_unauthenticated: "
+        "true}}\ngithub: {dry_run: true}\n"
+    )
+    assert run("events", "--config", str(cfg), "list").returncode == 0
+    res = run("events", "--config", str(cfg), "show", "evt_missing")
+    assert res.returncode == 1 and b"evt_missing" in res.stderr
+    res = run("events", "--config", str(cfg), "replay", "--dead")
+    assert res.returncode == 0 and b"queued again: 0" in res.stdout
+    assert run("events", "--config", str(cfg), "replay").returncode == 2
+
+
+def test_events_show_prints_json_history(tmp_path):
+    from bridge.app import create_app
+    from bridge.config_loader import load_config
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"store: sqlite:///{tmp_path}/b.db\nsources: {{w: {{allow_unauthenticated: "
+        "true}}\ngithub: {dry_run: true}\nroutes: [{dispatch: {repository: a/b}}]\n"
+    )
+    app = create_app(load_config(str(cfg)))
+    resp = app.test_client().post("/webhooks/w", json={"event_type": "X"})
+    app.extensions["wandb_bridge"].store.close()
+    event_id = resp.get_json()["event_id"]
+    res = run("events", "--config", str(cfg), "show", event_id)
+    shown = json.loads(res.stdout)
+    assert shown["id"] == event_id and shown["deliveries"][0]["state"] == "queued"
+    assert shown["deliveries"][0]["client_payload"]["bridge_event_id"] == event_id
