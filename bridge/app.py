@@ -7,14 +7,15 @@ import os
 import time
 from collections.abc import Callable
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from bridge import views
+from bridge import admin, views
 from bridge.config import Config
 from bridge.config_loader import find_config_path, load_config
 from bridge.errors import RequestRefused, StoreUnavailable
 from bridge.metrics import Metrics
+from bridge.openapi import document
 from bridge.runtime import Runtime
 from bridge.store import SqlStore, open_store
 
@@ -40,7 +41,12 @@ def create_app(
     rt = Runtime(config, store, Metrics(store.stats, clock), clock)
     app.extensions["wandb_bridge"] = rt
     app.register_blueprint(views.bp)
+    app.register_blueprint(admin.bp)
     app.add_url_rule("/metrics", "metrics", lambda: _metrics(rt))
+    spec = document()
+    app.add_url_rule("/openapi.json", "openapi", lambda: jsonify(spec))
+    app.before_request(_start_timer)
+    app.after_request(_log_request)
     app.register_error_handler(RequestRefused, views.refused)
     app.register_error_handler(StoreUnavailable, views.store_unavailable)
     app.register_error_handler(HTTPException, _http_error)
@@ -57,4 +63,35 @@ def _http_error(exc: HTTPException) -> tuple[Response, int]:
     status = exc.code or 500
     if status >= 500:
         log.error("internal error: %s", exc.description)
-    return jsonify(error=code, message=exc.description or exc.name), status
+    resp = jsonify(error=code, message=exc.description or exc.name)
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":  # keep Allow, Retry-After, ...
+            resp.headers[name] = value
+    g.log_error = code
+    return resp, status
+
+
+_QUIET = ("/healthz", "/readyz", "/metrics")
+
+
+def _start_timer() -> None:
+    g.started = time.perf_counter()
+
+
+def _log_request(resp: Response) -> Response:
+    """One line per request, with the ids it produced; health checks only at DEBUG."""
+    ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+    fields = "".join(f" {k}={v}" for k, v in g.get("log_fields", {}).items() if v not in (None, ""))
+    error = g.get("log_error")
+    level = logging.DEBUG if request.path in _QUIET else logging.INFO
+    log.log(
+        level,
+        "request %s %s status=%d%s%s ms=%.1f",
+        request.method,
+        request.path,
+        resp.status_code,
+        fields,
+        f" error={error}" if error else "",
+        ms,
+    )
+    return resp

@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from bridge import __version__
 from bridge.config import Config
@@ -188,49 +187,12 @@ def cmd_send_test(args: argparse.Namespace) -> int:
     return 0 if resp.ok else 1
 
 
-def _event_json(event: Any, history: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": event.id,
-        "source": event.source,
-        "endpoint": event.endpoint,
-        "received_at": _iso(event.received_at),
-        "deliveries": [],
-    }
-    if history:
-        out["body"] = event.body.decode("utf-8", errors="replace")
-    for d in event.deliveries:
-        item = {
-            "id": d.id,
-            "target": f"github:{d.repository}",
-            "route": d.route,
-            "event_type": d.event_type,
-            "state": d.state,
-            "attempts": d.attempts,
-            "last_status": d.last_status,
-            "last_error": d.last_error,
-        }
-        if history:
-            item["client_payload"] = json.loads(d.client_payload)
-            item["history"] = [
-                {
-                    "attempt": a.attempt,
-                    "at": _iso(a.started_at),
-                    "status": a.status,
-                    "outcome": a.outcome,
-                    "response": a.response,
-                    "wait": a.wait,
-                }
-                for a in d.history
-            ]
-        out["deliveries"].append(item)
-    return out
-
-
 def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 def cmd_events(args: argparse.Namespace) -> int:
+    from bridge.present import event_json
     from bridge.store import open_store
 
     config = _config(args)
@@ -242,7 +204,7 @@ def cmd_events(args: argparse.Namespace) -> int:
                 states = ",".join(f"{d.id}:{d.state}" for d in event.deliveries) or "-"
                 print(f"{event.id}  {_iso(event.received_at)}  {event.source}  {states}")
         elif args.action == "show":
-            print(json.dumps(_event_json(store.get_event(args.id), True), indent=2))
+            print(json.dumps(event_json(store.get_event(args.id), True), indent=2))
         elif args.dead == bool(args.id):
             print("wandb-bridge: events replay takes an event id or --dead", file=sys.stderr)
             return 2

@@ -11,7 +11,7 @@ import json
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from bridge import intake
 from bridge.dispatch import PlannedDispatch
@@ -92,15 +92,14 @@ def _commit(
     ]
     accepted = rt.store.accept(event, deliveries, rt.config.dedupe_window)
     if accepted.duplicate_of is not None:
-        log.info("event duplicate source=%s duplicate_of=%s", source, accepted.duplicate_of)
+        g.log_fields = {"source": source, "duplicate_of": accepted.duplicate_of}
         rt.metrics.received(source, "duplicate")
         return jsonify(duplicate_of=accepted.duplicate_of), 200
-    log.info(
-        "event accepted id=%s source=%s deliveries=%s",
-        event_id,
-        source,
-        ",".join(f"{d.id}->{d.repository}" for d in deliveries) or "none",
-    )
+    g.log_fields = {
+        "source": source,
+        "event": event_id,
+        "deliveries": ",".join(f"{d.id}->github:{d.repository}" for d in deliveries) or "none",
+    }
     rt.metrics.received(source, "accepted")
     answer: dict[str, Any] = {
         "event_id": event_id,
@@ -133,14 +132,17 @@ def readyz() -> tuple[Response, int]:
 
 
 def refused(exc: RequestRefused) -> tuple[Response, int]:
-    log.info("request refused path=%s status=%d error=%s", request.path, exc.status, exc.code)
-    runtime().metrics.refused(exc.code)
+    g.log_error = exc.code
+    if request.blueprint == bp.name:
+        runtime().metrics.refused(exc.code)
     return jsonify(error=exc.code, message=exc.message), exc.status
 
 
 def store_unavailable(exc: StoreUnavailable) -> tuple[Response, int]:
     log.error("store unavailable path=%s: %s", request.path, exc)
-    runtime().metrics.refused("store_unavailable")
+    g.log_error = "store_unavailable"
+    if request.blueprint == bp.name:
+        runtime().metrics.refused("store_unavailable")
     return jsonify(
         error="store_unavailable",
         message="the bridge cannot store the event right now; W&B should retry, and the "

@@ -90,19 +90,14 @@ MIGRATIONS: tuple[str, ...] = (
 
 
 class PostgresStore(SqlStore):
-    _claim_lock = ""
+    _claim_lock = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, url: str) -> None:
         try:
             info = conninfo_to_dict(url)
         except psycopg.Error:  # its message may quote the URL, password and all: drop it
-            raise ConfigError(
-                [
-                    "store: not a valid PostgreSQL URL (postgresql://USER:"
-                    "PASSWORD@HOST:PORT/DATABASE)"
-                ]
-            ) from None
-        self.url = url
+            raise ConfigError(["store: not a postgresql://USER:PASSWORD@HOST/DB URL"]) from None
+        self._url = url
         self.where = f"{info.get('host') or 'localhost'}:{info.get('port') or 5432}/" + str(
             info.get("dbname") or info.get("user") or ""
         )
@@ -123,7 +118,7 @@ class PostgresStore(SqlStore):
 
     def _connect(self) -> psycopg.Connection[Any]:
         try:
-            conn = psycopg.connect(self.url, autocommit=True, **self._options)
+            conn = psycopg.connect(self._url, autocommit=True, **self._options)
         except psycopg.Error as exc:
             raise self._unavailable("cannot connect to", exc) from exc
         with self._lock:

@@ -42,6 +42,9 @@ _DELIVERY_COLS = (
     "id, event_id, route, repository, event_type, client_payload, state, attempts, due_at, "
     "created_at, updated_at, finished_at, last_status, last_error"
 )
+# Written as literals, not parameters, so that the partial index on pending rows applies
+# to every plan (a generic prepared plan cannot prove a parameter matches its predicate).
+_PENDING = f"state IN ('{QUEUED}', '{IN_FLIGHT}')"
 _ATTEMPT_COLS = "attempt, started_at, finished_at, status, outcome, response, wait, worker"
 
 
@@ -164,8 +167,8 @@ class SqlStore(abc.ABC):
                 cur,
                 "SELECT id, event_id, repository, event_type, client_payload, attempts, "
                 "round_attempts, round_started_at, state, lease_owner FROM deliveries "
-                "WHERE state IN (?, ?) AND due_at <= ? ORDER BY due_at LIMIT ?" + self._claim_lock,
-                (QUEUED, IN_FLIGHT, now, limit),
+                f"WHERE {_PENDING} AND due_at <= ? ORDER BY due_at LIMIT ?" + self._claim_lock,
+                (now, limit),
             ).fetchall()
             claimed = []
             for r in rows:
@@ -251,8 +254,7 @@ class SqlStore(abc.ABC):
         with self._transaction() as cur:
             row = self._exec(
                 cur,
-                "SELECT MIN(due_at) FROM deliveries WHERE state IN (?, ?)",
-                (QUEUED, IN_FLIGHT),
+                f"SELECT MIN(due_at) FROM deliveries WHERE {_PENDING}",
             ).fetchone()
             return None if row is None or row[0] is None else float(row[0])
 
@@ -269,8 +271,7 @@ class SqlStore(abc.ABC):
             ).fetchall()
             oldest = self._exec(
                 cur,
-                "SELECT MIN(created_at) FROM deliveries WHERE state IN (?, ?)",
-                (QUEUED, IN_FLIGHT),
+                f"SELECT MIN(created_at) FROM deliveries WHERE {_PENDING}",
             ).fetchone()
         by_state = {s: 0 for s in (QUEUED, IN_FLIGHT, DELIVERED, DEAD)}
         by_state.update({r[0]: int(r[1]) for r in rows})

@@ -81,6 +81,6 @@ def test_no_secret_in_logs_answers_or_cli_output(start_bridge, fake_github, tmp_
     del outputs[2]
 
     haystack = "\n".join([bridge.log(), *seen, *outputs])
-    assert "event accepted" in haystack and "delivery attempt" in haystack
+    assert "status=202 source=wandb event=evt_" in haystack and "delivery attempt" in haystack
     for needle in [SECRET, ROTATING_SECRET, RETIRED_SECRET, TOKEN, GH_TOKEN, *signatures]:
         assert needle not in haystack, f"a secret leaked: {needle[:6]}..."

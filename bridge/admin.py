@@ -1,0 +1,80 @@
+"""The admin API for tools: list, show and replay events over HTTP.
+
+Authenticated by ``Authorization: Bearer <admin token>`` against ``admin.tokens`` in the
+config, compared in constant time. With no admin token configured the API is off.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from bridge.errors import NotFound, RequestRefused
+from bridge.present import event_json
+from bridge.runtime import Runtime
+from bridge.signature import bearer_token, token_matches
+from bridge.store.models import STATES
+
+log = logging.getLogger(__name__)
+bp = Blueprint("admin", __name__, url_prefix="/api")
+MAX_LIMIT = 500
+
+
+def _runtime() -> Runtime:
+    rt: Runtime = current_app.extensions["wandb_bridge"]
+    return rt
+
+
+@bp.before_request
+def authenticate() -> None:
+    tokens = _runtime().config.admin_tokens
+    if not tokens:
+        raise RequestRefused(
+            404,
+            "admin_api_disabled",
+            "the admin API is off; set admin.tokens in the bridge's config to turn it on",
+        )
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is None:
+        raise RequestRefused(
+            401, "missing_token", "send the admin token as 'Authorization: Bearer <token>'"
+        )
+    if not token_matches(tokens, token):
+        raise RequestRefused(
+            401, "invalid_token", "the admin token matches none of admin.tokens in the config"
+        )
+
+
+@bp.get("/events")
+def list_events() -> Response:
+    state = request.args.get("state")
+    if state is not None and state not in STATES:
+        raise RequestRefused(400, "invalid_parameter", f"state must be one of {', '.join(STATES)}")
+    raw_limit = request.args.get("limit", "50")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        raise RequestRefused(
+            400, "invalid_parameter", f"limit must be a whole number from 1 to {MAX_LIMIT}"
+        )
+    events = _runtime().store.list_events(state, int(raw_limit))
+    return jsonify(events=[event_json(e, detail=False) for e in events])
+
+
+@bp.get("/events/<event_id>")
+def show_event(event_id: str) -> Response:
+    try:
+        event = _runtime().store.get_event(event_id)
+    except NotFound as exc:
+        raise RequestRefused(404, "event_not_found", f"no event with id {event_id!r}") from exc
+    return jsonify(event_json(event, detail=True))
+
+
+@bp.post("/events/<event_id>/replay")
+def replay_event(event_id: str) -> tuple[Response, int]:
+    rt = _runtime()
+    try:
+        ids = rt.store.replay(event_id, rt.clock())
+    except NotFound as exc:
+        raise RequestRefused(404, "event_not_found", f"no event with id {event_id!r}") from exc
+    log.info("event replayed id=%s deliveries=%s", event_id, ",".join(ids) or "none")
+    return jsonify(event_id=event_id, replayed=ids), 202

@@ -1,0 +1,61 @@
+"""Events and deliveries as JSON documents, for the admin API and ``events show``."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from bridge.store.models import Attempt, Delivery, Event
+
+
+def iso(t: float | None) -> str | None:
+    if t is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+
+
+def attempt_json(a: Attempt) -> dict[str, Any]:
+    return {
+        "attempt": a.attempt,
+        "started_at": iso(a.started_at),
+        "finished_at": iso(a.finished_at),
+        "status": a.status,
+        "outcome": a.outcome,
+        "response": a.response,
+        "wait_seconds": a.wait,
+    }
+
+
+def delivery_json(d: Delivery, detail: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": d.id,
+        "target": f"github:{d.repository}",
+        "route": d.route,
+        "event_type": d.event_type,
+        "state": d.state,
+        "attempts": d.attempts,
+        "next_attempt_at": iso(d.due_at) if d.state == "queued" else None,
+        "created_at": iso(d.created_at),
+        "finished_at": iso(d.finished_at),
+        "last_status": d.last_status,
+        "last_error": d.last_error,
+    }
+    if detail:
+        out["client_payload"] = json.loads(d.client_payload)
+        out["history"] = [attempt_json(a) for a in d.history]
+    return out
+
+
+def event_json(e: Event, detail: bool) -> dict[str, Any]:
+    """``detail`` adds the raw body, the payloads sent and every attempt."""
+    out: dict[str, Any] = {
+        "id": e.id,
+        "source": e.source,
+        "endpoint": e.endpoint,
+        "received_at": iso(e.received_at),
+        "deliveries": [delivery_json(d, detail) for d in e.deliveries],
+    }
+    if detail:
+        out["body"] = e.body.decode("utf-8", errors="replace")
+    return out
