@@ -58,17 +58,17 @@ def passthrough(owner: str, repo: str) -> tuple[Response, int]:
     return _commit(rt, source.name, event_id, body, planned)
 
 
-@bp.post("/webhooks/<name>")
-def webhook(name: str) -> tuple[Response, int]:
+@bp.post("/webhooks/<source>")
+def webhook(source: str) -> tuple[Response, int]:
     rt = runtime()
     body = read_body(rt.config.max_body_bytes)
     intake.check_content_type(request.content_type)
-    source = intake.find_source(rt.config, name)
-    source = intake.authenticate([source], *_credentials(), body)
+    known = intake.find_source(rt.config, source)
+    matched = intake.authenticate([known], *_credentials(), body)
     obj = intake.parse_object(body)
     event_id = new_id("evt", rt.clock())
-    planned = intake.plan_webhook(rt.config, source, obj, event_id)
-    return _commit(rt, source.name, event_id, body, planned)
+    planned = intake.plan_webhook(rt.config, matched, obj, event_id)
+    return _commit(rt, matched.name, event_id, body, planned)
 
 
 def _credentials() -> tuple[str | None, str | None]:

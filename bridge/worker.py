@@ -120,6 +120,8 @@ class DeliveryWorker:
         if isinstance(error, TransientDeliveryError) and error.not_before is not None:
             with self._lock:
                 self._paused_until = max(self._paused_until, error.not_before)
+        # counted before it is recorded, so a reader who sees the new state sees the count
+        self.metrics.attempt(status, decision.state, now - claimed.round_started_at)
         try:
             held = self.store.finish(claimed, self.owner, attempt, decision.state, decision.due_at)
         except StoreUnavailable:
@@ -139,7 +141,6 @@ class DeliveryWorker:
             log.warning("delivery %s: %s", claimed.id, decision.reason)
         if not held:
             log.warning("delivery %s: lease lost to another worker before recording", claimed.id)
-        self.metrics.attempt(status, decision.state, now - claimed.round_started_at)
         return decision.state
 
     def run_once(self) -> int:

@@ -1,0 +1,141 @@
+"""The admin API, the OpenAPI document (kept true to the routes) and JSON logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+import pytest
+
+from bridge.app import create_app
+from bridge.config_loader import parse_config
+from bridge.openapi import document
+
+ADMIN = "admin-token-for-tests-123"
+
+
+def make_app(tmp_path, **over):
+    raw = {
+        "store": f"sqlite:///{tmp_path}/b.db",
+        "sources": {"w": {"allow_unauthenticated": True}},
+        "github": {"dry_run": True},
+        "routes": [{"dispatch": {"repository": "acme/x"}}],
+        "admin": {"tokens": [ADMIN]},
+        **over,
+    }
+    return create_app(parse_config(raw, {}))
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = make_app(tmp_path)
+    yield app
+    app.extensions["wandb_bridge"].store.close()
+
+
+def auth(token=ADMIN):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_admin_api_lists_shows_and_replays(app):
+    from bridge.worker import DeliveryWorker, DryRunSender
+
+    client = app.test_client()
+    event_id = client.post("/webhooks/w", json={"event_type": "X"}).get_json()["event_id"]
+    listed = client.get("/api/events", headers=auth()).get_json()["events"]
+    assert [e["id"] for e in listed] == [event_id]
+    assert listed[0]["deliveries"][0]["state"] == "queued"
+    rt = app.extensions["wandb_bridge"]
+    DeliveryWorker(rt.config, rt.store, DryRunSender("x"), rt.metrics).run_once()
+    shown = client.get(f"/api/events/{event_id}", headers=auth()).get_json()
+    (d,) = shown["deliveries"]
+    assert d["state"] == "delivered" and d["history"][0]["outcome"] == "delivered"
+    assert d["client_payload"]["bridge_event_id"] == event_id
+    assert json.loads(shown["body"]) == {"event_type": "X"}
+    assert client.get("/api/events?state=dead", headers=auth()).get_json()["events"] == []
+    resp = client.post(f"/api/events/{event_id}/replay", headers=auth())
+    assert resp.status_code == 202 and resp.get_json()["replayed"] == [d["id"]]
+    again = client.get(f"/api/events/{event_id}", headers=auth()).get_json()
+    assert again["deliveries"][0]["state"] == "queued"
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "code"),
+    [({}, 401, "missing_token"), (auth("wrong"), 401, "invalid_token")],
+)
+def test_admin_api_needs_the_admin_token(app, headers, status, code):
+    resp = app.test_client().get("/api/events", headers=headers)
+    assert resp.status_code == status and resp.get_json()["error"] == code
+    assert ADMIN not in resp.get_data(as_text=True)
+
+
+def test_admin_api_errors(app):
+    client = app.test_client()
+    assert client.get("/api/events/evt_nope", headers=auth()).status_code == 404
+    assert client.post("/api/events/evt_nope/replay", headers=auth()).status_code == 404
+    for query in ("state=bogus", "limit=0", "limit=x", "limit=501"):
+        resp = client.get(f"/api/events?{query}", headers=auth())
+        assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_parameter"
+
+
+def test_admin_api_is_off_without_tokens(tmp_path):
+    app = make_app(tmp_path, admin={})
+    try:
+        resp = app.test_client().get("/api/events", headers=auth())
+        assert resp.status_code == 404 and resp.get_json()["error"] == "admin_api_disabled"
+    finally:
+        app.extensions["wandb_bridge"].store.close()
+
+
+def _flask_path(rule: str) -> str:
+    return re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule)
+
+
+def test_openapi_document_matches_the_routes(app):
+    served = app.test_client().get("/openapi.json").get_json()
+    assert served == json.loads(json.dumps(document()))
+    routes: dict[str, set[str]] = {}
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        methods = {m.lower() for m in rule.methods or ()} - {"head", "options"}
+        routes.setdefault(_flask_path(rule.rule), set()).update(methods)
+    documented = {path: set(ops) for path, ops in served["paths"].items()}
+    assert routes == documented
+
+
+def test_openapi_document_is_valid_openapi():
+    from jsonschema import Draft202012Validator
+
+    doc = document()
+    assert doc["openapi"].startswith("3.1")
+    # every $ref resolves, every schema is a valid JSON schema
+    for name, schema in doc["components"]["schemas"].items():
+        Draft202012Validator.check_schema(schema)
+        assert name
+    text = json.dumps(doc)
+    for ref in re.findall(r'"\$ref": "#/components/schemas/(\w+)"', text):
+        assert ref in doc["components"]["schemas"]
+
+
+def test_method_not_allowed_keeps_allow_header(app):
+    resp = app.test_client().get("/webhooks/w")
+    assert resp.status_code == 405 and "POST" in resp.headers["Allow"]
+    assert resp.get_json()["error"] == "method_not_allowed"
+
+
+def test_json_log_lines(capsys):
+    from bridge import logs
+    from bridge.config import LoggingConfig
+
+    logs.configure(LoggingConfig("json", "INFO"))
+    try:
+        logging.getLogger("bridge.test").info("delivery attempt id=%s", "dlv_1")
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+        record = json.loads(line)
+        assert record["message"] == "delivery attempt id=dlv_1"
+        assert record["level"] == "INFO" and record["logger"] == "bridge.test"
+    finally:
+        for h in list(logging.getLogger().handlers):
+            logging.getLogger().removeHandler(h)
