@@ -174,6 +174,12 @@ class _Parser:
             return Secret("sqlite:///wandb-bridge.db", "default")
         if isinstance(raw, str):  # a store URL without a password is not a secret
             secret: Secret | None = Secret(raw, "inline")
+            userinfo = raw.split("://", 1)[-1].split("@", 1)
+            if len(userinfo) == 2 and ":" in userinfo[0]:
+                self.warnings.append(
+                    "store: the URL holds a password in the config file; prefer "
+                    "{env: NAME} or {file: PATH}"
+                )
         else:
             secret = resolve_secret(raw, "store", self.env, self.problems, self.warnings)
         if secret is not None and not secret.value.startswith(

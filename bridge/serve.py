@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 import threading
 from typing import Any
@@ -26,7 +27,7 @@ class BridgeServer(BaseApplication):  # type: ignore[misc]
         self.bridge_config = config
         self.options = options
         self.with_worker = with_worker
-        self._stops: dict[int, threading.Event] = {}
+        self._stops: dict[int, tuple[threading.Event, threading.Thread]] = {}
         super().__init__()
 
     def load_config(self) -> None:
@@ -50,17 +51,20 @@ class BridgeServer(BaseApplication):  # type: ignore[misc]
         from bridge.delivery import build_worker
 
         stop = threading.Event()
-        self._stops[os.getpid()] = stop
         delivery = build_worker(self.bridge_config)
         thread = threading.Thread(
             target=delivery.run, args=(stop, worker.ppid), daemon=True, name="delivery"
         )
+        self._stops[os.getpid()] = (stop, thread)
         thread.start()
 
     def _stop_delivery(self, server: Any, worker: Any) -> None:
-        stop = self._stops.pop(os.getpid(), None)
-        if stop is not None:
+        """Let attempts in flight finish (bounded by the request timeout) before exiting."""
+        entry = self._stops.pop(os.getpid(), None)
+        if entry is not None:
+            stop, thread = entry
             stop.set()
+            thread.join(self.bridge_config.delivery.timeout + 2)
 
 
 def _child_exit(server: Any, worker: Any) -> None:
@@ -70,14 +74,19 @@ def _child_exit(server: Any, worker: Any) -> None:
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
-def prepare_metrics_dir() -> None:
-    """Counters shared by gunicorn's processes need a directory, chosen before import."""
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="wandb-bridge-metrics-")
+def prepare_metrics_dir() -> str | None:
+    """Counters shared by gunicorn's processes need a directory, chosen before import.
+
+    Returns the directory when this call made it (and so must remove it)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    made = tempfile.mkdtemp(prefix="wandb-bridge-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    return made
 
 
 def serve(config: Config, bind: str, workers: int, with_worker: bool) -> None:
-    prepare_metrics_dir()
+    made = prepare_metrics_dir()
     options = {
         "bind": bind,
         "workers": workers,
@@ -88,4 +97,8 @@ def serve(config: Config, bind: str, workers: int, with_worker: bool) -> None:
         "control_socket_disable": True,
         "errorlog": "-",
     }
-    BridgeServer(config, options, with_worker).run()
+    try:
+        BridgeServer(config, options, with_worker).run()
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)

@@ -25,12 +25,14 @@ from bridge.dispatch import encode_body
 from bridge.errors import DeliveryError, StoreUnavailable, TransientDeliveryError
 from bridge.github import GitHubClient
 from bridge.metrics import Metrics
-from bridge.retry import decide
+from bridge.retry import backoff, decide
 from bridge.store import SqlStore, Waiter
 from bridge.store.models import DEAD, DELIVERED, GAVE_UP, OK, RETRY, Attempt, Claimed
 
 log = logging.getLogger(__name__)
 MAX_IDLE = 5.0  # a safety net only: wake-ups come from the store
+BREAKER_AFTER = 3  # transient failures in a row before the worker pauses and probes
+BREAKER_MAX_PAUSE = 60.0
 PRUNE_EVERY = 300.0
 
 
@@ -89,6 +91,7 @@ class DeliveryWorker:
         self._lock = threading.Lock()
         self._active = 0
         self._paused_until = 0.0
+        self._streak = 0  # transient failures in a row, across deliveries
 
     # -- one attempt ----------------------------------------------------------------------
 
@@ -117,9 +120,7 @@ class DeliveryWorker:
             decision.wait,
             self.owner,
         )
-        if isinstance(error, TransientDeliveryError) and error.not_before is not None:
-            with self._lock:
-                self._paused_until = max(self._paused_until, error.not_before)
+        self._track_health(error, now)
         # counted before it is recorded, so a reader who sees the new state sees the count
         self.metrics.attempt(status, decision.state, now - claimed.round_started_at)
         try:
@@ -127,8 +128,9 @@ class DeliveryWorker:
         except StoreUnavailable:
             log.exception("delivery %s: cannot record attempt %d", claimed.id, claimed.attempt)
             return decision.state
-        log.info(
-            "delivery attempt id=%s event=%s target=github:%s attempt=%d status=%s outcome=%s%s",
+        log.log(
+            logging.INFO if decision.state == DELIVERED else logging.WARNING,
+            "delivery attempt id=%s event=%s target=github:%s attempt=%d status=%s outcome=%s%s%s",
             claimed.id,
             claimed.event_id,
             claimed.repository,
@@ -136,9 +138,8 @@ class DeliveryWorker:
             status,
             outcome,
             "" if decision.wait is None else f" retry_in={decision.wait:.1f}s",
+            "" if decision.state == DELIVERED else f" reason={decision.reason}",
         )
-        if decision.state != DELIVERED:
-            log.warning("delivery %s: %s", claimed.id, decision.reason)
         if not held:
             log.warning("delivery %s: lease lost to another worker before recording", claimed.id)
         return decision.state
@@ -185,11 +186,35 @@ class DeliveryWorker:
         waiter.close()
         log.info("delivery worker stopped owner=%s", self.owner)
 
-    def _claim_into(self, pool: ThreadPoolExecutor, now: float) -> None:
+    def _track_health(self, error: DeliveryError | None, now: float) -> None:
+        """The circuit breaker: GitHub failing one request after another (an outage, a
+        limit) makes the worker pause and then probe with one attempt at a time, instead
+        of spending every queued delivery's attempts against it; a success closes it."""
         with self._lock:
-            free = self.cfg.concurrency - self._active
-            paused = now < self._paused_until
-        if free <= 0 or paused:
+            if not isinstance(error, TransientDeliveryError):
+                self._streak = 0  # an answer on the merits means GitHub is up
+                return
+            self._streak += 1
+            if error.not_before is not None:
+                self._paused_until = max(self._paused_until, error.not_before)
+            if self._streak >= BREAKER_AFTER:
+                cap = min(self.cfg.max_backoff, BREAKER_MAX_PAUSE)
+                pause = backoff(
+                    self._streak - BREAKER_AFTER + 1, self.cfg.initial_backoff, cap, self.rand
+                )
+                self._paused_until = max(self._paused_until, now + pause)
+
+    def claim_budget(self, now: float) -> int:
+        """How many more deliveries this worker may claim right now."""
+        with self._lock:
+            if now < self._paused_until:
+                return 0
+            limit = 1 if self._streak >= BREAKER_AFTER else self.cfg.concurrency
+            return max(0, limit - self._active)
+
+    def _claim_into(self, pool: ThreadPoolExecutor, now: float) -> None:
+        free = self.claim_budget(now)
+        if free <= 0:
             return
         for claimed in self.store.claim(self.owner, free, self.cfg.lease, now):
             with self._lock:
@@ -206,10 +231,10 @@ class DeliveryWorker:
 
     def _idle_timeout(self, now: float) -> float:
         with self._lock:
-            if self._active >= self.cfg.concurrency:
-                return MAX_IDLE  # a finishing attempt kicks us
             if now < self._paused_until:
                 return min(MAX_IDLE, self._paused_until - now)
+        if self.claim_budget(now) == 0:
+            return MAX_IDLE  # every slot is busy; a finishing attempt kicks us
         due = self.store.next_due()
         if due is None:
             return MAX_IDLE
@@ -223,3 +248,4 @@ class DeliveryWorker:
             except Exception:  # a broken wake channel degrades to polling, it is not fatal
                 log.exception("delivery worker: wake channel failed; polling instead")
                 stop.wait(1.0)
+        self._kick.set()  # wake the loop so that it sees ``stop``

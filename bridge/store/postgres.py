@@ -141,7 +141,7 @@ class PostgresStore(SqlStore):
         return conn
 
     @contextmanager
-    def _transaction(self) -> Iterator[Cursor]:
+    def _transaction(self, write: bool = True) -> Iterator[Cursor]:
         conn = self._connection()
         try:
             with conn.transaction(), conn.cursor() as cur:

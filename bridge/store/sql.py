@@ -68,8 +68,10 @@ class SqlStore(abc.ABC):
     """Everything the bridge stores; see the module docstring for the guarantees."""
 
     @abc.abstractmethod
-    def _transaction(self) -> AbstractContextManager[Cursor]:
-        """A cursor inside a write transaction, committed on exit, rolled back on error.
+    def _transaction(self, write: bool = True) -> AbstractContextManager[Cursor]:
+        """A cursor inside a transaction, committed on exit, rolled back on error.
+
+        ``write=False`` marks a read-only one, which must not hold up writers.
 
         Driver errors are translated to StoreUnavailable here, once per backend.
         """
@@ -89,6 +91,7 @@ class SqlStore(abc.ABC):
     def close(self) -> None: ...
 
     _claim_lock = ""  # appended to the claim's SELECT (FOR UPDATE SKIP LOCKED on PostgreSQL)
+    _pending_index = ""  # how to name the pending-rows index after FROM deliveries, if needed
 
     def _sql(self, sql: str) -> str:
         return sql
@@ -100,7 +103,7 @@ class SqlStore(abc.ABC):
     # -- intake -------------------------------------------------------------------------
 
     def ping(self) -> None:
-        with self._transaction() as cur:
+        with self._transaction(write=False) as cur:
             self._exec(cur, "SELECT 1").fetchone()
 
     def accept(
@@ -166,8 +169,10 @@ class SqlStore(abc.ABC):
             rows = self._exec(
                 cur,
                 "SELECT id, event_id, repository, event_type, client_payload, attempts, "
-                "round_attempts, round_started_at, state, lease_owner FROM deliveries "
-                f"WHERE {_PENDING} AND due_at <= ? ORDER BY due_at LIMIT ?" + self._claim_lock,
+                "round_attempts, round_started_at, state, lease_owner FROM deliveries"
+                + self._pending_index
+                + f" WHERE {_PENDING} AND due_at <= ? ORDER BY due_at LIMIT ?"
+                + self._claim_lock,
                 (now, limit),
             ).fetchall()
             claimed = []
@@ -251,10 +256,10 @@ class SqlStore(abc.ABC):
 
     def next_due(self) -> float | None:
         """When the earliest queued or leased delivery falls due (None: nothing pending)."""
-        with self._transaction() as cur:
+        with self._transaction(write=False) as cur:
             row = self._exec(
                 cur,
-                f"SELECT MIN(due_at) FROM deliveries WHERE {_PENDING}",
+                f"SELECT MIN(due_at) FROM deliveries{self._pending_index} WHERE {_PENDING}",
             ).fetchone()
             return None if row is None or row[0] is None else float(row[0])
 
@@ -265,13 +270,13 @@ class SqlStore(abc.ABC):
     # -- operations ---------------------------------------------------------------------
 
     def stats(self) -> Stats:
-        with self._transaction() as cur:
+        with self._transaction(write=False) as cur:
             rows = self._exec(
                 cur, "SELECT state, COUNT(*) FROM deliveries GROUP BY state"
             ).fetchall()
             oldest = self._exec(
                 cur,
-                f"SELECT MIN(created_at) FROM deliveries WHERE {_PENDING}",
+                f"SELECT MIN(created_at) FROM deliveries{self._pending_index} WHERE {_PENDING}",
             ).fetchone()
         by_state = {s: 0 for s in (QUEUED, IN_FLIGHT, DELIVERED, DEAD)}
         by_state.update({r[0]: int(r[1]) for r in rows})
@@ -279,7 +284,7 @@ class SqlStore(abc.ABC):
 
     def list_events(self, state: str | None = None, limit: int = 50) -> list[Event]:
         """Newest first; with ``state``, only events having a delivery in that state."""
-        with self._transaction() as cur:
+        with self._transaction(write=False) as cur:
             if state is None:
                 ids = self._exec(
                     cur,
@@ -297,7 +302,7 @@ class SqlStore(abc.ABC):
             return [self._event(cur, r[0], history=False) for r in ids]
 
     def get_event(self, event_id: str) -> Event:
-        with self._transaction() as cur:
+        with self._transaction(write=False) as cur:
             return self._event(cur, event_id, history=True)
 
     def _event(self, cur: Cursor, event_id: str, history: bool) -> Event:

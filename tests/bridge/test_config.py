@@ -127,3 +127,10 @@ def test_quickstart_example_is_valid():
     path = Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml"
     cfg = load_config(str(path), {})
     assert cfg.github.dry_run and cfg.store.value.startswith("sqlite:///")
+
+
+def test_store_url_with_password_in_plain_text_warns():
+    cfg = parse_config(minimal(store="postgresql://u:pw@db/bridge"), ENV)
+    assert any(w.startswith("store:") and "pw" not in w for w in cfg.warnings)
+    cfg = parse_config(minimal(store={"env": "DB"}), {**ENV, "DB": "postgresql://u:pw@db/b"})
+    assert cfg.store.value == "postgresql://u:pw@db/b" and not cfg.warnings

@@ -1,0 +1,273 @@
+"""Delivery latency at light load: webhook sent → dispatch at a local GitHub stand-in.
+
+    python -m bench.latency [--events 300] [--gap-ms 20 50] [--workers 2]
+
+SPEC §8: the delivery latency the bridge adds (webhook received → request at a local
+GitHub stand-in that answers at once), p50 ≤ 20 ms and p99 ≤ 100 ms at light load.
+
+The bridge runs as in production, ``wandb-bridge serve`` with its delivery worker in
+every gunicorn process, ``github.api_url`` pointing at a stand-in served from this
+process on loopback, which answers 204 at once and records when each dispatch arrived.
+Events go one at a time, a random 20-50 ms apart, each with a unique body carrying a
+marker that the route copies into ``client_payload``. Latency is the stand-in's
+``time.time()`` at arrival minus ``time.time()`` just before the webhook was sent (one
+machine, one clock). The 202 round trip is reported separately. Figures are printed,
+never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import random
+import re
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    BENCH_SECRETS,
+    HOST,
+    Processes,
+    bridge_config,
+    child_env,
+    free_port,
+    machine_load,
+    percentile,
+    say,
+    terminate_on_sigterm,
+    wait_healthy,
+    wandb_body,
+    write_config,
+)
+from bridge.signature import sign
+
+PATH = "/webhooks/wandb"
+DISPATCH_PATH = re.compile(r"^/repos/[^/]+/[^/]+/dispatches$")
+
+
+@dataclass
+class Arrival:
+    at: float
+    event_id: str | None
+
+
+@dataclass
+class StandIn:
+    """What the GitHub stand-in saw, shared between its handler threads."""
+
+    arrivals: dict[str, list[Arrival]] = field(default_factory=dict)
+    malformed: list[str] = field(default_factory=list)
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def record(self, path: str, headers: Any, body: bytes, at: float) -> None:
+        problem = _check_request(path, headers)
+        try:
+            payload = json.loads(body)["client_payload"]
+            marker, event_id = payload["bench_marker"], payload.get("bridge_event_id")
+        except (ValueError, KeyError, TypeError):
+            problem = problem or "body is not a dispatch with client_payload.bench_marker"
+            marker, event_id = None, None
+        with self.cond:
+            if problem:
+                self.malformed.append(f"{path}: {problem}")
+            if marker:
+                self.arrivals.setdefault(marker, []).append(Arrival(at, event_id))
+            self.cond.notify_all()
+
+    def wait_for(self, markers: set[str], timeout: float) -> bool:
+        with self.cond:
+            return self.cond.wait_for(lambda: markers <= self.arrivals.keys(), timeout)
+
+
+def _check_request(path: str, headers: Any) -> str | None:
+    """The first way the request differs from SPEC §5's outbound request, if any."""
+    if not DISPATCH_PATH.match(path):
+        return "unexpected path"
+    expected = {
+        "Authorization": f"Bearer {BENCH_SECRETS['BENCH_GITHUB_TOKEN']}",
+        "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": "2022-11-28",
+    }
+    for name, value in expected.items():
+        if headers.get(name) != value:
+            return f"header {name} is missing or wrong"
+    return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as GitHub: the bridge pools connections
+    server: _Server
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        at = time.time()
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        self.server.seen.record(self.path, self.headers, body, at)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, seen: StandIn) -> None:
+        super().__init__((HOST, 0), _Handler)
+        self.seen = seen
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--events", type=int, default=300, help="measured events (default 300)")
+    p.add_argument("--warmup", type=int, default=10, help="events sent first, not counted")
+    p.add_argument("--gap-ms", type=float, nargs=2, default=(20.0, 50.0), metavar=("MIN", "MAX"),
+                   help="random pause between events (default 20 50)")  # fmt: skip
+    p.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for stragglers")
+    p.add_argument("--seed", type=int, default=None, help="seed for the pauses")
+    return p
+
+
+@dataclass(frozen=True)
+class Sent:
+    marker: str
+    sent_at: float
+    answered_at: float
+    status: int
+    event_id: str | None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
+    # Exit order matters: processes stop, then the stand-in, then the directory goes.
+    with ExitStack() as stack:
+        stack.enter_context(terminate_on_sigterm())
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wandb-bridge-bench-")))
+        seen = StandIn()
+        server = _Server(seen)
+        stack.callback(server.server_close)
+        stack.callback(server.shutdown)
+        threading.Thread(target=server.serve_forever, daemon=True, name="github").start()
+        procs = stack.enter_context(Processes())
+        return _bench(args, seed, procs, tmp, seen, f"http://{HOST}:{server.server_port}")
+    return 1  # not reached
+
+
+def _bench(args: argparse.Namespace, seed: int, procs: Processes, tmp: Path, seen: StandIn,
+           api_url: str) -> int:  # fmt: skip
+    (tmp / "metrics").mkdir()
+    env = child_env({**BENCH_SECRETS, "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics")})
+    config_path = write_config(tmp / "bridge.yaml", bridge_config(tmp, api_url=api_url))
+    port = free_port()
+    cmd = [sys.executable, "-m", "bridge", "serve", "--config", str(config_path),
+           "--bind", f"{HOST}:{port}", "--workers", str(args.workers)]  # fmt: skip
+    log = tmp / "bridge.log"
+    proc = procs.start(cmd, env=env, cwd=tmp, log=log)
+    wait_healthy(f"http://{HOST}:{port}/healthz", proc, log)
+    say(f"delivery latency benchmark (figures only, nothing asserted); {machine_load()}")
+    say(f"  bridge:   {' '.join(cmd[1:])}")
+    say(f"            with a delivery worker in each process; GitHub stand-in {api_url} (204)")
+    say(f"  load:     {args.warmup} warm-up + {args.events} events one at a time, "
+        f"{args.gap_ms[0]:g}-{args.gap_ms[1]:g} ms apart (seed {seed})")  # fmt: skip
+
+    rng = random.Random(seed)
+    run = uuid.uuid4().hex[:8]
+    warm = [_send(port, f"{run}-warm-{i}", i) for i in range(args.warmup)]
+    seen.wait_for({s.marker for s in warm}, args.wait)
+    sent: list[Sent] = []
+    for i in range(args.events):
+        time.sleep(rng.uniform(*args.gap_ms) / 1000)
+        sent.append(_send(port, f"{run}-{i}", i))
+    arrived = seen.wait_for({s.marker for s in sent}, args.wait)
+    if not arrived:
+        time.sleep(1.0)  # let a late delivery in before counting
+    lines = log.read_text(errors="replace").splitlines()
+    errors = sum(1 for ln in lines if " ERROR " in ln or "Traceback" in ln)
+    return _summary(args, sent, seen, errors)
+
+
+def _send(port: int, marker: str, n: int) -> Sent:
+    """Send one webhook as W&B does; the clock starts once the body is signed."""
+    body = wandb_body(marker, n)
+    headers = {
+        "Content-Type": "application/json",
+        "Authorization": f"Bearer {BENCH_SECRETS['BENCH_WEBHOOK_TOKEN']}",
+        "X-Wandb-Signature": sign(BENCH_SECRETS["BENCH_WEBHOOK_SECRET"], body),
+    }
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        sent_at = time.time()
+        conn.request("POST", PATH, body, headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        answered_at = time.time()
+    finally:
+        conn.close()
+    event_id = json.loads(data).get("event_id") if resp.status == 202 else None
+    return Sent(marker, sent_at, answered_at, resp.status, event_id)
+
+
+def _ms(values: list[float], p: float) -> str:
+    return f"{percentile(values, p) * 1000:7.2f}"
+
+
+def _summary(args: argparse.Namespace, sent: list[Sent], seen: StandIn, errors: int) -> int:
+    with seen.cond:
+        arrivals = {k: list(v) for k, v in seen.arrivals.items()}
+        malformed = list(seen.malformed)
+    delivered = [s for s in sent if s.marker in arrivals]
+    doubled = sum(1 for s in sent if len(arrivals.get(s.marker, ())) > 1)
+    wrong_id = sum(1 for s in delivered if arrivals[s.marker][0].event_id != s.event_id)
+    not_202 = sum(1 for s in sent if s.status != 202)
+    latency = [arrivals[s.marker][0].at - s.sent_at for s in delivered]
+    rtt = [s.answered_at - s.sent_at for s in sent]
+    after = [arrivals[s.marker][0].at - s.answered_at for s in delivered]
+
+    def row(name: str, values: list[float]) -> str:
+        return (f"{name:34} p50 {_ms(values, 50)}  p90 {_ms(values, 90)}  "
+                f"p99 {_ms(values, 99)}  max {_ms(values, 100)} ms")  # fmt: skip
+
+    say()
+    say("=== delivery latency summary " + "=" * 50)
+    say(f"bridge: wandb-bridge serve --workers {args.workers} (delivery worker in each "
+        "process), SQLite, stand-in answering 204 at once")  # fmt: skip
+    say(
+        f"delivered {len(delivered)}/{len(sent)} within {args.wait:g} s; answered non-202: "
+        f"{not_202}; delivered twice: {doubled}; bridge_event_id mismatch: {wrong_id}; "
+        f"malformed dispatches: {len(malformed)}; ERROR lines in the bridge log: {errors}"
+    )
+    say(row("webhook sent -> dispatch arrived", latency))
+    say(row("202 round trip (client)", rtt))
+    say(row("202 received -> dispatch arrived", after))
+    p50, p99 = percentile(latency, 50) * 1000, percentile(latency, 99) * 1000
+    say(
+        f"bars: p50 {p50:.2f} ms vs 20 ms ({'meets' if p50 <= 20 else 'MISSES'}), "
+        f"p99 {p99:.2f} ms vs 100 ms ({'meets' if p99 <= 100 else 'MISSES'})"
+    )
+    for line in malformed[:5]:
+        say(f"  malformed: {line}")
+    say(f"machine at the end: {machine_load()}")
+    say("=" * 79)
+    ok = len(delivered) == len(sent) and not (doubled or wrong_id or not_202 or malformed)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # the servers are already stopped by then
+        say("interrupted; every process this benchmark started has been stopped", sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,141 @@
+"""The delivery worker with a real store, a fake clock and a scripted sender."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+
+import pytest
+
+from bridge import worker as worker_mod
+from bridge.config_loader import parse_config
+from bridge.errors import PermanentDeliveryError, TransientDeliveryError
+from bridge.metrics import Metrics
+from bridge.store.models import NewDelivery, NewEvent
+from bridge.worker import BREAKER_AFTER, DeliveryWorker
+
+T0 = 1_700_000_000.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class ScriptedSender:
+    def __init__(self, script) -> None:
+        self.script = list(script)
+        self.sent: list[str] = []
+        self.done = threading.Event()
+
+    def send(self, claimed):
+        self.sent.append(claimed.id)
+        step = self.script.pop(0) if self.script else 204
+        if isinstance(step, Exception):
+            raise step
+        self.done.set()
+        return step
+
+
+def make(tmp_path, store_factory, sender, clock, **delivery):
+    cfg = parse_config(
+        {"store": "sqlite:///unused.db", "sources": {"w": {"allow_unauthenticated": True}},
+         "github": {"dry_run": True},
+         "delivery": {"initial_backoff": "1s", "max_backoff": "10s", "concurrency": 4,
+                      **delivery}},
+        {},
+    )  # fmt: skip
+    store = store_factory()
+    return DeliveryWorker(cfg, store, sender, Metrics(store.stats, clock), clock=clock,
+                          rand=lambda: 0.5, owner="w1"), store  # fmt: skip
+
+
+def enqueue(store, n, at=T0):
+    for i in range(n):
+        body = b"%d" % i
+        store.accept(
+            NewEvent(f"evt_{i}", "w", "/webhooks/w", at, body, hashlib.sha256(body).hexdigest()),
+            [NewDelivery(f"dlv_{i}", "r", "acme/x", "E", "{}")],
+            600,
+        )
+
+
+def test_breaker_opens_after_consecutive_failures_then_probes_then_closes(tmp_path, store_factory):
+    clock = Clock()
+    sender = ScriptedSender([TransientDeliveryError("GitHub answered 503", 503)] * BREAKER_AFTER)
+    w, store = make(tmp_path, store_factory, sender, clock)
+    enqueue(store, 6)
+    assert w.claim_budget(clock.now) == 4
+    for claimed in store.claim("w1", BREAKER_AFTER, 60, clock.now):
+        w.deliver(claimed)
+    assert w.claim_budget(clock.now) == 0  # open: paused
+    clock.now += 1.01  # the first breaker pause is initial_backoff
+    assert w.claim_budget(clock.now) == 1  # half-open: one probe at a time
+    (probe,) = store.claim("w1", 1, 60, clock.now)
+    assert w.deliver(probe) == "delivered"
+    assert w.claim_budget(clock.now) == 4  # closed
+
+
+def test_a_permanent_answer_resets_the_breaker(tmp_path, store_factory):
+    clock = Clock()
+    script = [TransientDeliveryError("x", 502)] * (BREAKER_AFTER - 1)
+    script.append(PermanentDeliveryError("GitHub answered 404: Not Found", 404))
+    script.append(TransientDeliveryError("x", 502))
+    w, store = make(tmp_path, store_factory, ScriptedSender(script), clock)
+    enqueue(store, BREAKER_AFTER + 1)
+    for claimed in store.claim("w1", 10, 60, clock.now):
+        w.deliver(claimed)
+    assert w.claim_budget(clock.now) == 4
+
+
+def test_rate_limit_pauses_claims_until_githubs_time(tmp_path, store_factory):
+    clock = Clock()
+    limited = TransientDeliveryError("limited", 403, not_before=T0 + 600)
+    w, store = make(tmp_path, store_factory, ScriptedSender([limited]), clock)
+    enqueue(store, 2)
+    (c,) = store.claim("w1", 1, 60, clock.now)
+    w.deliver(c)
+    clock.now = T0 + 599
+    assert w.claim_budget(clock.now) == 0
+    clock.now = T0 + 600
+    assert w.claim_budget(clock.now) == 4
+    (d,) = store.get_event("evt_0").deliveries
+    assert d.state == "queued" and d.due_at >= T0 + 600
+
+
+def test_a_bug_in_the_sender_is_a_retry_not_a_dead_worker(tmp_path, store_factory):
+    clock = Clock()
+    w, store = make(tmp_path, store_factory, ScriptedSender([ValueError("boom")]), clock)
+    enqueue(store, 1)
+    (c,) = store.claim("w1", 1, 60, clock.now)
+    assert w.deliver(c) == "queued"
+    (d,) = store.get_event("evt_0").deliveries
+    assert "internal error in the bridge (ValueError)" in d.history[0].response
+
+
+def test_worker_is_woken_by_new_work_not_by_a_polling_tick(tmp_path, store_factory, monkeypatch):
+    # With the safety-net poll an hour long, only a wake-up can get the delivery out.
+    monkeypatch.setattr(worker_mod, "MAX_IDLE", 3600.0)
+    sender = ScriptedSender([])
+    w, store = make(tmp_path, store_factory, sender, __import__("time").time)
+    stop = threading.Event()
+    thread = threading.Thread(target=w.run, args=(stop,))
+    thread.start()
+    try:
+        threading.Event().wait(0.3)  # the worker is asleep now, nothing to do
+        enqueue(store, 1, at=__import__("time").time())
+        assert sender.done.wait(30), "the worker was not woken"
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_dedupe_rows_are_pruned(store_factory):
+    store = store_factory()
+    enqueue(store, 3)
+    assert store.prune_dedupe(T0 + 1) == 3
