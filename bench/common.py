@@ -177,6 +177,7 @@ def bridge_config(
     api_url: str | None = None,
     dedupe_window: str = "10m",
     log_level: str = "INFO",
+    synchronous: str | None = None,
 ) -> dict[str, Any]:
     """One source (one secret, one token from the environment), one matching route.
 
@@ -188,7 +189,8 @@ def bridge_config(
     else:
         github.update(api_url=api_url, token={"env": "BENCH_GITHUB_TOKEN"})
     return {
-        "store": f"sqlite:///{store_dir / 'bridge.db'}",
+        "store": f"sqlite:///{store_dir / 'bridge.db'}"
+        + (f"?synchronous={synchronous}" if synchronous else ""),
         "dedupe_window": dedupe_window,
         "sources": {
             "wandb": {

@@ -138,6 +138,7 @@ def measure(args: list[str], out: Path) -> dict[str, float]:
         raise SystemExit(f"worker {args[0]} failed with {process.returncode}")
     result: dict[str, float] = json.loads(text)
     result["rss_mb"] = usage.ru_maxrss / 1024  # KiB on Linux
+    result["cpu_s"] = usage.ru_utime + usage.ru_stime
     result["mb_s"] = result["bytes"] / result["seconds"] / 1e6
     shutil.rmtree(out, ignore_errors=True)
     return result
@@ -209,6 +210,7 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "load_average_before": load_before,
         "all_runs_mb_s": {k: [round(r["mb_s"], 1) for r in v] for k, v in runs.items()},
+        "cpu_seconds_per_run": {k: round(min(r["cpu_s"] for r in v), 2) for k, v in runs.items()},
     }
     print(f"baseline (plain parallel GETs): {report['baseline_mb_s']} MB/s")
     print(f"action downloader (MD5 verified): {report['action_mb_s']} MB/s")
@@ -218,6 +220,7 @@ def main() -> int:
     print(f"action with verify=false: {noverify} MB/s, ratio {report['noverify_ratio']}")
     print(f"MD5 on one core: {report['md5_single_core_mb_s']} MB/s; CPUs: {report['cpus']}")
     print(f"all runs: {report['all_runs_mb_s']}; load average before: {load_before:.2f}")
+    print(f"CPU seconds of each process (least of the runs): {report['cpu_seconds_per_run']}")
     if opts.json:
         opts.json.parent.mkdir(parents=True, exist_ok=True)
         opts.json.write_text(json.dumps(report, indent=2) + "\n")

@@ -121,6 +121,12 @@ def _parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("bridge config variants (for investigation; defaults = spec)")
     g.add_argument("--log-level", default="INFO", help="the bridge's logging.level")
     g.add_argument("--dedupe-window", default="10m", help="the bridge's dedupe_window")
+    g.add_argument(
+        "--synchronous",
+        choices=["normal", "full"],
+        default=None,
+        help="the SQLite store's synchronous option (default: the bridge's, normal)",
+    )
     g.add_argument("--store-dir", type=Path, default=None,
                    help="directory for the SQLite file (default: a temp dir under $TMPDIR; "
                    "/dev/shm takes the disk's fsync out)")  # fmt: skip
@@ -146,7 +152,12 @@ def _bench(args: argparse.Namespace, procs: Processes, tmp: Path, store_dir: Pat
     # Our own metrics directory: ``serve`` would otherwise make one in /tmp and leave it.
     (tmp / "metrics").mkdir()
     env = child_env({**BENCH_SECRETS, "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics")})
-    config = bridge_config(store_dir, dedupe_window=args.dedupe_window, log_level=args.log_level)
+    config = bridge_config(
+        store_dir,
+        dedupe_window=args.dedupe_window,
+        log_level=args.log_level,
+        synchronous=args.synchronous,
+    )
     config_path = write_config(tmp / "bridge.yaml", config)
 
     baseline = _start(procs, tmp, env, "baseline", args.workers, lambda port: [
@@ -162,7 +173,7 @@ def _bench(args: argparse.Namespace, procs: Processes, tmp: Path, store_dir: Pat
     say(f"  baseline: {' '.join(baseline.command[1:])}")
     say(f"  bridge:   {' '.join(bridge.command[1:])}")
     say("            accept path only (--no-worker): token + signature + dedupe + SQLite "
-        "commit (WAL, synchronous=FULL) + 202")  # fmt: skip
+        f"commit (WAL, synchronous={args.synchronous or 'normal'}) + 202")  # fmt: skip
     say(f"            config: dedupe_window {args.dedupe_window}, logging.level "
         f"{args.log_level}, store {store_dir}")  # fmt: skip
     say(f"  load:     wrk {' '.join(wrk_flags)} -d{args.duration}s -s bench/intake.lua, "

@@ -31,6 +31,7 @@ from bridge.config import (
 )
 from bridge.errors import ConfigError
 from bridge.secrets import Secret, resolve_secret
+from bridge.store.sqlite import parse_sqlite_url
 from bridge.templates import template_problems
 
 _TOP = {
@@ -188,6 +189,11 @@ class _Parser:
             self.problems.append(
                 "store: must start with sqlite:/// or postgresql:// (e.g. sqlite:///bridge.db)"
             )
+        elif secret is not None and secret.value.startswith("sqlite:///"):
+            try:
+                parse_sqlite_url(secret.value)
+            except ValueError as exc:
+                self.problems.append(f"store: {exc}")
         return secret
 
     def _sources(self, raw: Any) -> dict[str, Source]:

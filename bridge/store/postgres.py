@@ -42,7 +42,6 @@ MIGRATIONS: tuple[str, ...] = (
         body_sha256 TEXT NOT NULL,
         body BYTEA NOT NULL
     );
-    CREATE INDEX events_received ON events (received_at);
     CREATE TABLE dedupe (
         source TEXT NOT NULL,
         body_sha256 TEXT NOT NULL,

@@ -283,12 +283,13 @@ class SqlStore(abc.ABC):
         return Stats(by_state, None if oldest is None or oldest[0] is None else oldest[0])
 
     def list_events(self, state: str | None = None, limit: int = 50) -> list[Event]:
-        """Newest first; with ``state``, only events having a delivery in that state."""
+        """Newest first (ids sort by time); with ``state``, only events having a delivery in
+        that state."""
         with self._transaction(write=False) as cur:
             if state is None:
                 ids = self._exec(
                     cur,
-                    "SELECT id FROM events ORDER BY received_at DESC, id DESC LIMIT ?",
+                    "SELECT id FROM events ORDER BY id DESC LIMIT ?",
                     (limit,),
                 ).fetchall()
             else:
@@ -296,7 +297,7 @@ class SqlStore(abc.ABC):
                     cur,
                     "SELECT id FROM events e WHERE EXISTS (SELECT 1 FROM deliveries d "
                     "WHERE d.event_id = e.id AND d.state = ?) "
-                    "ORDER BY received_at DESC, id DESC LIMIT ?",
+                    "ORDER BY id DESC LIMIT ?",
                     (state, limit),
                 ).fetchall()
             return [self._event(cur, r[0], history=False) for r in ids]

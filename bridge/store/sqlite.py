@@ -1,9 +1,14 @@
 """The embedded default store: one SQLite file in WAL mode, shared by local processes.
 
-Each process and thread opens its own connection (after a fork too). Writes take the
-database's write lock up front (BEGIN IMMEDIATE) so a transaction never has to upgrade
-a read lock and fail with SQLITE_BUSY halfway. ``synchronous=FULL``: a commit is on disk
-before the bridge answers 202.
+Each process and thread opens its own connection (after a fork too). Writers queue on
+a kernel lock (:mod:`bridge.store.writelock`), then take SQLite's write lock up front
+(BEGIN IMMEDIATE) so a transaction never has to upgrade a read lock halfway.
+
+Durability: a commit is in the WAL before the bridge answers 202, so it survives the
+process being killed at any point. ``synchronous=normal`` (the default, as Rails and
+most servers on SQLite run it) fsyncs at checkpoints, not at every commit: a power cut
+or kernel crash can take the last moments of commits with it. ``?synchronous=full`` on
+the store URL fsyncs every commit, at several times the cost per event.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -19,6 +25,7 @@ from typing import Any
 from bridge.errors import StoreUnavailable
 from bridge.store import wake
 from bridge.store.sql import Cursor, SqlStore, Waiter
+from bridge.store.writelock import WriteLock
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -30,14 +37,13 @@ MIGRATIONS: tuple[str, ...] = (
         body_sha256 TEXT NOT NULL,
         body BLOB NOT NULL
     );
-    CREATE INDEX events_received ON events (received_at);
     CREATE TABLE dedupe (
         source TEXT NOT NULL,
         body_sha256 TEXT NOT NULL,
         event_id TEXT NOT NULL,
         seen_at REAL NOT NULL,
         PRIMARY KEY (source, body_sha256)
-    );
+    ) WITHOUT ROWID;
     CREATE TABLE deliveries (
         id TEXT PRIMARY KEY,
         event_id TEXT NOT NULL REFERENCES events (id),
@@ -77,10 +83,24 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
-def sqlite_path(url: str) -> str:
-    """``sqlite:///rel.db`` → ``rel.db`` (relative to the working directory);
-    ``sqlite:////abs/x.db`` → ``/abs/x.db``."""
-    return url.removeprefix("sqlite:///")
+SYNCHRONOUS = ("normal", "full")
+
+
+def parse_sqlite_url(url: str) -> tuple[str, str]:
+    """``sqlite:///rel.db`` → (``rel.db``, ``normal``), relative to the working directory;
+    ``sqlite:////abs/x.db?synchronous=full`` → (``/abs/x.db``, ``full``).
+
+    Raises ValueError naming what is wrong with an option."""
+    path, _, query = url.removeprefix("sqlite:///").partition("?")
+    options = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+    synchronous = options.pop("synchronous", "normal").lower()
+    if synchronous not in SYNCHRONOUS:
+        raise ValueError("synchronous must be normal or full")
+    if options:
+        raise ValueError(f"unknown option {sorted(options)[0]!r} (known: synchronous)")
+    if not path:
+        raise ValueError("no file name after sqlite:///")
+    return path, synchronous
 
 
 class SqliteStore(SqlStore):
@@ -89,8 +109,9 @@ class SqliteStore(SqlStore):
     _pending_index = " INDEXED BY deliveries_pending"
 
     def __init__(self, url: str) -> None:
-        self.path = sqlite_path(url)
+        self.path, self.synchronous = parse_sqlite_url(url)
         self.wake_path = self.path + "-wake"
+        self._writers = WriteLock(self.path + "-lock")
         self._local = threading.local()
         self._lock = threading.Lock()
         self._open: list[sqlite3.Connection] = []
@@ -117,7 +138,7 @@ class SqliteStore(SqlStore):
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
             self._enable_wal(conn)
-            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
             conn.execute("PRAGMA foreign_keys = ON")
             with self._lock:
                 self._open.append(conn)
@@ -141,11 +162,27 @@ class SqliteStore(SqlStore):
 
     @contextmanager
     def _transaction(self, write: bool = True) -> Iterator[Cursor]:
+        if not write:  # readers (WAL) never block anyone and queue behind no one
+            with self._sqlite_transaction("BEGIN") as cur:
+                yield cur
+            return
+        try:
+            self._writers.__enter__()
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot lock the SQLite store {self.path}: {exc}") from exc
+        try:
+            with self._sqlite_transaction("BEGIN IMMEDIATE") as cur:
+                yield cur
+        finally:
+            self._writers.__exit__(None, None, None)
+        self._after_commit()
+
+    @contextmanager
+    def _sqlite_transaction(self, begin: str) -> Iterator[Cursor]:
         try:
             conn = self._connection()
             cur = conn.cursor()
-            # Writers take the write lock up front; readers (WAL) never block anyone.
-            cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            cur.execute(begin)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open the SQLite store {self.path}: {exc}") from exc
         try:
@@ -159,7 +196,6 @@ class SqliteStore(SqlStore):
             raise
         finally:
             cur.close()
-        self._after_commit()
 
     def _notify(self, cur: Cursor) -> None:
         self._local.wake_pending = True
@@ -200,3 +236,4 @@ class SqliteStore(SqlStore):
         for conn in conns:
             conn.close()
         self._local = threading.local()
+        self._writers.close()

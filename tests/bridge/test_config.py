@@ -134,3 +134,14 @@ def test_store_url_with_password_in_plain_text_warns():
     assert any(w.startswith("store:") and "pw" not in w for w in cfg.warnings)
     cfg = parse_config(minimal(store={"env": "DB"}), {**ENV, "DB": "postgresql://u:pw@db/b"})
     assert cfg.store.value == "postgresql://u:pw@db/b" and not cfg.warnings
+
+
+def test_sqlite_url_options():
+    from bridge.store.sqlite import parse_sqlite_url
+
+    assert parse_sqlite_url("sqlite:///b.db") == ("b.db", "normal")
+    assert parse_sqlite_url("sqlite:////x/b.db?synchronous=FULL") == ("/x/b.db", "full")
+    with pytest.raises(ConfigError, match="synchronous must be normal or full"):
+        parse_config(minimal(store="sqlite:///b.db?synchronous=off"), ENV)
+    with pytest.raises(ConfigError, match="unknown option 'mode'"):
+        parse_config(minimal(store="sqlite:///b.db?mode=ro"), ENV)
