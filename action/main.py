@@ -1,0 +1,246 @@
+"""The action's entry point: ``main(environ)`` returns the process exit status."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TextIO
+
+import requests
+
+from action import summary
+from action.artifact import Artifact
+from action.commands import Console, append_summary, write_outputs
+from action.download import Downloader, Outcome
+from action.errors import ActionError, DownloadError, InputError
+from action.event import event_type_matches, load_event, read_trigger
+from action.graphql import GraphQLClient
+from action.http import RetryPolicy, Sleep, make_session, redact_url, send
+from action.inputs import PREFIX, Settings, read_settings
+from action.manifest import Manifest, parse_manifest
+from action.plan import plan
+from action.progress import Clock, Progress
+from action.refs import parse_ref
+from action.wandb_api import WandbApi
+
+
+def main(
+    environ: Mapping[str, str],
+    *,
+    stdout: TextIO | None = None,
+    sleep: Sleep = time.sleep,
+    clock: Clock = time.monotonic,
+    policy: RetryPolicy | None = None,
+) -> int:
+    """Run the action; 0 on success or skip, 1 on a failure reported as ``::error::``."""
+    console = Console(stdout if stdout is not None else sys.stdout)
+    # Mask the key before anything else can print: a parse error may follow.
+    for key in (environ.get(PREFIX + "API_KEY", ""), environ.get("WANDB_API_KEY", "")):
+        for line in key.splitlines():
+            console.add_mask(line.strip())
+    summary_file = environ.get("GITHUB_STEP_SUMMARY", "")
+    try:
+        settings = read_settings(environ)
+        return _run(settings, console, sleep, clock, policy or RetryPolicy())
+    except ActionError as exc:
+        console.error(str(exc), title=exc.title)
+        with contextlib.suppress(ActionError):
+            append_summary(summary_file, summary.failure(exc.title, str(exc)))
+        return 1
+
+
+def _run(
+    settings: Settings, console: Console, sleep: Sleep, clock: Clock, policy: RetryPolicy
+) -> int:
+    started = clock()
+    trigger = read_trigger(load_event(settings.event_path), settings.payload, settings.artifact)
+    base = {"event-type": trigger.event_type, "event-author": trigger.event_author}
+    if settings.event_types and not event_type_matches(trigger.event_type, settings.event_types):
+        reason = (
+            f"event type {trigger.event_type or '(none)'} is not one of "
+            f"{', '.join(settings.event_types)}; nothing downloaded."
+        )
+        return _skip(settings, console, reason, base)
+    if not trigger.artifact:
+        raise InputError(
+            "no artifact to fetch: the `artifact` input is empty and the event's "
+            "client_payload has neither artifact_version_string nor artifact_version.",
+            fix="Set the `artifact` input, or add "
+            '"artifact_version_string": "${artifact_version_string}" to the W&B payload.',
+        )
+    ref = parse_ref(trigger.artifact)
+    if not settings.api_key:
+        raise InputError(
+            "no W&B API key: the `api-key` input and WANDB_API_KEY are both empty.",
+            fix="Pass `api-key: ${{ secrets.WANDB_API_KEY }}` (the secret must exist and be "
+            "available to this workflow).",
+        )
+    with make_session(settings.concurrency + 2) as session:
+        api = WandbApi(
+            GraphQLClient(session, settings.base_url, settings.api_key, sleep=sleep, policy=policy)
+        )
+        console.line(f"Resolving {ref} at {settings.base_url}")
+        artifact = api.resolve(ref)
+        console.line(f"Resolved {artifact.name} (aliases: {', '.join(artifact.aliases) or '-'})")
+        info = {**base, **_artifact_outputs(artifact)}
+        if settings.aliases and not set(settings.aliases) & set(artifact.aliases):
+            reason = (
+                f"{artifact.name} has aliases {', '.join(artifact.aliases) or '(none)'}, none "
+                f"of {', '.join(settings.aliases)}; nothing downloaded."
+            )
+            return _skip(settings, console, reason, info)
+        target = _target(settings, artifact)
+        manifest = _fetch_manifest(session, api, artifact, sleep, policy)
+        urls = api.file_urls(artifact) if manifest.stored else {}
+        work = plan(
+            manifest,
+            urls,
+            artifact,
+            target=target,
+            base_url=settings.base_url,
+            verify=settings.verify,
+            skip_references=settings.skip_references,
+        )
+        for path in work.unverifiable:
+            console.warning(f"{path}: the reference's digest is not an MD5; size checked only.")
+        if work.skipped_refs:
+            console.warning(
+                f"skipped {len(work.skipped_refs)} references (skip-references is true): "
+                + "; ".join(work.skipped_refs[:10]),
+            )
+        total = sum(j.entry.size or 0 for j in work.jobs)
+        progress = Progress(
+            total, interval=settings.progress_interval, clock=clock, console=console
+        )
+        downloader = Downloader(
+            session,
+            settings.api_key,
+            concurrency=settings.concurrency,
+            policy=policy,
+            sleep=sleep,
+            console=console,
+            progress=progress,
+        )
+        console.group(f"Files of {artifact.name} ({len(work.jobs)}) -> {target}")
+        try:
+            outcomes = downloader.run(work.jobs, target)
+        finally:
+            console.endgroup()
+    return _finish(
+        settings, console, artifact, info, target, outcomes, work.skipped_refs, clock() - started
+    )
+
+
+def _finish(
+    settings: Settings,
+    console: Console,
+    artifact: Artifact,
+    info: dict[str, str],
+    target: Path,
+    outcomes: list[Outcome],
+    skipped_refs: tuple[str, ...],
+    seconds: float,
+) -> int:
+    total = sum(o.job.entry.size or 0 for o in outcomes)
+    fetched = [o for o in outcomes if o.fetched]
+    fetched_bytes = sum(o.job.entry.size or 0 for o in fetched)
+    result = summary.Result(
+        artifact=artifact,
+        path=str(target),
+        files=len(outcomes),
+        total_bytes=total,
+        fetched_files=len(fetched),
+        fetched_bytes=fetched_bytes,
+        skipped_refs=skipped_refs,
+        event_type=info["event-type"],
+        event_author=info["event-author"],
+        seconds=seconds,
+    )
+    console.line(
+        f"Fetched {artifact.name}: {len(outcomes)} files ({len(fetched)} downloaded) "
+        f"in {target}, {seconds:.1f} s"
+    )
+    _warn_about_extra_files(console, target, outcomes, artifact)
+    outputs = {
+        "skipped": "false",
+        **info,
+        "path": str(target),
+        "files": str(len(outcomes)),
+        "bytes": str(total),
+    }
+    write_outputs(settings.output_file, outputs, console)
+    append_summary(settings.summary_file, summary.success(result))
+    return 0
+
+
+def _warn_about_extra_files(
+    console: Console, target: Path, outcomes: list[Outcome], artifact: Artifact
+) -> None:
+    """Files at ``target`` the artifact lacks (an older version's?) are left, but named."""
+    wanted = {o.job.dest for o in outcomes}
+    extra = sorted(p for p in target.rglob("*") if p.is_file() and p not in wanted)
+    if extra:
+        shown = ", ".join(p.relative_to(target).as_posix() for p in extra[:5])
+        more = f" and {len(extra) - 5} more" if len(extra) > 5 else ""
+        console.warning(
+            f"{len(extra)} files at {target} are not part of {artifact.name} and were left "
+            f"in place: {shown}{more}.",
+            title="Extra files at path",
+        )
+
+
+def _skip(settings: Settings, console: Console, reason: str, info: dict[str, str]) -> int:
+    console.line(f"Skipping: {reason}")
+    outputs = {"skipped": "true", "path": "", "files": "0", "bytes": "0", **info}
+    write_outputs(settings.output_file, outputs, console)
+    append_summary(settings.summary_file, summary.skipped(reason))
+    return 0
+
+
+def _artifact_outputs(artifact: Artifact) -> dict[str, str]:
+    return {
+        "artifact": artifact.name,
+        "version": artifact.version,
+        "aliases": json.dumps(list(artifact.aliases)),
+        "digest": artifact.digest,
+        "entity": artifact.entity,
+        "project": artifact.project,
+        "collection": artifact.collection,
+        "type": artifact.type,
+        "metadata": json.dumps(artifact.metadata, sort_keys=True),
+        "description": artifact.description,
+    }
+
+
+def _target(settings: Settings, artifact: Artifact) -> Path:
+    path = Path(settings.path) if settings.path else Path("artifacts") / artifact.collection
+    return path if path.is_absolute() else settings.workspace / path
+
+
+def _fetch_manifest(
+    session: requests.Session, api: WandbApi, artifact: Artifact, sleep: Sleep, policy: RetryPolicy
+) -> Manifest:
+    url = api.manifest_url(artifact)
+    fix = "Re-run the job; if it persists, check that the runner can reach W&B's storage."
+    response = send(
+        session,
+        "GET",
+        url,
+        what="fetching the manifest",
+        error=DownloadError,
+        fix=fix,
+        sleep=sleep,
+        policy=policy,
+    )
+    with response:
+        if response.status_code != 200:
+            raise DownloadError(
+                f"fetching the manifest of {artifact.name} failed: HTTP "
+                f"{response.status_code} from {redact_url(url)}.",
+                fix=fix,
+            )
+        return parse_manifest(response.content)

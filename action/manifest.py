@@ -1,0 +1,113 @@
+"""The artifact manifest: which files make up the version, with their sizes and digests.
+
+``{"version": 1, "storagePolicy": "wandb-storage-policy-v1", "storagePolicyConfig":
+{"storageLayout": "V2", "storageRegion"?: ...}, "contents": {"<path>": {"digest",
+"size", "birthArtifactID"?, "ref"?, "extra"?}}}``. Keys are relative paths that may
+contain ``/``; a key that would escape the target directory is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from action.errors import ApiError
+
+MD5 = "MD5"
+XXH128 = "XXH128"
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: str
+    digest: str
+    size: int | None
+    algorithm: str
+    birth_artifact_id: str
+    ref: str
+
+    @property
+    def basename(self) -> str:
+        return PurePosixPath(self.path).name
+
+
+@dataclass(frozen=True)
+class Manifest:
+    storage_layout: str
+    storage_region: str
+    entries: tuple[Entry, ...]
+
+    @property
+    def stored(self) -> tuple[Entry, ...]:
+        """Entries whose bytes are in W&B storage."""
+        return tuple(e for e in self.entries if not e.ref)
+
+    @property
+    def references(self) -> tuple[Entry, ...]:
+        """Entries that point elsewhere (``https://``, ``s3://``, ...)."""
+        return tuple(e for e in self.entries if e.ref)
+
+
+def safe_path(key: str) -> str:
+    """The manifest key as a relative POSIX path; raise when it could escape the target."""
+    path = PurePosixPath(key)
+    if (
+        not key
+        or "\x00" in key
+        or "\\" in key
+        or path.is_absolute()
+        or any(part in ("..", "") for part in key.split("/"))
+        or ":" in path.parts[0]
+    ):
+        raise ApiError(
+            f"the manifest lists an unsafe file path {key!r}.",
+            fix="The artifact was not written by a W&B client; refuse it, or fix it in W&B.",
+        )
+    return path.as_posix()
+
+
+def parse_manifest(text: str | bytes) -> Manifest:
+    """Parse a manifest; raise ApiError naming what is wrong."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise _bad(f"it is not JSON ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("contents"), dict):
+        raise _bad("it has no 'contents' object")
+    config = data.get("storagePolicyConfig")
+    config = config if isinstance(config, dict) else {}
+    entries = []
+    for key, raw in sorted(data["contents"].items()):
+        entries.append(_entry(key, raw))
+    return Manifest(
+        storage_layout=str(config.get("storageLayout") or "V1"),
+        storage_region=str(config.get("storageRegion") or "default"),
+        entries=tuple(entries),
+    )
+
+
+def _entry(key: str, raw: Any) -> Entry:
+    if not isinstance(raw, dict) or not isinstance(raw.get("digest"), str):
+        raise _bad(f"entry {key!r} has no digest")
+    size = raw.get("size")
+    if size is not None and (not isinstance(size, int) or size < 0):
+        raise _bad(f"entry {key!r} has an invalid size {size!r}")
+    extra = raw.get("extra")
+    algorithm = extra.get("alg") if isinstance(extra, dict) else None
+    return Entry(
+        path=safe_path(key),
+        digest=raw["digest"],
+        size=size,
+        algorithm=str(algorithm).upper() if algorithm else MD5,
+        birth_artifact_id=str(raw.get("birthArtifactID") or ""),
+        ref=str(raw.get("ref") or ""),
+    )
+
+
+def _bad(why: str) -> ApiError:
+    return ApiError(
+        f"the artifact's manifest cannot be used: {why}.",
+        fix="Log the artifact again with a current W&B client, or contact W&B support.",
+    )
