@@ -35,13 +35,14 @@ from action.http import (
     Sleep,
     describe,
     is_transient_status,
+    read_body,
     redact_url,
 )
 from action.manifest import Entry
 from action.progress import Progress, human_bytes
 from action.staging import make_staging, move_into_place
 
-CHUNK_SIZE = 1 << 20
+CHUNK_SIZE = 1 << 21  # 2 MiB: fewer trips through Python per byte; 8 threads x 2 MiB of buffers
 
 
 @dataclass(frozen=True)
@@ -195,14 +196,14 @@ class Downloader:
         written = 0
         try:
             with staged.open("wb", buffering=0) as fh:
-                for chunk in response.iter_content(self._chunk_size):
+                for piece in read_body(response, self._chunk_size):
                     if self._stop.is_set():
                         raise _Stopped
                     if hasher is not None:
-                        hasher.update(chunk)
-                    fh.write(chunk)
-                    written += len(chunk)
-                    self._progress.add(len(chunk))
+                        hasher.update(piece)
+                    fh.write(piece)
+                    written += len(piece)
+                    self._progress.add(len(piece))
         except requests.RequestException:  # an OSError too, but the network's fault
             self._progress.add(-written)
             raise

@@ -7,9 +7,10 @@ become :class:`~action.errors.ActionError`.
 
 from __future__ import annotations
 
+import http.client
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -126,3 +127,35 @@ def send(
         f"{what} failed after {policy.attempts} attempts ({cause}) at {redact_url(url)}.",
         fix=fix,
     )
+
+
+def read_body(response: requests.Response, chunk_size: int) -> Iterator[memoryview | bytes]:
+    """The body in pieces, read straight into one reused buffer when the connection allows.
+
+    ``iter_content`` makes a new bytes object per chunk (and urllib3 copies it again on
+    the way); reading into a buffer that is hashed and written in place halves the bytes
+    the CPU moves, which is what leaves room for the digest. Each piece is valid only
+    until the next is read. Encoded bodies go through ``iter_content``.
+    """
+    raw = response.raw
+    fp: Any = getattr(raw, "_fp", None)  # urllib3's http.client response
+    identity = response.headers.get("Content-Encoding", "identity").lower() == "identity"
+    if not identity or not callable(getattr(fp, "readinto", None)):
+        yield from response.iter_content(chunk_size)
+        return
+    length = response.headers.get("Content-Length")
+    view = memoryview(bytearray(chunk_size))
+    total = 0
+    while True:
+        try:
+            n = fp.readinto(view)
+        except (http.client.HTTPException, OSError) as exc:  # reset, timeout
+            raise requests.ConnectionError(f"the body broke off ({type(exc).__name__})") from exc
+        if not n:
+            break
+        total += n
+        yield view[:n]
+    # http.client's readinto ends quietly when the peer closes early: check the length.
+    if length is not None and length.isdigit() and total != int(length):
+        raise requests.ConnectionError(f"the body was cut short ({total} of {length} bytes)")
+    raw.read()  # lets urllib3 see the end of the body and pool the connection again
