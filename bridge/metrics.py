@@ -64,6 +64,7 @@ class Metrics:
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self._registry = None if self.multiprocess else CollectorRegistry()
         self._collector = _StoreCollector(stats, clock)
+        self._children: dict[tuple[str, str], Any] = {}
         reg = self._registry
         self._requests = Counter(
             "wandb_bridge_requests",
@@ -102,7 +103,13 @@ class Metrics:
             self._registry.register(self._collector)
 
     def received(self, source: str, outcome: str) -> None:
-        self._requests.labels(source=source, outcome=outcome).inc()
+        # label lookups cost more than the increment: keep the children (few sources)
+        child = self._children.get((source, outcome))
+        if child is None:
+            child = self._children[(source, outcome)] = self._requests.labels(
+                source=source, outcome=outcome
+            )
+        child.inc()
         if outcome == "duplicate":
             self._duplicates.labels(source=source).inc()
 

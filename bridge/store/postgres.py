@@ -50,7 +50,7 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (source, body_sha256)
     );
     CREATE TABLE deliveries (
-        id TEXT COLLATE "C" PRIMARY KEY,
+        id TEXT COLLATE "C" NOT NULL,
         event_id TEXT COLLATE "C" NOT NULL REFERENCES events (id),
         route TEXT NOT NULL,
         repository TEXT NOT NULL,
@@ -66,14 +66,14 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at DOUBLE PRECISION NOT NULL,
         finished_at DOUBLE PRECISION,
         last_status INTEGER,
-        last_error TEXT
+        last_error TEXT,
+        PRIMARY KEY (event_id, id)
     );
     CREATE INDEX deliveries_pending ON deliveries (due_at) WHERE state IN ('queued', 'in_flight');
-    CREATE INDEX deliveries_event ON deliveries (event_id);
     CREATE INDEX deliveries_state ON deliveries (state);
     CREATE TABLE attempts (
         id BIGSERIAL PRIMARY KEY,
-        delivery_id TEXT COLLATE "C" NOT NULL REFERENCES deliveries (id),
+        delivery_id TEXT COLLATE "C" NOT NULL,
         attempt INTEGER NOT NULL,
         started_at DOUBLE PRECISION NOT NULL,
         finished_at DOUBLE PRECISION NOT NULL,

@@ -196,8 +196,8 @@ class SqlStore(abc.ABC):
                     cur,
                     "UPDATE deliveries SET state = ?, due_at = ?, lease_owner = ?, "
                     "attempts = attempts + 1, round_attempts = round_attempts + 1, "
-                    "updated_at = ? WHERE id = ?",
-                    (IN_FLIGHT, now + lease, owner, now, r[0]),
+                    "updated_at = ? WHERE event_id = ? AND id = ?",
+                    (IN_FLIGHT, now + lease, owner, now, r[1], r[0]),
                 )
                 claimed.append(Claimed(r[0], r[1], r[2], r[3], r[4], r[5] + 1, r[6] + 1, r[7]))
             return claimed
@@ -236,7 +236,7 @@ class SqlStore(abc.ABC):
                 cur,
                 "UPDATE deliveries SET state = ?, due_at = ?, lease_owner = NULL, "
                 "updated_at = ?, finished_at = ?, last_status = ?, last_error = ? "
-                "WHERE id = ? AND lease_owner = ? AND state = ?",
+                "WHERE event_id = ? AND id = ? AND lease_owner = ? AND state = ?",
                 (
                     state,
                     due_at,
@@ -244,6 +244,7 @@ class SqlStore(abc.ABC):
                     finished,
                     attempt.status,
                     error,
+                    claimed.event_id,
                     claimed.id,
                     owner,
                     IN_FLIGHT,
@@ -351,16 +352,17 @@ class SqlStore(abc.ABC):
     def _requeue(self, cur: Cursor, where: str, params: tuple[Any, ...], now: float) -> list[str]:
         rows = self._exec(
             cur,
-            f"SELECT id FROM deliveries WHERE {where} AND state IN (?, ?) ORDER BY id",
+            f"SELECT event_id, id FROM deliveries WHERE {where} AND state IN (?, ?) ORDER BY id",
             (*params, DELIVERED, DEAD),
         ).fetchall()
-        for (delivery_id,) in rows:
+        for event_id, delivery_id in rows:
             self._exec(
                 cur,
                 "UPDATE deliveries SET state = ?, due_at = ?, round_attempts = 0, "
-                "round_started_at = ?, updated_at = ?, finished_at = NULL WHERE id = ?",
-                (QUEUED, now, now, now, delivery_id),
+                "round_started_at = ?, updated_at = ?, finished_at = NULL "
+                "WHERE event_id = ? AND id = ?",
+                (QUEUED, now, now, now, event_id, delivery_id),
             )
         if rows:
             self._notify(cur)
-        return [r[0] for r in rows]
+        return [r[1] for r in rows]

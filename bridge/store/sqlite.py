@@ -27,6 +27,9 @@ from bridge.store import wake
 from bridge.store.sql import Cursor, SqlStore, Waiter
 from bridge.store.writelock import WriteLock
 
+# Every accept writes one row to each of events, dedupe and deliveries: the tables are
+# clustered on their keys (WITHOUT ROWID) and a delivery is keyed under its event, so
+# an accept updates five b-trees, not eight.
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE events (
@@ -36,7 +39,7 @@ MIGRATIONS: tuple[str, ...] = (
         received_at REAL NOT NULL,
         body_sha256 TEXT NOT NULL,
         body BLOB NOT NULL
-    );
+    ) WITHOUT ROWID;
     CREATE TABLE dedupe (
         source TEXT NOT NULL,
         body_sha256 TEXT NOT NULL,
@@ -45,7 +48,7 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (source, body_sha256)
     ) WITHOUT ROWID;
     CREATE TABLE deliveries (
-        id TEXT PRIMARY KEY,
+        id TEXT NOT NULL,
         event_id TEXT NOT NULL REFERENCES events (id),
         route TEXT NOT NULL,
         repository TEXT NOT NULL,
@@ -61,14 +64,14 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at REAL NOT NULL,
         finished_at REAL,
         last_status INTEGER,
-        last_error TEXT
-    );
+        last_error TEXT,
+        PRIMARY KEY (event_id, id)
+    ) WITHOUT ROWID;
     CREATE INDEX deliveries_pending ON deliveries (due_at) WHERE state IN ('queued', 'in_flight');
-    CREATE INDEX deliveries_event ON deliveries (event_id);
     CREATE INDEX deliveries_state ON deliveries (state);
     CREATE TABLE attempts (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        delivery_id TEXT NOT NULL REFERENCES deliveries (id),
+        id INTEGER PRIMARY KEY,
+        delivery_id TEXT NOT NULL,
         attempt INTEGER NOT NULL,
         started_at REAL NOT NULL,
         finished_at REAL NOT NULL,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import xxhash
 
+from action.download import CHUNK_SIZE
 from tests.action.fake_wandb import FakeArtifact, FakeWandb, demo_files
 from tests.action.harness import API_KEY, Runner, md5_of, tree
 
@@ -35,7 +36,7 @@ def test_fetches_the_artifact_the_dispatch_names(
     target = runner.default_target
     _assert_files(target, artifact)
     assert (target / "empty.txt").read_bytes() == b""
-    assert (target / "model/weights.bin").stat().st_size > 3 * 1024 * 1024  # > 1 chunk
+    assert (target / "model/weights.bin").stat().st_size > CHUNK_SIZE  # more than one read
     assert run.outputs == {
         "skipped": "false",
         "path": str(target),
