@@ -41,6 +41,7 @@ from bench.common import (
     Processes,
     child_env,
     free_port,
+    run_main,
     say,
     terminate_on_sigterm,
     wait_healthy,
@@ -581,8 +582,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # the servers are already stopped by then
-        say("interrupted; every process this benchmark started has been stopped", sys.stderr)
-        sys.exit(130)
+    run_main(main)

@@ -17,10 +17,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import yaml
 
@@ -257,3 +257,12 @@ def machine_load() -> str:
 
 def say(text: str = "", stream: TextIO = sys.stdout) -> None:
     print(text, file=stream, flush=True)
+
+
+def run_main(main: Callable[[], int]) -> NoReturn:
+    """Exit with ``main()``'s status; Ctrl-C exits 130 (the servers are stopped by then)."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        say("interrupted; every process this benchmark started has been stopped", sys.stderr)
+        sys.exit(130)

@@ -45,6 +45,7 @@ from bench.common import (
     free_port,
     group_cpu_seconds,
     machine_load,
+    run_main,
     say,
     tail,
     terminate_on_sigterm,
@@ -311,8 +312,4 @@ def _summary(args: argparse.Namespace, runs: list[Run], stored: int, answered: i
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # the servers are already stopped by then
-        say("interrupted; every process this benchmark started has been stopped", sys.stderr)
-        sys.exit(130)
+    run_main(main)

@@ -42,6 +42,7 @@ from bench.common import (
     free_port,
     machine_load,
     percentile,
+    run_main,
     say,
     terminate_on_sigterm,
     wait_healthy,
@@ -266,8 +267,4 @@ def _summary(args: argparse.Namespace, sent: list[Sent], seen: StandIn, errors: 
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # the servers are already stopped by then
-        say("interrupted; every process this benchmark started has been stopped", sys.stderr)
-        sys.exit(130)
+    run_main(main)

@@ -89,6 +89,7 @@ MIGRATIONS: tuple[str, ...] = (
 
 
 class PostgresStore(SqlStore):
+    migrations = MIGRATIONS
     _claim_lock = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, url: str) -> None:
@@ -156,27 +157,11 @@ class PostgresStore(SqlStore):
     def waiter(self) -> Waiter:
         return _Listener(self)
 
-    def migrate(self) -> None:
-        with self._transaction() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row: Any = cur.execute("SELECT MAX(version) FROM schema_version").fetchone()
-            current = row[0] or 0
-            if current > len(MIGRATIONS):
-                raise StoreUnavailable(
-                    f"the PostgreSQL store at {self.where} has schema version {current}, newer "
-                    f"than this bridge knows ({len(MIGRATIONS)}); upgrade the bridge"
-                )
-            for version in range(current + 1, len(MIGRATIONS) + 1):
-                for statement in MIGRATIONS[version - 1].split(";"):
-                    if statement.strip():
-                        cur.execute(statement)
-                cur.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+    def _lock_schema(self, cur: Cursor) -> None:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
 
-    def schema_version(self) -> int:
-        with self._transaction() as cur:
-            row = cur.execute("SELECT MAX(version) FROM schema_version").fetchone()
-            return int(row[0] or 0)
+    def _describe(self) -> str:
+        return f"the PostgreSQL store at {self.where}"
 
     def close(self) -> None:
         """Close every connection this process opened, in any thread, listeners too.

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from bridge.errors import NotFound
+from bridge.errors import NotFound, StoreUnavailable
 from bridge.store.models import (
     ABANDONED,
     DEAD,
@@ -83,9 +83,38 @@ class SqlStore(abc.ABC):
     @abc.abstractmethod
     def waiter(self) -> Waiter: ...
 
+    migrations: tuple[str, ...] = ()  # the backend's schema, one script per version
+
     @abc.abstractmethod
+    def _describe(self) -> str:
+        """Which store this is, for messages (never with a password)."""
+
+    @abc.abstractmethod
+    def _lock_schema(self, cur: Cursor) -> None:
+        """Keep other processes out while migrating, for the rest of the transaction."""
+
     def migrate(self) -> None:
-        """Create or upgrade the schema, recording its version."""
+        """Create or upgrade the schema, recording its version; refuse a newer schema."""
+        with self._transaction() as cur:
+            self._lock_schema(cur)
+            self._exec(cur, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = self._exec(cur, "SELECT MAX(version) FROM schema_version").fetchone()
+            current = int(row[0] or 0)
+            if current > len(self.migrations):
+                raise StoreUnavailable(
+                    f"{self._describe()} has schema version {current}, newer than this bridge "
+                    f"knows ({len(self.migrations)}); upgrade the bridge"
+                )
+            for version in range(current + 1, len(self.migrations) + 1):
+                for statement in self.migrations[version - 1].split(";"):
+                    if statement.strip():
+                        cur.execute(statement)
+                self._exec(cur, "INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+    def schema_version(self) -> int:
+        with self._transaction(write=False) as cur:
+            row = self._exec(cur, "SELECT MAX(version) FROM schema_version").fetchone()
+            return int(row[0] or 0)
 
     @abc.abstractmethod
     def close(self) -> None: ...

@@ -20,7 +20,6 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import Any
 
 from bridge.errors import StoreUnavailable
 from bridge.store import wake
@@ -107,6 +106,7 @@ def parse_sqlite_url(url: str) -> tuple[str, str]:
 
 
 class SqliteStore(SqlStore):
+    migrations = MIGRATIONS
     # Without statistics SQLite's planner prefers the state index and sorts every pending
     # row on each claim; the partial index is the right one, so name it.
     _pending_index = " INDEXED BY deliveries_pending"
@@ -211,26 +211,11 @@ class SqliteStore(SqlStore):
     def waiter(self) -> Waiter:
         return wake.PipeWaiter(self.wake_path)
 
-    def migrate(self) -> None:
-        with self._transaction() as cur:
-            cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row: Any = cur.execute("SELECT MAX(version) FROM schema_version").fetchone()
-            current = row[0] or 0
-            if current > len(MIGRATIONS):
-                raise StoreUnavailable(
-                    f"the SQLite store {self.path} has schema version {current}, newer than "
-                    f"this bridge knows ({len(MIGRATIONS)}); upgrade the bridge"
-                )
-            for version in range(current + 1, len(MIGRATIONS) + 1):
-                for statement in MIGRATIONS[version - 1].split(";"):
-                    if statement.strip():
-                        cur.execute(statement)
-                cur.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+    def _describe(self) -> str:
+        return f"the SQLite store {self.path}"
 
-    def schema_version(self) -> int:
-        with self._transaction() as cur:
-            row = cur.execute("SELECT MAX(version) FROM schema_version").fetchone()
-            return int(row[0] or 0)
+    def _lock_schema(self, cur: Cursor) -> None:
+        """Nothing more to take: a write transaction already holds the write locks."""
 
     def close(self) -> None:
         """Close every connection this store opened in this process, in any thread."""
