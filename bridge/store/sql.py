@@ -1,9 +1,7 @@
 """The store's logic, written once in SQL that SQLite and PostgreSQL both speak.
 
-A backend subclass supplies connections and transactions (``_transaction``), how a
-claim locks rows (``_claim_lock``), how waiting workers are woken (``_notify``,
-``waiter``), and the schema migrations. Statements use ``?`` placeholders; a backend
-that wants ``%s`` rewrites them in ``_sql``.
+Intake and delivery live here; reading and replaying in :mod:`bridge.store.operations`;
+what a backend must supply in :mod:`bridge.store.base`.
 
 Atomicity, the two races that matter:
 - dedupe: a unique (source, body hash) row is inserted with ON CONFLICT ... DO UPDATE
@@ -16,12 +14,9 @@ Atomicity, the two races that matter:
 
 from __future__ import annotations
 
-import abc
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
-from typing import Any, Protocol
 
-from bridge.errors import NotFound, StoreUnavailable
+from bridge.store.base import ATTEMPT_COLS, PENDING, Cursor, Waiter
 from bridge.store.models import (
     ABANDONED,
     DEAD,
@@ -31,103 +26,16 @@ from bridge.store.models import (
     Accepted,
     Attempt,
     Claimed,
-    Delivery,
-    Event,
     NewDelivery,
     NewEvent,
-    Stats,
 )
+from bridge.store.operations import Operations
 
-_DELIVERY_COLS = (
-    "id, event_id, route, repository, event_type, client_payload, state, attempts, due_at, "
-    "created_at, updated_at, finished_at, last_status, last_error"
-)
-# Written as literals, not parameters, so that the partial index on pending rows applies
-# to every plan (a generic prepared plan cannot prove a parameter matches its predicate).
-_PENDING = f"state IN ('{QUEUED}', '{IN_FLIGHT}')"
-_ATTEMPT_COLS = "attempt, started_at, finished_at, status, outcome, response, wait, worker"
+__all__ = ["Cursor", "SqlStore", "Waiter"]
 
 
-class Cursor(Protocol):
-    @property
-    def rowcount(self) -> int: ...
-
-    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
-    def fetchone(self) -> Any: ...
-    def fetchall(self) -> list[Any]: ...
-
-
-class Waiter(Protocol):
-    """Blocks a worker until work may have arrived (or the timeout passes)."""
-
-    def wait(self, timeout: float) -> bool: ...
-    def close(self) -> None: ...
-
-
-class SqlStore(abc.ABC):
+class SqlStore(Operations):
     """Everything the bridge stores; see the module docstring for the guarantees."""
-
-    @abc.abstractmethod
-    def _transaction(self, write: bool = True) -> AbstractContextManager[Cursor]:
-        """A cursor inside a transaction, committed on exit, rolled back on error.
-
-        ``write=False`` marks a read-only one, which must not hold up writers.
-
-        Driver errors are translated to StoreUnavailable here, once per backend.
-        """
-
-    @abc.abstractmethod
-    def _notify(self, cur: Cursor) -> None:
-        """Wake waiting workers once the current transaction commits."""
-
-    @abc.abstractmethod
-    def waiter(self) -> Waiter: ...
-
-    migrations: tuple[str, ...] = ()  # the backend's schema, one script per version
-
-    @abc.abstractmethod
-    def _describe(self) -> str:
-        """Which store this is, for messages (never with a password)."""
-
-    @abc.abstractmethod
-    def _lock_schema(self, cur: Cursor) -> None:
-        """Keep other processes out while migrating, for the rest of the transaction."""
-
-    def migrate(self) -> None:
-        """Create or upgrade the schema, recording its version; refuse a newer schema."""
-        with self._transaction() as cur:
-            self._lock_schema(cur)
-            self._exec(cur, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = self._exec(cur, "SELECT MAX(version) FROM schema_version").fetchone()
-            current = int(row[0] or 0)
-            if current > len(self.migrations):
-                raise StoreUnavailable(
-                    f"{self._describe()} has schema version {current}, newer than this bridge "
-                    f"knows ({len(self.migrations)}); upgrade the bridge"
-                )
-            for version in range(current + 1, len(self.migrations) + 1):
-                for statement in self.migrations[version - 1].split(";"):
-                    if statement.strip():
-                        cur.execute(statement)
-                self._exec(cur, "INSERT INTO schema_version (version) VALUES (?)", (version,))
-
-    def schema_version(self) -> int:
-        with self._transaction(write=False) as cur:
-            row = self._exec(cur, "SELECT MAX(version) FROM schema_version").fetchone()
-            return int(row[0] or 0)
-
-    @abc.abstractmethod
-    def close(self) -> None: ...
-
-    _claim_lock = ""  # appended to the claim's SELECT (FOR UPDATE SKIP LOCKED on PostgreSQL)
-    _pending_index = ""  # how to name the pending-rows index after FROM deliveries, if needed
-
-    def _sql(self, sql: str) -> str:
-        return sql
-
-    def _exec(self, cur: Cursor, sql: str, params: Sequence[Any] = ()) -> Cursor:
-        cur.execute(self._sql(sql), params)
-        return cur
 
     # -- intake -------------------------------------------------------------------------
 
@@ -200,7 +108,7 @@ class SqlStore(abc.ABC):
                 "SELECT id, event_id, repository, event_type, client_payload, attempts, "
                 "round_attempts, round_started_at, state, lease_owner FROM deliveries"
                 + self._pending_index
-                + f" WHERE {_PENDING} AND due_at <= ? ORDER BY due_at LIMIT ?"
+                + f" WHERE {PENDING} AND due_at <= ? ORDER BY due_at LIMIT ?"
                 + self._claim_lock,
                 (now, limit),
             ).fetchall()
@@ -234,7 +142,7 @@ class SqlStore(abc.ABC):
     def _record(self, cur: Cursor, delivery_id: str, a: Attempt) -> None:
         self._exec(
             cur,
-            f"INSERT INTO attempts (delivery_id, {_ATTEMPT_COLS}) "
+            f"INSERT INTO attempts (delivery_id, {ATTEMPT_COLS}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 delivery_id,
@@ -289,109 +197,10 @@ class SqlStore(abc.ABC):
         with self._transaction(write=False) as cur:
             row = self._exec(
                 cur,
-                f"SELECT MIN(due_at) FROM deliveries{self._pending_index} WHERE {_PENDING}",
+                f"SELECT MIN(due_at) FROM deliveries{self._pending_index} WHERE {PENDING}",
             ).fetchone()
             return None if row is None or row[0] is None else float(row[0])
 
     def prune_dedupe(self, before: float) -> int:
         with self._transaction() as cur:
             return self._exec(cur, "DELETE FROM dedupe WHERE seen_at < ?", (before,)).rowcount
-
-    # -- operations ---------------------------------------------------------------------
-
-    def stats(self) -> Stats:
-        with self._transaction(write=False) as cur:
-            rows = self._exec(
-                cur, "SELECT state, COUNT(*) FROM deliveries GROUP BY state"
-            ).fetchall()
-            oldest = self._exec(
-                cur,
-                f"SELECT MIN(created_at) FROM deliveries{self._pending_index} WHERE {_PENDING}",
-            ).fetchone()
-        by_state = {s: 0 for s in (QUEUED, IN_FLIGHT, DELIVERED, DEAD)}
-        by_state.update({r[0]: int(r[1]) for r in rows})
-        return Stats(by_state, None if oldest is None or oldest[0] is None else oldest[0])
-
-    def list_events(self, state: str | None = None, limit: int = 50) -> list[Event]:
-        """Newest first (ids sort by time); with ``state``, only events having a delivery in
-        that state."""
-        with self._transaction(write=False) as cur:
-            if state is None:
-                ids = self._exec(
-                    cur,
-                    "SELECT id FROM events ORDER BY id DESC LIMIT ?",
-                    (limit,),
-                ).fetchall()
-            else:
-                ids = self._exec(
-                    cur,
-                    "SELECT id FROM events e WHERE EXISTS (SELECT 1 FROM deliveries d "
-                    "WHERE d.event_id = e.id AND d.state = ?) "
-                    "ORDER BY id DESC LIMIT ?",
-                    (state, limit),
-                ).fetchall()
-            return [self._event(cur, r[0], history=False) for r in ids]
-
-    def get_event(self, event_id: str) -> Event:
-        with self._transaction(write=False) as cur:
-            return self._event(cur, event_id, history=True)
-
-    def _event(self, cur: Cursor, event_id: str, history: bool) -> Event:
-        row = self._exec(
-            cur,
-            "SELECT id, source, endpoint, received_at, body FROM events WHERE id = ?",
-            (event_id,),
-        ).fetchone()
-        if row is None:
-            raise NotFound(f"no event with id {event_id!r}")
-        rows = self._exec(
-            cur,
-            f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE event_id = ? ORDER BY id",
-            (event_id,),
-        ).fetchall()
-        names = [c.strip() for c in _DELIVERY_COLS.split(",")]
-        deliveries = tuple(
-            Delivery(
-                **dict(zip(names, r, strict=True)),
-                history=self._history(cur, r[0]) if history else (),
-            )
-            for r in rows
-        )
-        return Event(row[0], row[1], row[2], row[3], bytes(row[4]), deliveries)
-
-    def _history(self, cur: Cursor, delivery_id: str) -> tuple[Attempt, ...]:
-        rows = self._exec(
-            cur,
-            f"SELECT {_ATTEMPT_COLS} FROM attempts WHERE delivery_id = ? ORDER BY attempt, id",
-            (delivery_id,),
-        ).fetchall()
-        return tuple(Attempt(*r) for r in rows)
-
-    def replay(self, event_id: str, now: float) -> list[str]:
-        """Queue every delivery of the event again that is not pending; their ids."""
-        with self._transaction() as cur:
-            self._event(cur, event_id, history=False)  # NotFound for an unknown id
-            ids = self._requeue(cur, "event_id = ?", (event_id,), now)
-        return ids
-
-    def replay_dead(self, now: float) -> list[str]:
-        with self._transaction() as cur:
-            return self._requeue(cur, "state = ?", (DEAD,), now)
-
-    def _requeue(self, cur: Cursor, where: str, params: tuple[Any, ...], now: float) -> list[str]:
-        rows = self._exec(
-            cur,
-            f"SELECT event_id, id FROM deliveries WHERE {where} AND state IN (?, ?) ORDER BY id",
-            (*params, DELIVERED, DEAD),
-        ).fetchall()
-        for event_id, delivery_id in rows:
-            self._exec(
-                cur,
-                "UPDATE deliveries SET state = ?, due_at = ?, round_attempts = 0, "
-                "round_started_at = ?, updated_at = ?, finished_at = NULL "
-                "WHERE event_id = ? AND id = ?",
-                (QUEUED, now, now, now, event_id, delivery_id),
-            )
-        if rows:
-            self._notify(cur)
-        return [r[1] for r in rows]
