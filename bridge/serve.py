@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 import threading
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -78,7 +79,12 @@ def prepare_metrics_dir() -> str | None:
     """Counters shared by gunicorn's processes need a directory, chosen before import.
 
     Returns the directory when this call made it (and so must remove it)."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        # prometheus_client's rule: the directory is wiped before the server starts, or
+        # the counters of an earlier run are added to this one's.
+        for stale in Path(given).glob("*.db"):
+            stale.unlink(missing_ok=True)
         return None
     made = tempfile.mkdtemp(prefix="wandb-bridge-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = made

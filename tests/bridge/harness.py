@@ -42,8 +42,11 @@ class BridgeProcess:
         self.config_path = workdir / f"{name}.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
         self.log_path = workdir / f"{name}.log"
-        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
-        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        # the metrics directory lives with the test, so a kill -9 leaves nothing in /tmp
+        metrics = workdir / f"{name}-metrics"
+        metrics.mkdir(exist_ok=True)
+        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1",
+                    "PROMETHEUS_MULTIPROC_DIR": str(metrics)}  # fmt: skip
         self.workers = workers
         self.with_worker = with_worker
         self.port = free_port()
