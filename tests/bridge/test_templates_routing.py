@@ -2,7 +2,13 @@ import pytest
 
 from bridge.config import Dispatch, Route
 from bridge.errors import RequestRefused
-from bridge.routing import default_payload, plan_dispatches, value_matches, webhook_fields
+from bridge.routing import (
+    WANDB_FIELDS,
+    default_payload,
+    plan_dispatches,
+    value_matches,
+    webhook_fields,
+)
 from bridge.templates import render, template_problems
 
 FIELDS = {
@@ -74,22 +80,8 @@ def test_route_matching_with_globs_and_lists():
 
 
 def test_default_payload_has_wandb_fields_and_event_id_within_limit():
-    body = {
-        k: f"v-{k}"
-        for k in (
-            "event_type",
-            "event_author",
-            "entity_name",
-            "project_name",
-            "artifact_collection_name",
-            "artifact_version",
-            "artifact_version_string",
-            "alias",
-            "tag",
-            "extra1",
-            "extra2",
-        )
-    }
+    body = {k: f"v-{k}" for k in (*WANDB_FIELDS, "extra1", "extra2")}
+    assert len(WANDB_FIELDS) == 9  # W&B's variables (reference/wandb.md), bar the metadata
     payload = default_payload(webhook_fields(body, "evt_1"))
     assert len(payload) == 10
     assert payload["bridge_event_id"] == "evt_1"

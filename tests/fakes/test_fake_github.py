@@ -5,21 +5,19 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import jwt
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from github import Auth, GithubException, GithubIntegration
 from github.GithubException import RateLimitExceededException, UnknownObjectException
 from github.Requester import Requester
 from urllib3.util import SKIP_HEADER
 
 from tests.fakes import FakeGitHub
+from tests.fakes.keys import KeyPair, new_key_pair
 
 APP_ID = 4242
 INSTALLATION = 77
@@ -35,12 +33,6 @@ HEADERS = {
 BODY: dict[str, Any] = {"event_type": "model-promoted", "client_payload": {"event_id": "e1"}}
 
 
-@dataclass(frozen=True)
-class KeyPair:
-    private_pem: str
-    public_pem: bytes
-
-
 class FakeClock:
     """Starts at the wall clock, so PyGithub's JWTs (made from time.time()) are current."""
 
@@ -54,27 +46,14 @@ class FakeClock:
         self.now += seconds
 
 
-def _key_pair() -> KeyPair:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return KeyPair(private.decode(), public)
-
-
 @pytest.fixture(scope="session")
 def app_key() -> KeyPair:
-    return _key_pair()
+    return new_key_pair()
 
 
 @pytest.fixture(scope="session")
 def other_key() -> KeyPair:
-    return _key_pair()
+    return new_key_pair()
 
 
 @pytest.fixture

@@ -6,13 +6,12 @@ import json
 import time
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bridge.store import open_store
 from tests.bridge.e2e.conftest import SECRET, TOKEN
 from tests.bridge.harness import post
 from tests.fakes.github import FakeGitHub
+from tests.fakes.keys import KeyPair, new_key_pair
 
 
 def flat(n: int = 0, **extra) -> bytes:
@@ -116,27 +115,17 @@ def test_kill9_right_after_202_while_github_is_down_then_restart(start_bridge, f
 
 
 @pytest.fixture(scope="module")
-def app_key() -> tuple[bytes, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return private, public
+def app_key() -> KeyPair:
+    return new_key_pair()
 
 
 def test_github_app_token_minted_once_reused_and_renewed(start_bridge, tmp_path, app_key):
-    private, public = app_key
     pem = tmp_path / "app.pem"
-    pem.write_bytes(private)
+    pem.write_text(app_key.private_pem)
     with FakeGitHub(
         tokens=[],
         app_id=4242,
-        app_public_key_pem=public,
+        app_public_key_pem=app_key.public_pem,
         installations={"acme/churn-svc": 77},
         token_ttl=4.0,
     ) as gh:
@@ -162,7 +151,7 @@ def test_github_app_token_minted_once_reused_and_renewed(start_bridge, tmp_path,
         assert all(s.status != 401 for s in gh.requests)
         log = bridge.log()
         assert all(m.token not in log for m in gh.minted)
-        assert private.decode().splitlines()[1] not in log
+        assert app_key.private_pem.splitlines()[1] not in log
 
 
 def test_dry_run_logs_the_dispatch_and_marks_delivered(start_bridge, fake_github):
