@@ -14,10 +14,12 @@ from bridge import admin, views
 from bridge.config import Config
 from bridge.config_loader import find_config_path, load_config
 from bridge.errors import RequestRefused, StoreUnavailable
+from bridge.logs import log_request
 from bridge.metrics import Metrics
 from bridge.openapi import document
 from bridge.runtime import Runtime
 from bridge.store import SqlStore, open_store
+from bridge.wsgi import IntakeRouter
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ def create_app(
     app.register_error_handler(RequestRefused, views.refused)
     app.register_error_handler(StoreUnavailable, views.store_unavailable)
     app.register_error_handler(HTTPException, _http_error)
+    app.wsgi_app = IntakeRouter(rt, app.wsgi_app)  # type: ignore[method-assign]
     return app
 
 
@@ -71,27 +74,13 @@ def _http_error(exc: HTTPException) -> tuple[Response, int]:
     return resp, status
 
 
-_QUIET = ("/healthz", "/readyz", "/metrics")
-
-
 def _start_timer() -> None:
     g.started = time.perf_counter()
 
 
 def _log_request(resp: Response) -> Response:
-    """One line per request, with the ids it produced; health checks only at DEBUG."""
-    ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-    fields = "".join(f" {k}={v}" for k, v in g.get("log_fields", {}).items() if v not in (None, ""))
-    error = g.get("log_error")
-    level = logging.DEBUG if request.path in _QUIET else logging.INFO
-    log.log(
-        level,
-        "request %s %s status=%d%s%s ms=%.1f",
-        request.method,
-        request.path,
-        resp.status_code,
-        fields,
-        f" error={error}" if error else "",
-        ms,
-    )
+    """One line per request that Flask answers (the intake POSTs log in bridge.wsgi)."""
+    started = g.get("started", time.perf_counter())
+    fields, error = g.get("log_fields", {}), g.get("log_error")
+    log_request(log, request.method, request.path, resp.status_code, fields, error, started)
     return resp

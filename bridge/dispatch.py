@@ -20,6 +20,9 @@ MAX_PAYLOAD_KEYS = 10
 MAX_BODY_BYTES = 65_000
 EVENT_ID_KEY = "bridge_event_id"
 
+# One encoder for every dispatch (json.dumps with options builds a new one per call).
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
 
 @dataclass(frozen=True)
 class PlannedDispatch:
@@ -29,16 +32,27 @@ class PlannedDispatch:
     event_type: str
     client_payload: Mapping[str, Any]
     route: str
+    payload_json: str  # ``client_payload`` as stored and sent (encode_payload)
+
+
+def encode_payload(client_payload: Mapping[str, Any]) -> str:
+    """``client_payload`` as compact JSON text, keys in their order."""
+    return _JSON.encode(client_payload)
+
+
+def body_of(event_type: str, payload_json: str) -> bytes:
+    """The exact JSON body sent to GitHub (compact, UTF-8), from the encoded payload."""
+    return f'{{"event_type":{_JSON.encode(event_type)},"client_payload":{payload_json}}}'.encode()
 
 
 def encode_body(event_type: str, client_payload: Mapping[str, Any]) -> bytes:
     """The exact JSON body sent to GitHub (compact, UTF-8)."""
-    body = {"event_type": event_type, "client_payload": client_payload}
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return body_of(event_type, encode_payload(client_payload))
 
 
-def check_dispatch(event_type: Any, client_payload: Any, where: str) -> None:
-    """Raise 422 ``invalid_dispatch`` naming the limit that ``where`` breaks."""
+def check_dispatch(event_type: Any, client_payload: Any, where: str) -> str:
+    """Raise 422 ``invalid_dispatch`` naming the limit that ``where`` breaks; else the
+    payload's JSON (:func:`encode_payload`), encoded once for the check and the store."""
 
     def refuse(why: str) -> RequestRefused:
         return RequestRefused(422, "invalid_dispatch", f"{where}: {why}")
@@ -52,26 +66,30 @@ def check_dispatch(event_type: Any, client_payload: Any, where: str) -> None:
             f"client_payload has {len(client_payload)} top-level keys; GitHub allows at most "
             f"{MAX_PAYLOAD_KEYS} (nest the rest under one key)"
         )
-    size = len(encode_body(event_type, client_payload))
+    payload_json = encode_payload(client_payload)
+    size = len(body_of(event_type, payload_json))
     if size >= MAX_BODY_BYTES:
         raise refuse(
             f"the dispatch would be {size} bytes; GitHub takes less than 64 KB "
             f"(keep it under {MAX_BODY_BYTES} bytes)"
         )
+    return payload_json
 
 
 def with_event_id(
     event_type: str, client_payload: Mapping[str, Any], event_id: str
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], str]:
     """Add the bridge's event id, so a workflow can recognise a repeat, when there is room.
 
-    A payload that already uses all 10 keys, or that the id would push over the size
-    limit, is sent as it is: the caller's data wins over our bookkeeping.
+    Returns the payload and its JSON. A payload that already uses all 10 keys, or that
+    the id would push over the size limit, is sent as it is: the caller's data wins over
+    our bookkeeping.
     """
     payload = dict(client_payload)
     if EVENT_ID_KEY in payload or len(payload) >= MAX_PAYLOAD_KEYS:
-        return payload
+        return payload, encode_payload(payload)
     payload[EVENT_ID_KEY] = event_id
-    if len(encode_body(event_type, payload)) >= MAX_BODY_BYTES:
-        return dict(client_payload)
-    return payload
+    payload_json = encode_payload(payload)
+    if len(body_of(event_type, payload_json)) >= MAX_BODY_BYTES:
+        return dict(client_payload), encode_payload(client_payload)
+    return payload, payload_json

@@ -48,9 +48,9 @@ def authenticate(
 ) -> Source:
     """The first of ``sources`` whose token and signature checks the request passes."""
     token = bearer_token(authorization)
-    names = ", ".join(repr(s.name) for s in sources)
     passed = [s for s in sources if not s.tokens or (token and token_matches(s.tokens, token))]
     if not passed:
+        names = _names(sources)
         if token is None:
             raise RequestRefused(
                 401,
@@ -70,6 +70,7 @@ def authenticate(
         if not s.secrets or (signature and signature_matches(s.secrets, signature, body))
     ]
     if not signed:
+        names = _names(sources)
         if not signature:
             raise RequestRefused(
                 401,
@@ -84,6 +85,10 @@ def authenticate(
             f"{names}; check that the W&B webhook's secret is one of them",
         )
     return signed[0]
+
+
+def _names(sources: Sequence[Source]) -> str:
+    return ", ".join(repr(s.name) for s in sources)
 
 
 def parse_object(body: bytes) -> dict[str, Any]:
@@ -129,11 +134,8 @@ def plan_passthrough(
             "it) to github.repositories in the bridge's config",
         )
     assert isinstance(event_type, str)
-    return [
-        PlannedDispatch(
-            repository, event_type, with_event_id(event_type, payload, event_id), PASSTHROUGH
-        )
-    ]
+    payload, payload_json = with_event_id(event_type, payload, event_id)
+    return [PlannedDispatch(repository, event_type, payload, PASSTHROUGH, payload_json)]
 
 
 def plan_webhook(

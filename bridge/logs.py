@@ -43,3 +43,33 @@ def configure(cfg: LoggingConfig | None = None) -> None:
     root.setLevel(cfg.level)
     for noisy in ("urllib3", "github"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+_QUIET = ("/healthz", "/readyz", "/metrics")
+
+
+def log_request(
+    logger: logging.Logger,
+    method: str,
+    path: str,
+    status: int,
+    fields: dict[str, str],
+    error: str | None,
+    started: float,
+) -> None:
+    """The one line per request, with the ids it produced; health checks only at DEBUG."""
+    level = logging.DEBUG if path in _QUIET else logging.INFO
+    if not logger.isEnabledFor(level):
+        return
+    ms = (time.perf_counter() - started) * 1000
+    extra = "".join(f" {k}={v}" for k, v in fields.items() if v not in (None, ""))
+    logger.log(
+        level,
+        "request %s %s status=%d%s%s ms=%.1f",
+        method,
+        path,
+        status,
+        extra,
+        f" error={error}" if error else "",
+        ms,
+    )

@@ -94,6 +94,6 @@ def plan_dispatches(
             payload = render(d.client_payload, fields)
             if len(payload) < 10:
                 payload.setdefault(EVENT_ID_KEY, fields[EVENT_ID_KEY])
-        check_dispatch(event_type, payload, f"route {route.name!r}")
-        planned.append(PlannedDispatch(d.repository, event_type, payload, route.name))
+        payload_json = check_dispatch(event_type, payload, f"route {route.name!r}")
+        planned.append(PlannedDispatch(d.repository, event_type, payload, route.name, payload_json))
     return planned

@@ -9,7 +9,6 @@ limited can get an integration banned.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -21,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from bridge.config import Config
-from bridge.dispatch import encode_body
+from bridge.dispatch import body_of
 from bridge.errors import DeliveryError, StoreUnavailable, TransientDeliveryError
 from bridge.github import GitHubClient
 from bridge.metrics import Metrics
@@ -45,7 +44,7 @@ class GitHubSender:
         self.client = client
 
     def send(self, claimed: Claimed) -> int | None:
-        body = encode_body(claimed.event_type, json.loads(claimed.client_payload))
+        body = body_of(claimed.event_type, claimed.client_payload)
         return self.client.dispatch(claimed.repository, body)
 
 
@@ -56,7 +55,7 @@ class DryRunSender:
         self.api_url = api_url
 
     def send(self, claimed: Claimed) -> int | None:
-        body = encode_body(claimed.event_type, json.loads(claimed.client_payload))
+        body = body_of(claimed.event_type, claimed.client_payload)
         log.info(
             "dry run: would POST %s/repos/%s/dispatches delivery=%s body=%s",
             self.api_url,

@@ -1,0 +1,163 @@
+"""The intake router in front of Flask: it takes exactly the requests Flask's intake rules
+would take, and answers them exactly as the Flask views answer them."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
+from werkzeug.test import Client
+
+from bridge.app import create_app
+from bridge.config_loader import parse_config
+from bridge.signature import sign
+from bridge.wsgi import IntakeRouter, match
+
+SECRET = "router-test-secret"
+TOKEN = "router-test-token"
+CONFIG = {
+    "sources": {"wandb": {"secrets": [SECRET], "tokens": [TOKEN]}},
+    "github": {"dry_run": True, "repositories": ["acme/*"]},
+    "routes": [{"dispatch": {"repository": "acme/x"}}],
+    "max_body_bytes": 2048,
+}
+
+
+def _app(directory):
+    return create_app(parse_config({**CONFIG, "store": f"sqlite:///{directory}/b.db"}, {}))
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = _app(tmp_path)
+    yield app
+    app.extensions["wandb_bridge"].store.close()
+
+
+@pytest.fixture(scope="module")
+def shared_app(tmp_path_factory):
+    app = _app(tmp_path_factory.mktemp("router"))
+    yield app
+    app.extensions["wandb_bridge"].store.close()
+
+
+def _flask_endpoint(app, path: str):
+    """What Flask's URL map makes of ``POST path``: (endpoint, args) or None."""
+    try:
+        return app.url_map.bind("bridge.test").match(path, method="POST")
+    except RequestRedirect:
+        return None
+    except HTTPException:
+        return None
+
+
+pieces = st.sampled_from(
+    ["", "webhooks", "repos", "dispatches", "wandb", "acme", "x y", "é", "%41", ".", "a:b"]
+)
+
+
+@given(st.lists(pieces, max_size=6), st.booleans())
+def test_the_router_takes_exactly_the_paths_of_flasks_intake_rules(shared_app, parts, trailing):
+    path = "/" + "/".join(parts) + ("/" if trailing else "")
+    wsgi_path = path.encode("utf-8").decode("latin-1")  # as a WSGI server passes it
+    found = _flask_endpoint(shared_app, path)
+    ours = match(wsgi_path)
+    if found is None or found[0] not in ("intake.webhook", "intake.passthrough"):
+        assert ours is None, path
+    elif found[0] == "intake.webhook":
+        assert ours is not None and ours.source == found[1]["source"], path
+    else:
+        args = found[1]
+        assert ours is not None and ours.repository == f"{args['owner']}/{args['repo']}", path
+
+
+JSON, VND = "application/json", "application/vnd.x+json"
+
+
+def _requests():
+    good = json.dumps({"event_type": "ADD_ARTIFACT_ALIAS", "alias": "production"}).encode()
+    ok = {"Authorization": f"Bearer {TOKEN}", "X-Wandb-Signature": sign(SECRET, good)}
+    passthrough = b'{"event_type": "E", "client_payload": {"a": 1}}'
+    ok_passthrough = {**ok, "X-Wandb-Signature": sign(SECRET, passthrough)}
+    return [
+        ("/webhooks/wandb", good, ok, "application/json"),
+        ("/webhooks/wandb", good, ok, "application/json"),  # the duplicate
+        ("/webhooks/nope", good, ok, "application/json"),
+        ("/webhooks/wandb", good, {**ok, "X-Wandb-Signature": "AAAA"}, "application/json"),
+        ("/webhooks/wandb", good, ok, "text/plain"),
+        (
+            "/webhooks/wandb",
+            good,
+            {"X-Wandb-Signature": ok["X-Wandb-Signature"]},
+            "application/json",
+        ),
+        ("/webhooks/wandb", b"x" * 4096, ok, "application/json"),
+        (
+            "/webhooks/wandb",
+            b"[1]",
+            {**ok, "X-Wandb-Signature": sign(SECRET, b"[1]")},
+            "application/vnd.x+json",
+        ),
+        ("/repos/acme/x/dispatches", passthrough, ok_passthrough, "application/json"),
+        ("/repos/other/x/dispatches", b'{"event_type": "E"}', {}, "application/json"),
+    ]
+
+
+def _shape(body: dict) -> dict:
+    """The answer with its generated ids replaced by their kind."""
+    text = json.dumps(body)
+    for key in ("event_id", "duplicate_of"):
+        if key in body:
+            text = text.replace(body[key], "<event>")
+    for d in body.get("deliveries", []):
+        text = text.replace(d["id"], "<delivery>")
+    return json.loads(text)
+
+
+def test_router_and_flask_views_answer_alike(tmp_path):
+    answers = {}
+    for name, wrap in (("router", True), ("flask", False)):
+        raw = {**CONFIG, "store": f"sqlite:///{tmp_path}/{name}.db"}
+        app = create_app(parse_config(raw, {}))
+        assert isinstance(app.wsgi_app, IntakeRouter)
+        client = Client(app.wsgi_app if wrap else app.wsgi_app.flask_app)
+        answers[name] = []
+        for path, body, headers, content_type in _requests():
+            resp = client.post(path, data=body, headers=headers, content_type=content_type)
+            assert resp.headers["Content-Type"] == "application/json"
+            assert int(resp.headers["Content-Length"]) == len(resp.data)
+            answers[name].append((path, resp.status_code, _shape(resp.get_json())))
+        app.extensions["wandb_bridge"].store.close()
+    assert answers["router"] == answers["flask"]
+    statuses = [status for _, status, _ in answers["router"]]
+    assert statuses == [202, 200, 404, 401, 415, 401, 413, 400, 202, 401]
+
+
+def test_other_methods_on_intake_paths_go_to_flask(app):
+    resp = app.test_client().get("/webhooks/wandb")
+    assert resp.status_code == 405
+    assert "POST" in resp.headers["Allow"]
+    assert resp.get_json()["error"] == "method_not_allowed"
+
+
+def test_a_failure_inside_the_accept_path_is_a_json_500_and_logged(app, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    app.extensions["wandb_bridge"].store.accept = broken
+    body = b'{"event_type": "X"}'
+    headers = {"Authorization": f"Bearer {TOKEN}", "X-Wandb-Signature": sign(SECRET, body)}
+    with caplog.at_level(logging.INFO):
+        resp = app.test_client().post(
+            "/webhooks/wandb", data=body, headers=headers, content_type="application/json"
+        )
+    assert resp.status_code == 500
+    assert resp.get_json()["error"] == "internal_server_error"
+    assert "internal error on /webhooks/wandb" in caplog.text
+    assert "request POST /webhooks/wandb status=500 error=internal_server_error" in caplog.text
+    assert SECRET not in caplog.text and TOKEN not in caplog.text
