@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from bridge.errors import StoreUnavailable
-from bridge.store.models import IN_FLIGHT, QUEUED
+from bridge.store.models import DEAD, DELIVERED, IN_FLIGHT, QUEUED
 
 DELIVERY_COLS = (
     "id, event_id, route, repository, event_type, client_payload, state, attempts, due_at, "
@@ -23,6 +23,7 @@ DELIVERY_COLS = (
 # Written as literals, not parameters, so that the partial index on pending rows applies
 # to every plan (a generic prepared plan cannot prove a parameter matches its predicate).
 PENDING = f"state IN ('{QUEUED}', '{IN_FLIGHT}')"
+FINISHED = f"state IN ('{DELIVERED}', '{DEAD}')"
 ATTEMPT_COLS = "attempt, started_at, finished_at, status, outcome, response, wait, worker"
 
 
@@ -99,6 +100,7 @@ class StoreBase(abc.ABC):
 
     _claim_lock = ""  # appended to the claim's SELECT (FOR UPDATE SKIP LOCKED on PostgreSQL)
     _pending_index = ""  # how to name the pending-rows index after FROM deliveries, if needed
+    _finished_index = ""  # the same for the finished-rows index
 
     def _sql(self, sql: str) -> str:
         return sql

@@ -5,16 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.errors import NotFound
-from bridge.store.base import ATTEMPT_COLS, DELIVERY_COLS, PENDING, Cursor, StoreBase
+from bridge.store.base import ATTEMPT_COLS, DELIVERY_COLS, FINISHED, PENDING, Cursor, StoreBase
 from bridge.store.models import DEAD, DELIVERED, IN_FLIGHT, QUEUED, Attempt, Delivery, Event, Stats
 
 
 class Operations(StoreBase):
     def stats(self) -> Stats:
         with self._transaction(write=False) as cur:
-            rows = self._exec(
-                cur, "SELECT state, COUNT(*) FROM deliveries GROUP BY state"
-            ).fetchall()
+            rows = [
+                *self._exec(
+                    cur,
+                    f"SELECT state, COUNT(*) FROM deliveries{self._pending_index} "
+                    f"WHERE {PENDING} GROUP BY state",
+                ).fetchall(),
+                *self._exec(
+                    cur,
+                    f"SELECT state, COUNT(*) FROM deliveries{self._finished_index} "
+                    f"WHERE {FINISHED} GROUP BY state",
+                ).fetchall(),
+            ]
             oldest = self._exec(
                 cur,
                 f"SELECT MIN(created_at) FROM deliveries{self._pending_index} WHERE {PENDING}",
@@ -92,8 +101,8 @@ class Operations(StoreBase):
     def _requeue(self, cur: Cursor, where: str, params: tuple[Any, ...], now: float) -> list[str]:
         rows = self._exec(
             cur,
-            f"SELECT event_id, id FROM deliveries WHERE {where} AND state IN (?, ?) ORDER BY id",
-            (*params, DELIVERED, DEAD),
+            f"SELECT event_id, id FROM deliveries WHERE {where} AND {FINISHED} ORDER BY id",
+            params,
         ).fetchall()
         for event_id, delivery_id in rows:
             self._exec(
