@@ -63,13 +63,10 @@ def log_request(
         return
     ms = (time.perf_counter() - started) * 1000
     extra = "".join(f" {k}={v}" for k, v in fields.items() if v not in (None, ""))
-    logger.log(
-        level,
-        "request %s %s status=%d%s%s ms=%.1f",
-        method,
-        path,
-        status,
-        extra,
-        f" error={error}" if error else "",
-        ms,
+    args = (method, path, status, extra, f" error={error}" if error else "", ms)
+    # Made directly rather than through logger.log(), which walks the stack for the
+    # caller's file and line on every request; no format of ours shows them.
+    record = logger.makeRecord(
+        logger.name, level, __file__, 0, "request %s %s status=%d%s%s ms=%.1f", args, None
     )
+    logger.handle(record)

@@ -13,6 +13,7 @@ the store URL fsyncs every commit, at several times the cost per event.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -24,7 +25,10 @@ from contextlib import contextmanager, suppress
 from bridge.errors import StoreUnavailable
 from bridge.store import wake
 from bridge.store.sql import Cursor, SqlStore, Waiter
+from bridge.store.walindex import WalIndex
 from bridge.store.writelock import WriteLock
+
+log = logging.getLogger(__name__)
 
 # Every accept writes one row to each of events, dedupe and deliveries: the tables are
 # clustered on their keys (WITHOUT ROWID) and a delivery is keyed under its event, so
@@ -92,6 +96,15 @@ MIGRATIONS: tuple[str, ...] = (
 
 
 SYNCHRONOUS = ("normal", "full")
+# WAL frames (pages) after which a writer checkpoints, once it has let go of the write
+# lock (SQLite's own default is 1000, inside the COMMIT). An accept rewrites the same few
+# leaf pages, which a checkpoint copies once however often they were written, and each
+# checkpoint costs two fsyncs: checkpointing every 4000 frames instead of 1000 makes a
+# SQLite accept about a fifth cheaper in CPU on ext4.
+CHECKPOINT_FRAMES = 4000
+# SQLite's own automatic checkpoint stays on, further out, in case the wal-index cannot
+# be read (see bridge.store.walindex).
+WAL_AUTOCHECKPOINT = 4 * CHECKPOINT_FRAMES
 
 
 def parse_sqlite_url(url: str) -> tuple[str, str]:
@@ -122,6 +135,7 @@ class SqliteStore(SqlStore):
         self.path, self.synchronous = parse_sqlite_url(url)
         self.wake_path = self.path + "-wake"
         self._writers = WriteLock(self.path + "-lock")
+        self._wal = WalIndex(self.path)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._open: list[sqlite3.Connection] = []
@@ -150,6 +164,7 @@ class SqliteStore(SqlStore):
             self._enable_wal(conn)
             conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
             conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}")
             with self._lock:
                 self._open.append(conn)
             self._local.conn, self._local.pid = conn, os.getpid()
@@ -186,6 +201,18 @@ class SqliteStore(SqlStore):
         finally:
             self._writers.__exit__(None, None, None)
         self._after_commit()
+        self._checkpoint_if_due()
+
+    def _checkpoint_if_due(self) -> None:
+        pending = self._wal.pending_frames()
+        if pending is None or pending < CHECKPOINT_FRAMES:
+            return
+        # PASSIVE: copies what it can without waiting for readers or writers; writers go
+        # on meanwhile. Another process checkpointing at the same moment makes it a no-op.
+        try:
+            self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:  # the commit is done; the next writer tries again
+            log.warning("SQLite checkpoint of %s failed: %s", self.path, exc)
 
     @contextmanager
     def _sqlite_transaction(self, begin: str) -> Iterator[Cursor]:
@@ -232,3 +259,4 @@ class SqliteStore(SqlStore):
             conn.close()
         self._local = threading.local()
         self._writers.close()
+        self._wal.close()

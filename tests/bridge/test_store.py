@@ -313,3 +313,33 @@ def test_postgres_unreachable_is_store_unavailable_without_the_password():
         waiter.close()
     finally:
         store.close()
+
+
+def test_sqlite_checkpoints_after_the_write_lock_once_the_wal_is_long(tmp_path, monkeypatch):
+    from bridge.store import sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_FRAMES", 60)
+    store = open_store(f"sqlite:///{tmp_path}/b.db")
+    store.migrate()
+    checkpoints = []
+    real = store._checkpoint_if_due
+
+    def spy():
+        assert not store._writers._threads.locked()  # never inside the write lock
+        before = store._wal.pending_frames()
+        real()
+        checkpoints.append((before, store._wal.pending_frames()))
+
+    store._checkpoint_if_due = spy
+    try:
+        for i in range(60):
+            store.accept(event(f"evt_{i:03d}", body=b"%d" % i), [delivery(f"dlv_{i:03d}")], 600)
+        seen = [pending for pending, _ in checkpoints]
+        assert max(seen) >= 60  # the WAL did reach the threshold ...
+        assert all(
+            after == 0 for before, after in checkpoints if before >= 60
+        )  # ... and was copied back
+        assert max(seen) < 60 + 20  # one accept writes a handful of frames, not more
+        assert len(store.list_events(None, 100)) == 60
+    finally:
+        store.close()
