@@ -43,6 +43,12 @@ from action.progress import Progress, human_bytes
 from action.staging import make_staging, move_into_place
 
 CHUNK_SIZE = 1 << 21  # 2 MiB: fewer trips through Python per byte; 8 threads x 2 MiB of buffers
+BUFFER_BUDGET = 1 << 26  # 64 MiB for all threads' buffers, whatever the concurrency
+
+
+def chunk_size_for(concurrency: int) -> int:
+    """CHUNK_SIZE, smaller when that many threads' buffers would pass BUFFER_BUDGET."""
+    return max(1 << 16, min(CHUNK_SIZE, BUFFER_BUDGET // max(1, concurrency)))
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,7 @@ class Downloader:
         sleep: Sleep,
         console: Console,
         progress: Progress,
-        chunk_size: int = CHUNK_SIZE,
+        chunk_size: int | None = None,
     ) -> None:
         self._session = session
         self._auth = ("api", api_key)
@@ -93,8 +99,16 @@ class Downloader:
         self._sleep = sleep
         self._console = console
         self._progress = progress
-        self._chunk_size = chunk_size
+        self._chunk_size = chunk_size or chunk_size_for(concurrency)
         self._stop = threading.Event()
+        self._local = threading.local()
+
+    def _buffer(self) -> memoryview:
+        """This thread's read buffer, made once: not one fresh (zeroed) buffer per file."""
+        view: memoryview | None = getattr(self._local, "buffer", None)
+        if view is None:
+            view = self._local.buffer = memoryview(bytearray(self._chunk_size))
+        return view
 
     def run(self, jobs: Sequence[Job], root: Path) -> list[Outcome]:
         """Fetch and verify every job, then move them under ``root``; all or nothing."""
@@ -196,7 +210,7 @@ class Downloader:
         written = 0
         try:
             with staged.open("wb", buffering=0) as fh:
-                for piece in read_body(response, self._chunk_size):
+                for piece in read_body(response, self._chunk_size, self._buffer()):
                     if self._stop.is_set():
                         raise _Stopped
                     if hasher is not None:

@@ -129,13 +129,17 @@ def send(
     )
 
 
-def read_body(response: requests.Response, chunk_size: int) -> Iterator[memoryview | bytes]:
+def read_body(
+    response: requests.Response, chunk_size: int, buffer: memoryview | None = None
+) -> Iterator[memoryview | bytes]:
     """The body in pieces, read straight into one reused buffer when the connection allows.
 
     ``iter_content`` makes a new bytes object per chunk (and urllib3 copies it again on
     the way); reading into a buffer that is hashed and written in place halves the bytes
-    the CPU moves, which is what leaves room for the digest. Each piece is valid only
-    until the next is read. Encoded bodies go through ``iter_content``.
+    the CPU moves, which is what leaves room for the digest. ``buffer`` (writable, at
+    least one byte) is that buffer when the caller keeps one per thread across bodies;
+    else one of ``chunk_size`` bytes is made. Each piece is valid only until the next is
+    read. Encoded bodies go through ``iter_content``.
     """
     raw = response.raw
     fp: Any = getattr(raw, "_fp", None)  # urllib3's http.client response
@@ -144,7 +148,7 @@ def read_body(response: requests.Response, chunk_size: int) -> Iterator[memoryvi
         yield from response.iter_content(chunk_size)
         return
     length = response.headers.get("Content-Length")
-    view = memoryview(bytearray(chunk_size))
+    view = buffer if buffer is not None else memoryview(bytearray(chunk_size))
     total = 0
     while True:
         try:

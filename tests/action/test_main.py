@@ -71,6 +71,15 @@ def test_fetches_the_artifact_the_dispatch_names(
     assert not any(p.name.startswith(".") for p in runner.workspace.rglob("*"))  # no staging
 
 
+def test_one_thread_reuses_its_buffer_across_files(runner: Runner, artifact: FakeArtifact) -> None:
+    """With one thread every body goes through the same read buffer, largest first: a
+    smaller file after a bigger one must not pick up the bigger one's leftover bytes."""
+    run = runner.run(concurrency="1")
+
+    assert run.code == 0, run.stdout
+    _assert_files(runner.default_target, artifact)
+
+
 def test_artifact_version_id_when_no_version_string(runner: Runner, artifact: FakeArtifact) -> None:
     runner.dispatch("ADD_ARTIFACT_ALIAS", artifact_version=f"wandb-artifact://_id/{artifact.id}")
     run = runner.run()
