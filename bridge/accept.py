@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from werkzeug.exceptions import HTTPException
 from werkzeug.wsgi import get_content_length, get_input_stream
 
 from bridge import intake
@@ -56,6 +57,15 @@ class Answer:
         return _JSON.encode(self.body).encode("utf-8")
 
 
+def http_error_code(exc: HTTPException) -> str:
+    """``bad_request`` for werkzeug's BadRequest: the ``error`` of an HTTP error's body."""
+    return (exc.name or "error").lower().replace(" ", "_")
+
+
+def http_error_message(exc: HTTPException) -> str:
+    return exc.description or exc.name
+
+
 def read_body(environ: dict[str, Any], limit: int) -> bytes:
     """The raw body, refused with 413 as soon as it passes ``limit`` (never read whole)."""
     length = get_content_length(environ)
@@ -80,6 +90,12 @@ def accept(rt: Runtime, environ: dict[str, Any], endpoint: Endpoint) -> Answer:
     except RequestRefused as exc:
         rt.metrics.refused(exc.code)
         return Answer(exc.status, {"error": exc.code, "message": exc.message}, error=exc.code)
+    except HTTPException as exc:  # werkzeug's, e.g. a body shorter than its Content-Length
+        code = http_error_code(exc)
+        rt.metrics.refused(code)
+        return Answer(
+            exc.code or 500, {"error": code, "message": http_error_message(exc)}, error=code
+        )
     except StoreUnavailable as exc:
         log.error("store unavailable path=%s: %s", environ.get("PATH_INFO", ""), exc)
         rt.metrics.refused("store_unavailable")

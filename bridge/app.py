@@ -11,6 +11,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from bridge import admin, views
+from bridge.accept import http_error_code, http_error_message
 from bridge.config import Config
 from bridge.config_loader import find_config_path, load_config
 from bridge.errors import RequestRefused, StoreUnavailable
@@ -62,11 +63,11 @@ def _metrics(rt: Runtime) -> Response:
 
 
 def _http_error(exc: HTTPException) -> tuple[Response, int]:
-    code = (exc.name or "error").lower().replace(" ", "_")
+    code = http_error_code(exc)
     status = exc.code or 500
     if status >= 500:
         log.error("internal error: %s", exc.description)
-    resp = jsonify(error=code, message=exc.description or exc.name)
+    resp = jsonify(error=code, message=http_error_message(exc))
     for name, value in exc.get_headers():
         if name.lower() != "content-type":  # keep Allow, Retry-After, ...
             resp.headers[name] = value

@@ -3,6 +3,7 @@ would take, and answers them exactly as the Flask views answer them."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 
@@ -161,3 +162,26 @@ def test_a_failure_inside_the_accept_path_is_a_json_500_and_logged(app, caplog):
     assert "internal error on /webhooks/wandb" in caplog.text
     assert "request POST /webhooks/wandb status=500 error=internal_server_error" in caplog.text
     assert SECRET not in caplog.text and TOKEN not in caplog.text
+
+
+def test_a_body_shorter_than_its_content_length_is_a_400_both_ways(app):
+    """werkzeug's own refusals (here ClientDisconnected) keep their status and JSON shape."""
+    answers = []
+    statuses: list[str] = []
+    for wsgi_app in (app.wsgi_app, app.wsgi_app.flask_app):
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/webhooks/wandb",
+            "SERVER_NAME": "bridge.test",
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(b'{"cut": '),
+            "wsgi.errors": io.StringIO(),
+            "CONTENT_LENGTH": "100",
+            "CONTENT_TYPE": "application/json",
+        }
+        body = b"".join(wsgi_app(environ, lambda status, *_: statuses.append(status)))
+        answers.append((statuses[-1].split()[0], json.loads(body)))
+    assert answers[0] == answers[1]
+    assert answers[0][0] == "400" and answers[0][1]["error"] == "bad_request"
