@@ -251,6 +251,23 @@ class FakeGitHub:
                 f" {len(self._dispatches)}; requests seen:{seen or ' none'}"
             )
 
+    def wait_for_event_ids(self, ids: Iterable[str], timeout: float = 10.0) -> list[Dispatch]:
+        """Block until every one of ``ids`` arrived as a ``bridge_event_id``, however many
+        dispatches that takes (a repeat counts once); AssertionError after ``timeout``."""
+        wanted = set(ids)
+
+        def arrived() -> set[str]:
+            return {str(d.client_payload.get("bridge_event_id")) for d in self._dispatches}
+
+        with self._cond:
+            if self._cond.wait_for(lambda: wanted <= arrived(), timeout):
+                return list(self._dispatches)
+            missing = sorted(wanted - arrived())
+            raise AssertionError(
+                f"{len(missing)} of {len(wanted)} event(s) not dispatched within {timeout} s:"
+                f" {', '.join(missing[:10])}"
+            )
+
     def attempts_for(self, repo: str) -> list[Seen]:
         """Every dispatch POST to ``repo`` ("owner/repo"), whatever its answer."""
         path = f"/repos/{repo}/dispatches".lower()
