@@ -3,7 +3,8 @@
 The webhook endpoints are answered by :mod:`bridge.accept`; in a served bridge
 :mod:`bridge.wsgi` routes their POSTs there before Flask. The Flask rules stay for what
 Flask does with them (405 for other methods, the URL map, the OpenAPI check) and answer
-a POST the same way when the app is mounted without that router.
+the POSTs the router leaves to Flask (a path with repeated slashes, which werkzeug still
+routes here) or that reach the app without the router, through the same function.
 """
 
 from __future__ import annotations
