@@ -162,6 +162,7 @@ class SqliteStore(SqlStore):
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
             self._enable_wal(conn)
+            self._wal.close()  # a new connection may be to a new file, with its own -shm
             conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}")

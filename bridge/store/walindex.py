@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 # Offsets in the wal-index, native byte order: the header's mxFrame (frames in the WAL)
 # and, after the header's two 48-byte copies, the checkpoint info's nBackfill (frames
@@ -24,12 +25,16 @@ class WalIndex:
         self.path = database_path + "-shm"
         self._fd = -1
         self._pid = -1
+        self._opening = threading.Lock()
 
     def pending_frames(self) -> int | None:
         """Frames written to the WAL and not yet checkpointed; None when unknown."""
         try:
-            if self._pid != os.getpid():  # after a fork: our own descriptor
-                self._fd, self._pid = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC), os.getpid()
+            if self._pid != os.getpid():  # first use, or after a fork: our own descriptor
+                with self._opening:
+                    if self._pid != os.getpid():
+                        self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+                        self._pid = os.getpid()
             head = os.pread(self._fd, _N_BACKFILL + 4, 0)
         except OSError:
             return None
@@ -40,6 +45,9 @@ class WalIndex:
         return max(0, written - copied)
 
     def close(self) -> None:
-        if self._pid == os.getpid() and self._fd >= 0:
-            os.close(self._fd)
-        self._fd, self._pid = -1, -1
+        """Let go of the descriptor; the next read opens the file again (a new database
+        file has a new wal-index)."""
+        with self._opening:
+            if self._pid == os.getpid() and self._fd >= 0:
+                os.close(self._fd)
+            self._fd, self._pid = -1, -1
