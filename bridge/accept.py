@@ -54,7 +54,12 @@ class Answer:
     error: str | None = None
 
     def encoded(self) -> bytes:
-        return _JSON.encode(self.body).encode("utf-8")
+        return encode_json(self.body)
+
+
+def encode_json(body: dict[str, Any]) -> bytes:
+    """A compact JSON answer body."""
+    return _JSON.encode(body).encode("utf-8")
 
 
 def http_error_code(exc: HTTPException) -> str:

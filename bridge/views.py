@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from bridge.accept import STORE_UNAVAILABLE, Answer, Endpoint, accept
+from bridge.accept import STORE_UNAVAILABLE, Answer, Endpoint, accept, encode_json
 from bridge.errors import RequestRefused, StoreUnavailable
 from bridge.runtime import Runtime
 
@@ -29,7 +29,7 @@ def runtime() -> Runtime:
 
 def _answer(answer: Answer) -> tuple[Response, int]:
     g.log_fields, g.log_error = answer.log_fields, answer.error
-    return Response(answer.encoded(), mimetype="application/json"), answer.status
+    return _json(answer.body), answer.status
 
 
 @bp.post("/repos/<owner>/<repo>/dispatches")
@@ -69,4 +69,4 @@ def store_unavailable(exc: StoreUnavailable) -> tuple[Response, int]:
 
 
 def _json(body: dict[str, Any]) -> Response:
-    return Response(Answer(0, body).encoded(), mimetype="application/json")
+    return Response(encode_json(body), mimetype="application/json")
