@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -40,11 +41,12 @@ def expected_bytes(entry: Entry) -> bytes | None:
     return raw if len(raw) == 16 else None
 
 
-def new_hasher(entry: Entry) -> Hasher:
+def new_hasher(entry: Entry, md5: Callable[[], Hasher] | None = None) -> Hasher:
+    """The entry's hash; MD5 from ``md5`` when given (the downloader's shared lanes)."""
     if entry.algorithm == XXH128:
         hasher: Hasher = xxhash.xxh3_128()
         return hasher
-    return hashlib.md5(usedforsecurity=False)
+    return md5() if md5 is not None else hashlib.md5(usedforsecurity=False)
 
 
 def is_supported(entry: Entry) -> bool:

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
+from action.buffers import ThreadBuffers, chunk_size_for
 from action.commands import Console
-from action.digests import expected_bytes, file_matches, new_hasher, show
+from action.digests import Hasher, expected_bytes, file_matches, new_hasher, show
 from action.errors import (
     ActionError,
     AuthenticationError,
@@ -41,14 +42,6 @@ from action.http import (
 from action.manifest import Entry
 from action.progress import Progress, human_bytes
 from action.staging import make_staging, move_into_place
-
-CHUNK_SIZE = 1 << 21  # 2 MiB: fewer trips through Python per byte; 8 threads x 2 MiB of buffers
-BUFFER_BUDGET = 1 << 26  # 64 MiB for all threads' buffers, whatever the concurrency
-
-
-def chunk_size_for(concurrency: int) -> int:
-    """CHUNK_SIZE, smaller when that many threads' buffers would pass BUFFER_BUDGET."""
-    return max(1 << 16, min(CHUNK_SIZE, BUFFER_BUDGET // max(1, concurrency)))
 
 
 @dataclass(frozen=True)
@@ -91,6 +84,7 @@ class Downloader:
         console: Console,
         progress: Progress,
         chunk_size: int | None = None,
+        md5: Callable[[], Hasher] | None = None,
     ) -> None:
         self._session = session
         self._auth = ("api", api_key)
@@ -99,16 +93,9 @@ class Downloader:
         self._sleep = sleep
         self._console = console
         self._progress = progress
-        self._chunk_size = chunk_size or chunk_size_for(concurrency)
+        self._buffers = ThreadBuffers(chunk_size or chunk_size_for(concurrency))
+        self._md5 = md5  # e.g. md5lanes.Lanes.md5: the threads' MD5s share vector lanes
         self._stop = threading.Event()
-        self._local = threading.local()
-
-    def _buffer(self) -> memoryview:
-        """This thread's read buffer, made once: not one fresh (zeroed) buffer per file."""
-        view: memoryview | None = getattr(self._local, "buffer", None)
-        if view is None:
-            view = self._local.buffer = memoryview(bytearray(self._chunk_size))
-        return view
 
     def run(self, jobs: Sequence[Job], root: Path) -> list[Outcome]:
         """Fetch and verify every job, then move them under ``root``; all or nothing."""
@@ -206,11 +193,11 @@ class Downloader:
 
     def _stream(self, response: requests.Response, job: Job, staged: Path) -> None:
         entry, expected = job.entry, expected_bytes(job.entry) if job.verify else None
-        hasher = new_hasher(entry) if expected is not None else None
+        hasher = new_hasher(entry, self._md5) if expected is not None else None
         written = 0
         try:
             with staged.open("wb", buffering=0) as fh:
-                for piece in read_body(response, self._chunk_size, self._buffer()):
+                for piece in read_body(response, self._buffers.size, self._buffers.get()):
                     if self._stop.is_set():
                         raise _Stopped
                     if hasher is not None:

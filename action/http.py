@@ -8,9 +8,10 @@ become :class:`~action.errors.ActionError`.
 from __future__ import annotations
 
 import http.client
+import itertools
 import random
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -130,16 +131,18 @@ def send(
 
 
 def read_body(
-    response: requests.Response, chunk_size: int, buffer: memoryview | None = None
+    response: requests.Response, chunk_size: int, buffers: Sequence[memoryview] = ()
 ) -> Iterator[memoryview | bytes]:
-    """The body in pieces, read straight into one reused buffer when the connection allows.
+    """The body in pieces, read straight into reused buffers when the connection allows.
 
     ``iter_content`` makes a new bytes object per chunk (and urllib3 copies it again on
     the way); reading into a buffer that is hashed and written in place halves the bytes
-    the CPU moves, which is what leaves room for the digest. ``buffer`` (writable, at
-    least one byte) is that buffer when the caller keeps one per thread across bodies;
-    else one of ``chunk_size`` bytes is made. Each piece is valid only until the next is
-    read. Encoded bodies go through ``iter_content``.
+    the CPU moves, which is what leaves room for the digest. ``buffers`` (writable, of
+    one size) are taken in turn, so that a piece stays intact while the next is read
+    into the other (its hash may still be running); the caller keeps them across
+    bodies. Without, one of ``chunk_size`` bytes is made. Every piece but the last fills
+    its buffer; it is valid only until that buffer comes round again. Encoded bodies go
+    through ``iter_content``.
     """
     raw = response.raw
     fp: Any = getattr(raw, "_fp", None)  # urllib3's http.client response
@@ -148,13 +151,11 @@ def read_body(
         yield from response.iter_content(chunk_size)
         return
     length = response.headers.get("Content-Length")
-    view = buffer if buffer is not None else memoryview(bytearray(chunk_size))
+    views = buffers or (memoryview(bytearray(chunk_size)),)
     total = 0
-    while True:
-        try:
-            n = fp.readinto(view)
-        except (http.client.HTTPException, OSError) as exc:  # reset, timeout
-            raise requests.ConnectionError(f"the body broke off ({type(exc).__name__})") from exc
+    for turn in itertools.count():
+        view = views[turn % len(views)]
+        n = _fill(fp, view)
         if not n:
             break
         total += n
@@ -163,3 +164,18 @@ def read_body(
     if length is not None and length.isdigit() and total != int(length):
         raise requests.ConnectionError(f"the body was cut short ({total} of {length} bytes)")
     raw.read()  # lets urllib3 see the end of the body and pool the connection again
+
+
+def _fill(fp: Any, view: memoryview) -> int:
+    """Read until ``view`` is full or the body ends: whole pieces, one write and one
+    hash call each, and whole 64-byte blocks for the MD5 lanes. Returns the count."""
+    filled = 0
+    while filled < len(view):
+        try:
+            n = fp.readinto(view[filled:])
+        except (http.client.HTTPException, OSError) as exc:  # reset, timeout
+            raise requests.ConnectionError(f"the body broke off ({type(exc).__name__})") from exc
+        if not n:
+            break
+        filled += n
+    return filled

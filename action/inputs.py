@@ -45,6 +45,7 @@ class Settings:
     output_file: str
     summary_file: str
     workspace: Path
+    md5_library: str = ""  # set by action.yml's setup step, not an input (action/md5lanes.py)
 
 
 def split_list(value: str) -> tuple[str, ...]:
@@ -113,6 +114,7 @@ def read_settings(environ: Mapping[str, str]) -> Settings:
         output_file=environ.get("GITHUB_OUTPUT", ""),
         summary_file=environ.get("GITHUB_STEP_SUMMARY", ""),
         workspace=Path(environ.get("GITHUB_WORKSPACE", "") or os.getcwd()),
+        md5_library=get("MD5_LIBRARY"),
     )
     if problems:
         raise InputError(

@@ -22,6 +22,7 @@ from action.graphql import GraphQLClient
 from action.http import RetryPolicy, Sleep, make_session, redact_url, send
 from action.inputs import PREFIX, Settings, read_settings
 from action.manifest import Manifest, parse_manifest
+from action.md5lanes import choose
 from action.plan import plan
 from action.progress import Clock, Progress
 from action.refs import parse_ref
@@ -112,6 +113,10 @@ def _run(
                 f"skipped {len(work.skipped_refs)} references (skip-references is true): "
                 + "; ".join(work.skipped_refs[:10]),
             )
+        lanes = None
+        if settings.verify and settings.md5_library:  # built by action.yml's setup step
+            lanes, note = choose(settings.md5_library)
+            console.line(note)
         total = sum(j.entry.size or 0 for j in work.jobs)
         progress = Progress(
             total, interval=settings.progress_interval, clock=clock, console=console
@@ -124,6 +129,7 @@ def _run(
             sleep=sleep,
             console=console,
             progress=progress,
+            md5=lanes.md5 if lanes else None,
         )
         console.group(f"Files of {artifact.name} ({len(work.jobs)}) -> {target}")
         try:

@@ -359,7 +359,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 def demo_files() -> dict[str, bytes]:
     """A small multi-file artifact: nested paths, an empty file, a multi-chunk file."""
-    big = hashlib.sha256(b"seed").digest() * (3 * 1024 * 1024 // 32 + 7)
+    big = hashlib.sha256(b"seed").digest() * (9 * 1024 * 1024 // 32 + 7)  # > 2 chunks
     return {
         "model/weights.bin": big,
         "model/config.json": b'{"layers": 3, "hidden": 64}\n',
