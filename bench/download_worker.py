@@ -1,7 +1,7 @@
 """One measured download, in its own process (``bench/download.py`` runs it).
 
     python bench/download_worker.py baseline URLS_JSON OUT CONCURRENCY
-    python bench/download_worker.py action BASE_URL KEY REF OUT CONCURRENCY VERIFY
+    python bench/download_worker.py action BASE_URL KEY REF OUT CONCURRENCY VERIFY [MD5_LIBRARY]
 
 Prints one JSON line: ``{"seconds": ..., "bytes": ...}`` for the download phase alone
 (the action's GraphQL look-ups and manifest fetch happen before the clock starts).
@@ -51,14 +51,19 @@ def baseline(urls_json: str, out: str, concurrency: int) -> dict[str, float]:
 
 
 def action(
-    base: str, key: str, ref: str, out: str, concurrency: int, verify: bool
+    base: str, key: str, ref: str, out: str, concurrency: int, verify: bool, md5_library: str
 ) -> dict[str, float]:
-    """The action's downloader, set up as ``action.main`` sets it up."""
+    """The action's downloader, set up as ``action.main`` sets it up.
+
+    With ``md5_library`` (built by ``python -m action.md5build``) the threads hash in
+    shared vector lanes, as in the action; without, each with hashlib.
+    """
     from action.commands import Console
     from action.download import Downloader
     from action.graphql import GraphQLClient
     from action.http import RetryPolicy, make_session
     from action.manifest import parse_manifest
+    from action.md5lanes import load
     from action.plan import plan
     from action.progress import Progress
     from action.refs import parse_ref
@@ -89,6 +94,7 @@ def action(
             sleep=time.sleep,
             console=console,
             progress=progress,
+            md5=load(md5_library).md5 if md5_library else None,
         )
         start = time.perf_counter()
         outcomes = downloader.run(work.jobs, Path(out))
@@ -102,5 +108,6 @@ if __name__ == "__main__":
     if mode == "baseline":
         result = baseline(args[0], args[1], int(args[2]))
     else:
-        result = action(args[0], args[1], args[2], args[3], int(args[4]), args[5] == "true")
+        base, key, ref, out, concurrency, verify, *library = args
+        result = action(base, key, ref, out, int(concurrency), verify == "true", "".join(library))
     print(json.dumps(result))
