@@ -113,9 +113,9 @@ def _run(
                 f"skipped {len(work.skipped_refs)} references (skip-references is true): "
                 + "; ".join(work.skipped_refs[:10]),
             )
-        lanes = None
-        if settings.verify and settings.md5_library:  # built by action.yml's setup step
-            lanes, note = choose(settings.md5_library)
+        lanes, parallel = None, min(settings.concurrency, len(work.jobs)) > 1
+        if settings.verify and settings.md5_library and parallel:  # else hashlib is faster
+            lanes, note = choose(settings.md5_library)  # built by action.yml's setup step
             console.line(note)
         total = sum(j.entry.size or 0 for j in work.jobs)
         progress = Progress(

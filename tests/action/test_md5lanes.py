@@ -185,6 +185,15 @@ def test_main_verifies_in_vector_lanes(
     assert run.outputs["files"] == "5"
 
 
+def test_main_hashes_one_file_at_a_time_with_hashlib(
+    runner: Runner, md5_library: str, artifact: FakeArtifact
+) -> None:
+    """One lane alone is slower than OpenSSL's MD5: lanes pay only for several files."""
+    run = runner.run(md5_library=md5_library, concurrency="1")
+    assert run.code == 0, run.stdout
+    assert "MD5 in" not in run.stdout and "MD5 with" not in run.stdout
+
+
 def test_main_catches_a_corrupted_file_in_vector_lanes(
     runner: Runner, md5_library: str, fake: FakeWandb, artifact: FakeArtifact
 ) -> None:
