@@ -49,6 +49,8 @@ def md5_library(tmp_path_factory: pytest.TempPathFactory) -> str:
     from action.md5build import build
 
     if shutil.which(os.environ.get("CC") or "cc") is None:
+        if os.environ.get("CI") == "true":  # .ci/run installs one
+            pytest.fail("no C compiler to build the multi-buffer MD5 with")
         pytest.skip("no C compiler: the action hashes with hashlib here")
     return str(build(tmp_path_factory.mktemp("md5lanes")))
 
