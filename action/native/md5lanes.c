@@ -19,8 +19,6 @@
 
 #define LANES 8
 
-int md5lanes_lanes(void) { return LANES; }
-
 /* MD5LANES_NO_VECTOR builds the stubs below anywhere (the tests' fallback case). */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(MD5LANES_NO_VECTOR)
 #include <immintrin.h>
