@@ -48,7 +48,7 @@ from bench.common import (
     wandb_body,
     write_config,
 )
-from bridge.signature import sign
+from bridge.intake.signature import sign
 
 PATH = "/webhooks/wandb"
 REPOSITORY = "acme/churn-svc"

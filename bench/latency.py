@@ -49,7 +49,7 @@ from bench.common import (
     wandb_body,
     write_config,
 )
-from bridge.signature import sign
+from bridge.intake.signature import sign
 
 PATH = "/webhooks/wandb"
 DISPATCH_PATH = re.compile(r"^/repos/[^/]+/[^/]+/dispatches$")

@@ -1,4 +1,4 @@
-"""The Flask application factory."""
+"""The Flask application factory, and the one place errors become JSON answers."""
 
 from __future__ import annotations
 
@@ -10,19 +10,27 @@ from collections.abc import Callable
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from bridge import admin, views
-from bridge.accept import http_error_code, http_error_message
-from bridge.config import Config
-from bridge.config_loader import find_config_path, load_config
+from bridge.config.load import find_config_path, load_config
+from bridge.config.model import Config
 from bridge.errors import RequestRefused, StoreUnavailable
-from bridge.logs import log_request
-from bridge.metrics import Metrics
-from bridge.openapi import document
-from bridge.runtime import Runtime
+from bridge.intake import views
+from bridge.ops import admin, health
+from bridge.ops.logs import log_request
+from bridge.ops.metrics import Metrics
+from bridge.ops.openapi import document
+from bridge.services import EXTENSION, Services, services
 from bridge.store import SqlStore, open_store
-from bridge.wsgi import IntakeRouter
 
 log = logging.getLogger(__name__)
+
+STORE_UNAVAILABLE = (
+    "the bridge cannot store the event right now; W&B should retry, and the bridge's "
+    "operator should check its store"
+)
+INTERNAL_ERROR = (
+    "the bridge failed on this request; W&B should retry, and the bridge's operator should "
+    "look at its log"
+)
 
 
 def create_app(
@@ -32,7 +40,8 @@ def create_app(
     clock: Callable[[], float] = time.time,
     migrate: bool = True,
 ) -> Flask:
-    """Build the app. Without ``config``, load the file ``$WANDB_BRIDGE_CONFIG`` names."""
+    """Build the app. Without ``config``, load the file ``--config``/``$WANDB_BRIDGE_CONFIG``
+    names (``flask --app bridge run``)."""
     if config is None:
         config = load_config(find_config_path(None, os.environ))
     if store is None:
@@ -41,37 +50,47 @@ def create_app(
         store.migrate()
     app = Flask("bridge")
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    rt = Runtime(config, store, Metrics(store.stats, clock), clock)
-    app.extensions["wandb_bridge"] = rt
+    svc = Services(config, store, Metrics(store.stats, clock), clock)
+    app.extensions[EXTENSION] = svc
     app.register_blueprint(views.bp)
+    app.register_blueprint(health.bp)
     app.register_blueprint(admin.bp)
-    app.add_url_rule("/metrics", "metrics", lambda: _metrics(rt))
+    app.add_url_rule("/metrics", "metrics", lambda: _metrics(svc))
     spec = document()
     app.add_url_rule("/openapi.json", "openapi", lambda: jsonify(spec))
     app.before_request(_start_timer)
     app.after_request(_log_request)
-    app.register_error_handler(RequestRefused, views.refused)
-    app.register_error_handler(StoreUnavailable, views.store_unavailable)
-    app.register_error_handler(HTTPException, _http_error)
-    app.wsgi_app = IntakeRouter(rt, app.wsgi_app)  # type: ignore[method-assign]
+    app.register_error_handler(Exception, _error)
     return app
 
 
-def _metrics(rt: Runtime) -> Response:
-    body, content_type = rt.metrics.render()
+def _metrics(svc: Services) -> Response:
+    body, content_type = svc.metrics.render()
     return Response(body, content_type=content_type)
 
 
-def _http_error(exc: HTTPException) -> tuple[Response, int]:
-    code = http_error_code(exc)
-    status = exc.code or 500
-    if status >= 500:
-        log.error("internal error: %s", exc.description)
-    resp = jsonify(error=code, message=http_error_message(exc))
-    for name, value in exc.get_headers():
-        if name.lower() != "content-type":  # keep Allow, Retry-After, ...
-            resp.headers[name] = value
+def _error(exc: Exception) -> tuple[Response, int]:
+    """Every failure as ``{"error", "message"}``: refusals, werkzeug's own, the store, bugs."""
+    headers: list[tuple[str, str]] = []
+    if isinstance(exc, RequestRefused):
+        status, code, message = exc.status, exc.code, exc.message
+    elif isinstance(exc, StoreUnavailable):
+        log.error("store unavailable on %s: %s", request.path, exc)
+        status, code, message = 503, "store_unavailable", STORE_UNAVAILABLE
+    elif isinstance(exc, HTTPException) and exc.code is not None and exc.code < 500:
+        status, code = exc.code, (exc.name or "error").lower().replace(" ", "_")
+        message = exc.description or exc.name
+        # keep Allow on a 405, and the like
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+    else:
+        log.error("internal error on %s %s", request.method, request.path, exc_info=exc)
+        status, code, message = 500, "internal_error", INTERNAL_ERROR
+    if request.blueprint == views.bp.name:
+        services().metrics.refused(code)
     g.log_error = code
+    resp = jsonify(error=code, message=message)
+    for name, value in headers:
+        resp.headers[name] = value
     return resp, status
 
 
@@ -80,8 +99,7 @@ def _start_timer() -> None:
 
 
 def _log_request(resp: Response) -> Response:
-    """One line per request that Flask answers (the intake POSTs log in bridge.wsgi)."""
-    started = g.get("started", time.perf_counter())
+    ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
     fields, error = g.get("log_fields", {}), g.get("log_error")
-    log_request(log, request.method, request.path, resp.status_code, fields, error, started)
+    log_request(log, request.method, request.path, resp.status_code, fields, error, ms)
     return resp

@@ -14,27 +14,41 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bridge import __version__
-from bridge.config import Config
-from bridge.config_loader import find_config_path, load_config
-from bridge.errors import BridgeError, ConfigError, NotFound
+from bridge.config.load import find_config_path, load_config
+from bridge.config.model import Config
+from bridge.errors import BridgeError, ConfigError
 
 log = logging.getLogger("bridge.cli")
+
+
+CONFIG_HELP = "config file (default: $WANDB_BRIDGE_CONFIG, else ./wandb-bridge.yaml)"
+# The body ``send-test`` sends when given none: W&B's GitHub example, filled in.
+SAMPLE_BODY = (
+    b'{"event_type": "BUILD_AND_DEPLOY", "client_payload": {"event_author": "alice", '
+    b'"artifact_version": "wandb-artifact://_id/QXJ0aWZhY3Q6MTIzNDU2", '
+    b'"artifact_version_string": "acme/model-registry/churn:production", '
+    b'"artifact_collection_name": "churn", "project_name": "model-registry", '
+    b'"entity_name": "acme"}}'
+)
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wandb-bridge", description=__doc__)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("--config", default=None, help=CONFIG_HELP)
     sub = p.add_subparsers(dest="command", required=True)
 
     def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        sp.add_argument(
-            "--config", help="config file (default: $WANDB_BRIDGE_CONFIG, else ./wandb-bridge.yaml)"
-        )
+        # SUPPRESS: a --config given before the subcommand is not reset by this one.
+        sp.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
         return sp
 
     s = with_config(sub.add_parser("serve", help="run the HTTP service and delivery"))
     s.add_argument("--bind", default="127.0.0.1:8080", help="HOST:PORT (default %(default)s)")
     s.add_argument("--workers", type=int, default=2, help="gunicorn processes (default 2)")
+    s.add_argument(
+        "--threads", type=_positive, default=64, help="request threads per process (default 64)"
+    )
     s.add_argument("--no-worker", action="store_true", help="accept only; deliver elsewhere")
     with_config(sub.add_parser("worker", help="run the delivery worker alone"))
     with_config(sub.add_parser("check-config", help="validate the config and exit"))
@@ -57,47 +71,63 @@ def _parser() -> argparse.ArgumentParser:
 
     e = with_config(sub.add_parser("events", help="list, show and replay stored events"))
     ev = e.add_subparsers(dest="action", required=True)
-    s = ev.add_parser("list")
+    s = with_config(ev.add_parser("list", help="the latest events and their deliveries"))
     s.add_argument("--state", choices=["queued", "in_flight", "delivered", "dead"])
-    s.add_argument("--limit", type=int, default=20)
-    ev.add_parser("show").add_argument("id")
-    s = ev.add_parser("replay")
+    s.add_argument("--limit", type=_positive, default=20)
+    with_config(ev.add_parser("show", help="one event in full, as JSON")).add_argument("id")
+    s = with_config(ev.add_parser("replay", help="queue an event's deliveries again"))
     s.add_argument("id", nargs="?")
     s.add_argument("--dead", action="store_true", help="replay every dead delivery")
     return p
 
 
+def _positive(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {text!r}")
+    return int(text)
+
+
+class CliError(BridgeError):
+    """A command failed for a reason its one-line message explains (exit 1)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from bridge import logs
+    from bridge.ops import logs
 
     logs.configure()
     try:
         return int(COMMANDS[args.command](args))
-    except ConfigError as exc:
-        print(f"wandb-bridge: {exc}", file=sys.stderr)
-        return 1
-    except NotFound as exc:
-        print(f"wandb-bridge: {exc}", file=sys.stderr)
-        return 1
     except BridgeError as exc:
         print(f"wandb-bridge: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
 
 
-def _config(args: argparse.Namespace) -> Config:
+def _config(args: argparse.Namespace, *, warn: bool = False) -> Config:
+    """The config ``--config`` (or the environment) names; ``warn`` prints its warnings
+    (``serve`` and ``check-config``: once, where an operator reads them)."""
     path = find_config_path(args.config, os.environ)
+    if args.config is None and "WANDB_BRIDGE_CONFIG" not in os.environ and not Path(path).exists():
+        raise ConfigError(
+            [
+                f"no config file: {path} does not exist; pass --config PATH or set "
+                "$WANDB_BRIDGE_CONFIG (examples/quickstart.yaml is a start)"
+            ]
+        )
     config = load_config(path)
-    from bridge import logs
+    from bridge.ops import logs
 
     logs.configure(config.logging)
-    for warning in config.warnings:
-        log.warning("config: %s", warning)
+    if warn:
+        for warning in config.warnings:
+            log.warning("config: %s", warning)
     return config
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = _config(args, warn=True)
     gh = config.github
     mode = "dry run" if gh.dry_run else ("GitHub App" if gh.app else "token")
     store = config.store.value.split("://", 1)[0]
@@ -109,19 +139,19 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = _config(args, warn=True)
     if args.workers < 1:
         print("wandb-bridge: --workers must be at least 1", file=sys.stderr)
         return 2
-    from bridge.serve import serve
+    from bridge.server import serve
 
-    serve(config, args.bind, args.workers, with_worker=not args.no_worker)
+    serve(config, args.bind, args.workers, with_worker=not args.no_worker, threads=args.threads)
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     config = _config(args)
-    from bridge.delivery import build_worker
+    from bridge.delivery.build import build_worker
 
     worker = build_worker(config)
     worker.store.migrate()
@@ -136,7 +166,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def _read_body(name: str | None) -> bytes:
     if name in (None, "-"):
         return sys.stdin.buffer.read()
-    return Path(str(name)).read_bytes()
+    try:
+        return Path(str(name)).read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {name}: {exc.strerror}") from exc
 
 
 def _env_secret(name: str) -> str | None:
@@ -148,10 +181,14 @@ def _env_secret(name: str) -> str | None:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
-    from bridge.signature import sign
+    from bridge.intake.signature import sign
 
     if args.secret_file:
-        secret: str | None = Path(args.secret_file).read_text(encoding="utf-8").strip()
+        try:
+            secret: str | None = Path(args.secret_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeError) as exc:
+            reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+            raise CliError(f"cannot read the secret file {args.secret_file}: {reason}") from exc
     else:
         secret = _env_secret(args.secret_env or "WANDB_WEBHOOK_SECRET")
     if not secret:
@@ -163,8 +200,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
 def cmd_send_test(args: argparse.Namespace) -> int:
     import requests
 
-    from bridge.sample import SAMPLE_BODY
-    from bridge.signature import sign
+    from bridge.intake.signature import sign
 
     body = SAMPLE_BODY if args.payload is None else _read_body(args.payload)
     headers = {"Content-Type": "application/json", "User-Agent": f"wandb-bridge/{__version__}"}
@@ -178,7 +214,9 @@ def cmd_send_test(args: argparse.Namespace) -> int:
                 return 2
             headers[header] = sign(value, body) if fmt is None else fmt.format(value)
     try:
-        resp = requests.post(args.url, data=body, headers=headers, timeout=30)
+        resp = requests.post(
+            args.url, data=body, headers=headers, timeout=30, allow_redirects=False
+        )
     except requests.RequestException as exc:
         print(f"wandb-bridge: cannot reach {args.url}: {type(exc).__name__}", file=sys.stderr)
         return 1
@@ -192,7 +230,7 @@ def _iso(t: float) -> str:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    from bridge.present import event_json
+    from bridge.ops.documents import event_json
     from bridge.store import open_store
 
     config = _config(args)

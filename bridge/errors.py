@@ -27,7 +27,8 @@ class ConfigError(BridgeError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
-        super().__init__("invalid configuration:\n  " + "\n  ".join(self.problems))
+        sep = " " if len(self.problems) == 1 else "\n  "
+        super().__init__("invalid configuration:" + sep + sep.join(self.problems))
 
 
 class RequestRefused(BridgeError):
@@ -58,13 +59,19 @@ class DeliveryError(BridgeError):
 
 
 class TransientDeliveryError(DeliveryError):
-    """Worth retrying. ``not_before`` is an epoch time GitHub asked us to wait for."""
+    """Worth retrying. ``not_before`` is an epoch time GitHub asked us to wait for;
+    ``rate_limited`` says the credential itself is limited (every worker must wait)."""
 
     def __init__(
-        self, message: str, status: int | None = None, not_before: float | None = None
+        self,
+        message: str,
+        status: int | None = None,
+        not_before: float | None = None,
+        rate_limited: bool = False,
     ) -> None:
         super().__init__(message, status)
         self.not_before = not_before
+        self.rate_limited = rate_limited
 
 
 class PermanentDeliveryError(DeliveryError):

@@ -15,7 +15,7 @@ from typing import Any
 import requests
 import yaml
 
-from bridge.signature import sign
+from bridge.intake.signature import sign
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,8 +9,8 @@ import re
 import pytest
 
 from bridge.app import create_app
-from bridge.config_loader import parse_config
-from bridge.openapi import document
+from bridge.config.load import parse_config
+from bridge.ops.openapi import document
 
 ADMIN = "admin-token-for-tests-123"
 
@@ -39,7 +39,8 @@ def auth(token=ADMIN):
 
 
 def test_admin_api_lists_shows_and_replays(app):
-    from bridge.worker import DeliveryWorker, DryRunSender
+    from bridge.delivery.senders import DryRunSender
+    from bridge.delivery.worker import DeliveryWorker
 
     client = app.test_client()
     event_id = client.post("/webhooks/w", json={"event_type": "X"}).get_json()["event_id"]
@@ -50,7 +51,7 @@ def test_admin_api_lists_shows_and_replays(app):
     DeliveryWorker(rt.config, rt.store, DryRunSender("x"), rt.metrics).run_once()
     shown = client.get(f"/api/events/{event_id}", headers=auth()).get_json()
     (d,) = shown["deliveries"]
-    assert d["state"] == "delivered" and d["history"][0]["outcome"] == "delivered"
+    assert d["state"] == "delivered" and d["history"][0]["outcome"] == "dry_run"
     assert d["client_payload"]["bridge_event_id"] == event_id
     assert json.loads(shown["body"]) == {"event_type": "X"}
     assert client.get("/api/events?state=dead", headers=auth()).get_json()["events"] == []
@@ -126,8 +127,8 @@ def test_method_not_allowed_keeps_allow_header(app):
 
 
 def test_json_log_lines(capsys):
-    from bridge import logs
-    from bridge.config import LoggingConfig
+    from bridge.ops import logs
+    from bridge.config.model import LoggingConfig
 
     logs.configure(LoggingConfig("json", "INFO"))
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bridge.cli import main
-from bridge.signature import sign
+from bridge.intake.signature import sign
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,7 +90,7 @@ def test_events_show_replay_on_a_fresh_store(tmp_path):
 
 def test_events_show_prints_json_history(tmp_path):
     from bridge.app import create_app
-    from bridge.config_loader import load_config
+    from bridge.config.load import load_config
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text(

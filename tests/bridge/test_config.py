@@ -1,6 +1,6 @@
 import pytest
 
-from bridge.config_loader import find_config_path, load_config, parse_config
+from bridge.config.load import find_config_path, load_config, parse_config
 from bridge.errors import ConfigError
 
 ENV = {"SECRET": "s3cr3t-value", "TOKEN": "t0ken-value", "GH": "ghp_value"}

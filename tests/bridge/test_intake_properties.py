@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bridge.app import create_app
-from bridge.config_loader import parse_config
-from bridge.signature import sign
+from bridge.config.load import parse_config
+from bridge.intake.signature import sign
 
 SECRETS = ["prop-secret-one", "prop-secret-two"]
 TOKEN = "prop-token-xyz"

@@ -1,15 +1,18 @@
+import json
+
 import pytest
 
-from bridge.config import Dispatch, Route
+from bridge.config.model import Dispatch, Route
 from bridge.errors import RequestRefused
-from bridge.routing import (
+from bridge.routing.routes import (
     WANDB_FIELDS,
     default_payload,
     plan_dispatches,
     value_matches,
     webhook_fields,
 )
-from bridge.templates import render, template_problems
+from bridge.routing.limits import MAX_BODY_BYTES
+from bridge.routing.templates import render, template_problems
 
 FIELDS = {
     "event_type": "ADD_ARTIFACT_ALIAS",
@@ -82,10 +85,11 @@ def test_route_matching_with_globs_and_lists():
 def test_default_payload_has_wandb_fields_and_event_id_within_limit():
     body = {k: f"v-{k}" for k in (*WANDB_FIELDS, "extra1", "extra2")}
     assert len(WANDB_FIELDS) == 9  # W&B's variables (reference/wandb.md), bar the metadata
-    payload = default_payload(webhook_fields(body, "evt_1"))
-    assert len(payload) == 10
-    assert payload["bridge_event_id"] == "evt_1"
-    assert "extra1" not in payload
+    assert len(default_payload(webhook_fields(body, "evt_1"))) == 9
+    (d,) = plan_dispatches([Route("r", Dispatch("acme/svc"))], "wandb", webhook_fields(body, "evt_1"))
+    assert len(d.client_payload) == 10
+    assert d.client_payload["bridge_event_id"] == "evt_1"
+    assert "extra1" not in d.client_payload
 
 
 def test_rendered_dispatch_event_type_and_payload():
@@ -106,3 +110,25 @@ def test_a_route_that_breaks_githubs_limits_is_refused():
     with pytest.raises(RequestRefused) as exc:
         plan_dispatches([r], "wandb", fields)
     assert exc.value.status == 422 and "route 'big'" in exc.value.message
+
+
+def test_the_event_id_is_added_only_where_it_fits_never_a_422_of_its_own():
+    # A payload just under GitHub's size limit: the id would push it over, so it is left
+    # out rather than the route being refused (one rule, in routing.limits.plan).
+    fields = webhook_fields({"blob": "x" * (MAX_BODY_BYTES - 60)}, "evt_1")
+    r = Route("near", Dispatch("acme/svc", "E", {"x": "${blob}"}))
+    (d,) = plan_dispatches([r], "wandb", fields)
+    assert "bridge_event_id" not in d.client_payload
+    ten = Route("ten", Dispatch("acme/svc", "E", {f"k{i}": "v" for i in range(10)}))
+    (d,) = plan_dispatches([ten], "wandb", fields)
+    assert len(d.client_payload) == 10 and "bridge_event_id" not in d.client_payload
+    nine = Route("nine", Dispatch("acme/svc", "E", {f"k{i}": "v" for i in range(9)}))
+    (d,) = plan_dispatches([nine], "wandb", fields)
+    assert d.client_payload["bridge_event_id"] == "evt_1"
+    assert json.loads(d.payload_json) == d.client_payload
+
+
+def test_non_ascii_text_is_kept_as_is_when_matching_and_rendering():
+    fields = webhook_fields({"event_type": "X", "tag": {"a": "é"}}, "evt_1")
+    assert render("t=${tag}", fields) == 't={"a":"é"}'
+    assert value_matches("tag", {"a": "é"}, ['{"a":"é"}'])

@@ -7,12 +7,12 @@ import threading
 
 import pytest
 
-from bridge import worker as worker_mod
-from bridge.config_loader import parse_config
+from bridge.delivery import worker as worker_mod
+from bridge.config.load import parse_config
 from bridge.errors import PermanentDeliveryError, TransientDeliveryError
-from bridge.metrics import Metrics
+from bridge.ops.metrics import Metrics
 from bridge.store.models import NewDelivery, NewEvent
-from bridge.worker import BREAKER_AFTER, DeliveryWorker
+from bridge.delivery.worker import BREAKER_AFTER, DeliveryWorker
 
 T0 = 1_700_000_000.0
 
@@ -26,6 +26,8 @@ class Clock:
 
 
 class ScriptedSender:
+    dry_run = False
+
     def __init__(self, script) -> None:
         self.script = list(script)
         self.sent: list[str] = []

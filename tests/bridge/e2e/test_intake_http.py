@@ -321,7 +321,7 @@ def test_simultaneous_duplicates_on_two_workers_give_one_dispatch(bridge, fake_g
                 headers={
                     "Content-Type": "application/json",
                     "Authorization": f"Bearer {TOKEN}",
-                    "X-Wandb-Signature": __import__("bridge.signature").signature.sign(
+                    "X-Wandb-Signature": __import__("bridge.intake.signature").signature.sign(
                         SECRET, FLAT
                     ),
                 },

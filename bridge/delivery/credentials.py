@@ -15,9 +15,9 @@ from typing import Any
 
 import requests
 
-from bridge.config import GitHubApp
+from bridge.config.model import GitHubApp
+from bridge.delivery.github import USER_AGENT
 from bridge.errors import PermanentDeliveryError, TransientDeliveryError
-from bridge.github import USER_AGENT
 
 log = logging.getLogger(__name__)
 RENEW_BEFORE = 300.0  # renew this long before expiry, or a tenth of a short lifetime

@@ -7,28 +7,25 @@ config, compared in constant time. With no admin token configured the API is off
 from __future__ import annotations
 
 import logging
+import re
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from bridge.errors import NotFound, RequestRefused
-from bridge.present import event_json
-from bridge.runtime import Runtime
-from bridge.signature import bearer_token, token_matches
+from bridge.intake.signature import bearer_token, token_matches
+from bridge.ops.documents import event_json
+from bridge.services import services
 from bridge.store.models import STATES
 
 log = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/api")
 MAX_LIMIT = 500
-
-
-def _runtime() -> Runtime:
-    rt: Runtime = current_app.extensions["wandb_bridge"]
-    return rt
+_DIGITS = re.compile(r"[0-9]{1,6}")  # ASCII only: str.isdigit() also takes '²'
 
 
 @bp.before_request
 def authenticate() -> None:
-    tokens = _runtime().config.admin_tokens
+    tokens = services().config.admin_tokens
     if not tokens:
         raise RequestRefused(
             404,
@@ -52,18 +49,18 @@ def list_events() -> Response:
     if state is not None and state not in STATES:
         raise RequestRefused(400, "invalid_parameter", f"state must be one of {', '.join(STATES)}")
     raw_limit = request.args.get("limit", "50")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+    if not _DIGITS.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
         raise RequestRefused(
             400, "invalid_parameter", f"limit must be a whole number from 1 to {MAX_LIMIT}"
         )
-    events = _runtime().store.list_events(state, int(raw_limit))
+    events = services().store.list_events(state, int(raw_limit))
     return jsonify(events=[event_json(e, detail=False) for e in events])
 
 
 @bp.get("/events/<event_id>")
 def show_event(event_id: str) -> Response:
     try:
-        event = _runtime().store.get_event(event_id)
+        event = services().store.get_event(event_id)
     except NotFound as exc:
         raise RequestRefused(404, "event_not_found", f"no event with id {event_id!r}") from exc
     return jsonify(event_json(event, detail=True))
@@ -71,9 +68,9 @@ def show_event(event_id: str) -> Response:
 
 @bp.post("/events/<event_id>/replay")
 def replay_event(event_id: str) -> tuple[Response, int]:
-    rt = _runtime()
+    svc = services()
     try:
-        ids = rt.store.replay(event_id, rt.clock())
+        ids = svc.store.replay(event_id, svc.clock())
     except NotFound as exc:
         raise RequestRefused(404, "event_not_found", f"no event with id {event_id!r}") from exc
     log.info("event replayed id=%s deliveries=%s", event_id, ",".join(ids) or "none")

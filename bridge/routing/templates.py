@@ -6,10 +6,11 @@ interpolated; a missing field renders empty, as W&B renders it. No expressions, 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
+
+from bridge.routing.limits import json_text
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_.\-]*"
 _PLACEHOLDER = re.compile(r"\$\{(" + _NAME + r")\}")
@@ -29,12 +30,13 @@ def lookup(fields: Mapping[str, Any], name: str) -> Any:
     return node
 
 
-def _as_text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """A field's value as text: a string as is, None as empty, anything else as JSON."""
     if value is None:
         return ""
     if isinstance(value, str):
         return value
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return json_text(value)
 
 
 def render(template: Any, fields: Mapping[str, Any]) -> Any:
@@ -44,12 +46,23 @@ def render(template: Any, fields: Mapping[str, Any]) -> Any:
         if whole:
             value = lookup(fields, whole.group(1))
             return "" if value is None else value
-        return _PLACEHOLDER.sub(lambda m: _as_text(lookup(fields, m.group(1))), template)
+        return _PLACEHOLDER.sub(lambda m: as_text(lookup(fields, m.group(1))), template)
     if isinstance(template, Mapping):
         return {str(k): render(v, fields) for k, v in template.items()}
     if isinstance(template, list):
         return [render(v, fields) for v in template]
     return template
+
+
+def variables(template: Any) -> set[str]:
+    """The variable names ``template`` refers to."""
+    if isinstance(template, str):
+        return set(_PLACEHOLDER.findall(template))
+    if isinstance(template, Mapping):
+        return {v for value in template.values() for v in variables(value)}
+    if isinstance(template, list):
+        return {v for value in template for v in variables(value)}
+    return set()
 
 
 def template_problems(template: Any) -> list[str]:

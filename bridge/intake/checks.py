@@ -8,17 +8,23 @@ or a global; the HTTP view feeds it the raw request and stores what it returns.
 from __future__ import annotations
 
 import json
+import math
+import re
+import sys
 from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
 
-from bridge.config import Config, Source
-from bridge.dispatch import PlannedDispatch, check_dispatch, with_event_id
+from bridge.config.model import Config, Source
 from bridge.errors import RequestRefused
-from bridge.routing import plan_dispatches, webhook_fields
-from bridge.signature import bearer_token, signature_matches, token_matches
+from bridge.intake.signature import bearer_token, signature_matches, token_matches
+from bridge.ops.logs import printable
+from bridge.routing.limits import PlannedDispatch, check_dispatch, plan
+from bridge.routing.routes import plan_dispatches, webhook_fields
 
 PASSTHROUGH = "passthrough"
+# What GitHub allows in an owner or repository name.
+GITHUB_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 
 def check_size(length: int | None, limit: int) -> None:
@@ -91,9 +97,36 @@ def _names(sources: Sequence[Source]) -> str:
     return ", ".join(repr(s.name) for s in sources)
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:40]} does not fit a double")
+    return value
+
+
+def _int_in_range(text: str) -> int | float:
+    value = int(text)
+    if abs(value) > sys.float_info.max:
+        raise ValueError(f"the number {text[:40]}... does not fit a double")
+    return value
+
+
 def parse_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object, strictly: no NaN or Infinity, no number beyond a
+    double, no lone surrogate (nothing GitHub would refuse after we accepted it)."""
     try:
-        value = json.loads(body)
+        value = json.loads(
+            body,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+            parse_int=_int_in_range,
+        )
+        # A lone surrogate ("\\ud800") parses, but no UTF-8 encoder will send it on.
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
     except (ValueError, RecursionError) as exc:
         raise RequestRefused(
             400,
@@ -111,6 +144,10 @@ def parse_object(body: bytes) -> dict[str, Any]:
 
 
 def _short(exc: Exception) -> str:
+    if isinstance(exc, UnicodeError):
+        return "a string holds a lone surrogate or is not UTF-8"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
     return str(exc).split("\n", 1)[0][:120]
 
 
@@ -119,10 +156,24 @@ def repository_allowed(patterns: Sequence[str], repository: str) -> bool:
     return any(fnmatchcase(repository.lower(), p.lower()) for p in patterns)
 
 
+def check_repository_name(owner: str, repo: str) -> str:
+    """``owner/repo`` when both are names GitHub could have; else 422."""
+    for kind, name in (("owner", owner), ("repository", repo)):
+        if not GITHUB_NAME.fullmatch(name) or name in (".", ".."):
+            raise RequestRefused(
+                422,
+                "invalid_repository",
+                f"{printable(name)!r} is not a valid GitHub {kind} name (letters, digits, "
+                "'-', '_' and '.'); check the webhook URL's /repos/<owner>/<repo>/dispatches",
+            )
+    return f"{owner}/{repo}"
+
+
 def plan_passthrough(
-    config: Config, repository: str, body: Mapping[str, Any], event_id: str
+    config: Config, owner_repo: tuple[str, str], body: Mapping[str, Any], event_id: str
 ) -> list[PlannedDispatch]:
     """The one dispatch of ``POST /repos/<owner>/<repo>/dispatches``: 422, 403 or a plan."""
+    repository = check_repository_name(*owner_repo)
     event_type = body.get("event_type")
     payload = body.get("client_payload", {})
     check_dispatch(event_type, payload, "the body")
@@ -133,9 +184,7 @@ def plan_passthrough(
             f"this bridge does not dispatch to {repository}; add it (or a glob that matches "
             "it) to github.repositories in the bridge's config",
         )
-    assert isinstance(event_type, str)
-    payload, payload_json = with_event_id(event_type, payload, event_id)
-    return [PlannedDispatch(repository, event_type, payload, PASSTHROUGH, payload_json)]
+    return [plan(repository, event_type, payload, PASSTHROUGH, event_id, "the body")]
 
 
 def plan_webhook(

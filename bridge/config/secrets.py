@@ -7,7 +7,8 @@ line or an error message by accident; code that needs the value asks for ``.valu
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,3 +61,35 @@ def resolve_secret(
             return Secret(value, f"file:{name}")
     problems.append(f"{path}: must be a string, {{env: NAME}} or {{file: PATH}}")
     return None
+
+
+# Credentials GitHub mints or users paste, recognised by their shape even when the bridge
+# never saw the value (an App's installation token is minted at run time).
+_TOKEN_SHAPES = re.compile(
+    r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"
+    r"|(?i:\b(?:bearer|token|basic)\s+)[A-Za-z0-9._~+/=-]{8,}"
+)
+
+
+class Redactor:
+    """Replaces every configured secret value, and anything shaped like a GitHub token or
+    an Authorization value, with ``***`` in text that came from another server."""
+
+    def __init__(self, secrets: Iterable[Secret]) -> None:
+        # Longest first, so a secret that contains another is replaced whole.
+        self.values = sorted(
+            {v for s in secrets for v in (s.value, *s.value.splitlines()) if len(v) >= 4},
+            key=len,
+            reverse=True,
+        )
+
+    def __call__(self, text: str) -> str:
+        for value in self.values:
+            if value in text:
+                text = text.replace(value, "***")
+        return _TOKEN_SHAPES.sub(_mask, text)
+
+
+def _mask(match: re.Match[str]) -> str:
+    prefix = re.match(r"(?i)(bearer|token|basic)\s+", match.group(0))
+    return (prefix.group(0) if prefix else "") + "***"

@@ -64,7 +64,6 @@ class Metrics:
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self._registry = None if self.multiprocess else CollectorRegistry()
         self._collector = _StoreCollector(stats, clock)
-        self._children: dict[tuple[str, str], Any] = {}
         reg = self._registry
         self._requests = Counter(
             "wandb_bridge_requests",
@@ -89,8 +88,8 @@ class Metrics:
         )
         self._outcomes = Counter(
             "wandb_bridge_delivery_outcomes",
-            "Attempt outcomes: delivered, queued (retry), dead.",
-            ["state"],
+            "Attempt outcomes: delivered, retry, dead, dry_run (github.dry_run: nothing sent).",
+            ["outcome"],
             registry=reg,
         )
         self._latency = Histogram(
@@ -103,13 +102,7 @@ class Metrics:
             self._registry.register(self._collector)
 
     def received(self, source: str, outcome: str) -> None:
-        # label lookups cost more than the increment: keep the children (few sources)
-        child = self._children.get((source, outcome))
-        if child is None:
-            child = self._children[(source, outcome)] = self._requests.labels(
-                source=source, outcome=outcome
-            )
-        child.inc()
+        self._requests.labels(source=source, outcome=outcome).inc()
         if outcome == "duplicate":
             self._duplicates.labels(source=source).inc()
 
@@ -117,10 +110,11 @@ class Metrics:
         self._requests.labels(source=source, outcome="refused").inc()
         self._refusals.labels(reason=reason).inc()
 
-    def attempt(self, status: int | None, state: str, latency: float) -> None:
+    def attempt(self, status: int | None, outcome: str, latency: float) -> None:
+        """Count one attempt; ``outcome`` is the attempt's (delivered, retry, dead, dry_run)."""
         self._attempts.labels(status_class=status_class(status)).inc()
-        self._outcomes.labels(state=state).inc()
-        if state == DELIVERED:
+        self._outcomes.labels(outcome=outcome).inc()
+        if outcome == DELIVERED:
             self._latency.observe(latency)
 
     def render(self) -> tuple[bytes, str]:

@@ -1,9 +1,14 @@
 """``wandb-bridge serve``: gunicorn with the app, and a delivery worker in each process.
 
-Each gunicorn worker process runs one delivery worker thread next to the request loop,
-so gunicorn supervises both (a killed worker is replaced, with its deliveries) and there
-is no second process tree to keep alive. Claims go through the store with a lease, so
-any number of these, in any number of replicas, share the work without doubling it.
+Each gunicorn worker process runs one delivery worker thread next to its request
+threads, so gunicorn supervises both (a killed worker is replaced, with its deliveries).
+Claims go through the store with a lease, so any number of these, in any number of
+replicas, share the work without doubling it.
+
+Workers are threaded (gunicorn's ``gthread``): a connection that sends nothing waits in
+the worker's poller, not in a thread, and a slow one holds one thread of many, so slow
+or idle clients cannot starve health checks or webhooks the way they starve a
+one-request-at-a-time worker.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from bridge.config import Config
+from bridge.config.model import Config
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +54,7 @@ class BridgeServer(BaseApplication):  # type: ignore[misc]
         return app
 
     def _start_delivery(self, worker: Any) -> None:
-        from bridge.delivery import build_worker
+        from bridge.delivery.build import build_worker
 
         stop = threading.Event()
         delivery = build_worker(self.bridge_config)
@@ -91,12 +96,13 @@ def prepare_metrics_dir() -> str | None:
     return made
 
 
-def serve(config: Config, bind: str, workers: int, with_worker: bool) -> None:
+def serve(config: Config, bind: str, workers: int, with_worker: bool, threads: int = 64) -> None:
     made = prepare_metrics_dir()
     options = {
         "bind": bind,
         "workers": workers,
-        "worker_class": "sync",
+        "worker_class": "gthread",
+        "threads": threads,
         "timeout": 30,
         "graceful_timeout": max(30, int(config.delivery.timeout) + 5),
         "accesslog": None,

@@ -1,10 +1,10 @@
 """The delivery worker: claim due deliveries, send them, record every attempt.
 
 It sleeps until the store wakes it (intake committed work) or the earliest pending
-delivery falls due, so a new delivery goes out at once rather than on the next tick of
-a slow loop. Attempts run on a small thread pool (``delivery.concurrency``). A rate
-limit from GitHub pauses this worker's claims until GitHub's reset time: retrying while
-limited can get an integration banned.
+delivery falls due. Attempts run on a small thread pool (``delivery.concurrency``).
+A rate limit from GitHub pauses every worker that uses the credential, through the
+store (retrying while limited can get an integration banned); no pause is longer than
+``delivery.max_backoff``. What GitHub answered is recorded with secrets redacted.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from dataclasses import replace
 
-from bridge.config import Config
-from bridge.dispatch import body_of
+from bridge.config.model import Config
+from bridge.config.secrets import Redactor
+from bridge.delivery.retry import backoff, decide
+from bridge.delivery.senders import Sender
 from bridge.errors import DeliveryError, StoreUnavailable, TransientDeliveryError
-from bridge.github import GitHubClient
-from bridge.metrics import Metrics
-from bridge.retry import backoff, decide
+from bridge.ops.metrics import Metrics
 from bridge.store import SqlStore, Waiter
 from bridge.store.models import DEAD, DELIVERED, GAVE_UP, OK, RETRY, Attempt, Claimed
 
@@ -33,37 +33,7 @@ MAX_IDLE = 5.0  # a safety net only: wake-ups come from the store
 BREAKER_AFTER = 3  # transient failures in a row before the worker pauses and probes
 BREAKER_MAX_PAUSE = 60.0
 PRUNE_EVERY = 300.0
-
-
-class Sender(Protocol):
-    def send(self, claimed: Claimed) -> int | None: ...
-
-
-class GitHubSender:
-    def __init__(self, client: GitHubClient) -> None:
-        self.client = client
-
-    def send(self, claimed: Claimed) -> int | None:
-        body = body_of(claimed.event_type, claimed.client_payload)
-        return self.client.dispatch(claimed.repository, body)
-
-
-class DryRunSender:
-    """``github.dry_run``: log the dispatch that would be sent, and count it delivered."""
-
-    def __init__(self, api_url: str) -> None:
-        self.api_url = api_url
-
-    def send(self, claimed: Claimed) -> int | None:
-        body = body_of(claimed.event_type, claimed.client_payload)
-        log.info(
-            "dry run: would POST %s/repos/%s/dispatches delivery=%s body=%s",
-            self.api_url,
-            claimed.repository,
-            claimed.id,
-            body.decode("utf-8"),
-        )
-        return None
+DRY_RUN = "dry_run"  # the outcome of an attempt that sent nothing (github.dry_run)
 
 
 class DeliveryWorker:
@@ -77,8 +47,11 @@ class DeliveryWorker:
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
         owner: str | None = None,
+        credential: str = "github",
     ) -> None:
         self.cfg = config.delivery
+        self.redact = Redactor(config.secrets())
+        self.credential = credential  # the key of the shared rate-limit pause
         self.dedupe_window = config.dedupe_window
         self.store = store
         self.sender = sender
@@ -103,12 +76,17 @@ class DeliveryWorker:
             status = self.sender.send(claimed)
         except DeliveryError as exc:
             error, status = exc, exc.status
+            exc.message = self.redact(exc.message)
         except Exception as exc:  # a bug must not kill the worker; the cause is logged
-            log.exception("delivery %s: unexpected error while sending", claimed.id)
+            log.error("delivery %s: unexpected error while sending: %s", claimed.id,
+                      type(exc).__name__)  # fmt: skip
             error = TransientDeliveryError(f"internal error in the bridge ({type(exc).__name__})")
         now = self.clock()
         decision = decide(claimed, error, now, self.cfg, self.rand)
         outcome = {DELIVERED: OK, DEAD: GAVE_UP}.get(decision.state, RETRY)
+        if self.sender.dry_run and decision.state == DELIVERED:
+            outcome = DRY_RUN
+            decision = replace(decision, reason="dry run: nothing was sent to GitHub")
         attempt = Attempt(
             claimed.attempt,
             started,
@@ -121,7 +99,7 @@ class DeliveryWorker:
         )
         self._track_health(error, now)
         # counted before it is recorded, so a reader who sees the new state sees the count
-        self.metrics.attempt(status, decision.state, now - claimed.round_started_at)
+        self.metrics.attempt(status, outcome, now - claimed.round_started_at)
         try:
             held = self.store.finish(claimed, self.owner, attempt, decision.state, decision.due_at)
         except StoreUnavailable:
@@ -137,7 +115,7 @@ class DeliveryWorker:
             status,
             outcome,
             "" if decision.wait is None else f" retry_in={decision.wait:.1f}s",
-            "" if decision.state == DELIVERED else f" reason={decision.reason}",
+            "" if outcome == OK else f" reason={decision.reason}",
         )
         if not held:
             log.warning("delivery %s: lease lost to another worker before recording", claimed.id)
@@ -189,13 +167,20 @@ class DeliveryWorker:
         """The circuit breaker: GitHub failing one request after another (an outage, a
         limit) makes the worker pause and then probe with one attempt at a time, instead
         of spending every queued delivery's attempts against it; a success closes it."""
+        if isinstance(error, TransientDeliveryError) and error.rate_limited:
+            until = min(error.not_before or now, now + self.cfg.max_backoff)
+            try:
+                self.store.pause(self.credential, until)
+            except StoreUnavailable:
+                log.warning("cannot share the rate-limit pause: the store is unavailable")
         with self._lock:
             if not isinstance(error, TransientDeliveryError):
                 self._streak = 0  # an answer on the merits means GitHub is up
                 return
             self._streak += 1
             if error.not_before is not None:
-                self._paused_until = max(self._paused_until, error.not_before)
+                until = min(error.not_before, now + self.cfg.max_backoff)
+                self._paused_until = max(self._paused_until, until)
             if self._streak >= BREAKER_AFTER:
                 cap = min(self.cfg.max_backoff, BREAKER_MAX_PAUSE)
                 pause = backoff(
@@ -214,6 +199,13 @@ class DeliveryWorker:
     def _claim_into(self, pool: ThreadPoolExecutor, now: float) -> None:
         free = self.claim_budget(now)
         if free <= 0:
+            return
+        shared = self.store.paused_until(self.credential, now)
+        if shared is not None:  # another worker hit the credential's rate limit
+            with self._lock:
+                self._paused_until = max(
+                    self._paused_until, min(shared, now + self.cfg.max_backoff)
+                )
             return
         for claimed in self.store.claim(self.owner, free, self.cfg.lease, now):
             with self._lock:

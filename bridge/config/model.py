@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.secrets import Secret
+from bridge.config.secrets import Secret
 
 DEFAULT_PATH = "wandb-bridge.yaml"
 DEFAULT_API_URL = "https://api.github.com"
@@ -85,6 +85,17 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     admin_tokens: tuple[Secret, ...] = ()
     warnings: tuple[str, ...] = ()
+
+    def secrets(self) -> list[Secret]:
+        """Every secret value this config holds, for redaction."""
+        found = [self.store, *self.admin_tokens]
+        for source in self.sources.values():
+            found += [*source.secrets, *source.tokens]
+        if self.github.token is not None:
+            found.append(self.github.token)
+        if self.github.app is not None:
+            found.append(self.github.app.private_key)
+        return found
 
 
 def parse_duration(value: Any) -> float | None:

@@ -1,4 +1,4 @@
-"""Load the YAML configuration once and validate it into :mod:`bridge.config` objects.
+"""Load the YAML configuration once and validate it into :mod:`bridge.config.model` objects.
 
 Every problem is collected with its key path and reported together in one
 :class:`~bridge.errors.ConfigError`; the bridge never starts on a config it would have
@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from bridge.config import (
+from bridge.config.model import (
     DEFAULT_API_URL,
     DEFAULT_PATH,
     REPO_RE,
@@ -29,10 +29,12 @@ from bridge.config import (
     Source,
     parse_duration,
 )
+from bridge.config.secrets import Secret, resolve_secret
 from bridge.errors import ConfigError
-from bridge.secrets import Secret, resolve_secret
+from bridge.routing.limits import MAX_PAYLOAD_KEYS
+from bridge.routing.routes import WANDB_FIELDS, is_known_field
+from bridge.routing.templates import template_problems, variables
 from bridge.store.sqlite import parse_sqlite_url
-from bridge.templates import template_problems
 
 _TOP = {
     "store",
@@ -62,7 +64,11 @@ def load_config(path: str, environ: Mapping[str, str] | None = None) -> Config:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}: is not valid YAML: {exc}"]) from exc
+        # Only where and what: PyYAML's own message quotes the line, secrets and all.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "a syntax error"
+        raise ConfigError([f"{path}: is not valid YAML{where}: {problem}"]) from None
     return parse_config({} if raw is None else raw, env)
 
 
@@ -131,9 +137,11 @@ class _Parser:
                 out.append(s)
         return tuple(out)
 
-    def _globs(self, raw: Any, path: str) -> tuple[str, ...]:
+    def _globs(self, raw: Any, path: str, *, strings_only: bool = False) -> tuple[str, ...]:
         items = raw if isinstance(raw, list) else [raw]
-        if not items or not all(isinstance(x, str | int | float) for x in items):
+        # bool is an int to Python, but `true` is never a glob anyone meant
+        allowed = (str,) if strings_only else (str, int, float)
+        if not items or not all(isinstance(x, allowed) and not isinstance(x, bool) for x in items):
             self.problems.append(f"{path}: must be a string or a list of strings")
             return ()
         return tuple(str(x) for x in items)
@@ -218,6 +226,12 @@ class _Parser:
                     f"{path}: needs at least one of secrets/tokens "
                     "(or allow_unauthenticated: true, which accepts anyone's requests)"
                 )
+            elif unauth and not secrets and not tokens:
+                self.warnings.append(
+                    f"{path}: allow_unauthenticated is true: anyone who can reach the bridge "
+                    "can queue events through this source, and the drop-in "
+                    "/repos/<owner>/<repo>/dispatches path accepts unsigned dispatches"
+                )
             out[name] = Source(name, secrets, tokens, unauth)
         return out
 
@@ -242,7 +256,7 @@ class _Parser:
             self.problems.append("github: set token or app, not both")
         repos: tuple[str, ...] = ()
         if gh.get("repositories") not in (None, []):
-            repos = self._globs(gh["repositories"], "github.repositories")
+            repos = self._globs(gh["repositories"], "github.repositories", strings_only=True)
         return GitHubConfig(api_url.rstrip("/"), token, app, repos, dry_run)
 
     def _app(self, raw: Any) -> GitHubApp | None:
@@ -284,6 +298,13 @@ class _Parser:
                 if s not in sources:
                     self.problems.append(f"{path}.sources: no source named {s!r} under sources")
         when = self._mapping(spec.get("when"), f"{path}.when")
+        for key in when:
+            if not is_known_field(str(key)):
+                self.problems.append(
+                    f"{path}.when.{key}: not a W&B payload variable (e.g. event_type, alias, "
+                    "artifact_collection_name, artifact_metadata.<KEY>); this route could "
+                    "never match"
+                )
         conditions = tuple((str(k), self._globs(v, f"{path}.when.{k}")) for k, v in when.items())
         d = self._mapping(spec.get("dispatch"), f"{path}.dispatch")
         self._unknown(d, {"repository", "event_type", "client_payload"}, f"{path}.dispatch")
@@ -301,10 +322,17 @@ class _Parser:
             payload = None
         for problem in template_problems(event_type) + template_problems(payload):
             self.problems.append(f"{path}.dispatch: {problem}")
-        if isinstance(payload, Mapping) and len(payload) > 10:
+        for name in sorted(variables(event_type) | variables(payload)):
+            if not is_known_field(name):
+                self.problems.append(
+                    f"{path}.dispatch: ${{{name}}} is not a W&B payload variable; use one "
+                    "of " + ", ".join(f"${{{f}}}" for f in WANDB_FIELDS) + " or "
+                    "${artifact_metadata.<KEY>}"
+                )
+        if isinstance(payload, Mapping) and len(payload) > MAX_PAYLOAD_KEYS:
             self.problems.append(
                 f"{path}.dispatch.client_payload: has {len(payload)} keys; GitHub takes at "
-                "most 10 (nest the rest under one key)"
+                f"most {MAX_PAYLOAD_KEYS} (nest the rest under one key)"
             )
         return Route(str(name), Dispatch(repo, event_type, payload), route_sources, conditions)
 

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 
-from bridge.secrets import Secret
+from bridge.config.secrets import Secret
 
 
 def sign(secret: str | bytes, body: bytes) -> str:

@@ -2,7 +2,8 @@
 
 Waits grow exponentially from ``initial_backoff`` (about 5 s) to ``max_backoff`` (1 h),
 each spread by ±20 % jitter so a burst of failures does not come back as a burst. A
-time GitHub names (``Retry-After``, ``x-ratelimit-reset``) is a lower bound.
+time GitHub names (``Retry-After``, ``x-ratelimit-reset``) is a lower bound, itself
+capped at ``max_backoff``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bridge.config import DeliveryConfig
+from bridge.config.model import DeliveryConfig
 from bridge.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from bridge.store.models import DEAD, DELIVERED, QUEUED, Claimed
 
@@ -43,7 +44,8 @@ def decide(
         return Decision(DEAD, now, None, error.message)
     wait = backoff(claimed.round_attempts, cfg.initial_backoff, cfg.max_backoff, rand)
     if isinstance(error, TransientDeliveryError) and error.not_before is not None:
-        wait = max(wait, error.not_before - now)
+        # GitHub's time is a lower bound, but no answer may park a delivery for years.
+        wait = min(max(wait, error.not_before - now), cfg.max_backoff)
     if claimed.round_attempts >= cfg.max_attempts:
         return Decision(
             DEAD,

@@ -1,10 +1,9 @@
 """Send a repository dispatch to GitHub, exactly as GitHub documents the request.
 
-One retry layer only: this module makes one attempt and classifies the answer as
-delivered, transient (:class:`TransientDeliveryError`, with the earliest time GitHub
-allows a retry) or permanent (:class:`PermanentDeliveryError`, with GitHub's message).
-The worker decides when to try again. Credentials come from a token provider
-(:mod:`bridge.github_auth`).
+One retry layer only: this module makes one attempt, never follows a redirect, and
+classifies the answer as delivered, transient (:class:`TransientDeliveryError`, with
+the earliest time GitHub allows a retry) or permanent (:class:`PermanentDeliveryError`,
+with GitHub's message). The worker decides when to try again.
 """
 
 from __future__ import annotations
@@ -74,6 +73,16 @@ def classify(status: int, headers: Mapping[str, str], body: str, now: float) -> 
     """Raise the delivery error GitHub's answer means; return for a 2xx."""
     if 200 <= status < 300:
         return
+    if 300 <= status < 400:
+        # Only GitHub's own answer counts: a redirect (to a login page, a proxy) is a
+        # wrong api_url, and following it would turn "nothing sent" into "delivered".
+        where = headers.get("location", "nowhere")
+        raise PermanentDeliveryError(
+            f"the server answered {status} redirecting to {where[:200]}; github.api_url "
+            "must be GitHub's API itself (https://api.github.com, or https://HOST/api/v3 "
+            "for GitHub Enterprise Server)",
+            status,
+        )
     message = github_message(body) or f"HTTP {status}"
     text = f"GitHub answered {status}: {message}"
     limited = (
@@ -83,7 +92,7 @@ def classify(status: int, headers: Mapping[str, str], body: str, now: float) -> 
     )
     if status == 429 or (status == 403 and limited):
         not_before = retry_not_before(headers, now) or now + SECONDARY_LIMIT_WAIT
-        raise TransientDeliveryError(f"{text} (rate limited)", status, not_before)
+        raise TransientDeliveryError(f"{text} (rate limited)", status, not_before, True)
     if status == 403:
         needed = headers.get("x-accepted-github-permissions")
         hint = f"; the credential needs {needed}" if needed else ""
@@ -121,7 +130,9 @@ class GitHubClient:
         }
         url = f"{self.api_url}/repos/{repository}/dispatches"
         try:
-            resp = self.session.post(url, data=body, headers=headers, timeout=self.timeout)
+            resp = self.session.post(
+                url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
+            )
         except requests.Timeout as exc:
             raise TransientDeliveryError(
                 f"GitHub did not answer within {self.timeout:g} s"

@@ -1,7 +1,8 @@
-"""Logging set-up for the command line: text or JSON lines, never a secret.
+"""Logging for the bridge: text or JSON lines, one per request, never forgeable.
 
-Nothing in the bridge logs a secret value, a token or a signature in the first place;
-this module only decides the shape of each line.
+Nothing in the bridge logs a secret value, a token or a signature in the first place.
+Text that came from a request can hold control characters; every text line escapes
+them, so a request cannot start a forged line of its own.
 """
 
 from __future__ import annotations
@@ -11,9 +12,32 @@ import logging
 import sys
 import time
 
-from bridge.config import LoggingConfig
+from bridge.config.model import LoggingConfig
 
 _TEXT = "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
+_QUIET = ("/healthz", "/readyz", "/metrics")
+
+
+def printable(text: str) -> str:
+    """``text`` with control and other non-printable characters as ``\\xNN`` escapes."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+class TextFormatter(logging.Formatter):
+    """One physical line per record: the message escaped, a traceback indented."""
+
+    def __init__(self) -> None:
+        super().__init__(_TEXT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = printable(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: logging._SysExcInfoType) -> str:
+        lines = super().formatException(ei).splitlines()
+        return "\n".join("    | " + printable(line) for line in lines)
 
 
 class JsonFormatter(logging.Formatter):
@@ -35,7 +59,7 @@ def configure(cfg: LoggingConfig | None = None) -> None:
     """Send the bridge's logs to stderr, as text or JSON lines."""
     cfg = cfg or LoggingConfig()
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if cfg.format == "json" else logging.Formatter(_TEXT))
+    handler.setFormatter(JsonFormatter() if cfg.format == "json" else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -45,9 +69,6 @@ def configure(cfg: LoggingConfig | None = None) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
-_QUIET = ("/healthz", "/readyz", "/metrics")
-
-
 def log_request(
     logger: logging.Logger,
     method: str,
@@ -55,18 +76,18 @@ def log_request(
     status: int,
     fields: dict[str, str],
     error: str | None,
-    started: float,
+    ms: float,
 ) -> None:
     """The one line per request, with the ids it produced; health checks only at DEBUG."""
     level = logging.DEBUG if path in _QUIET else logging.INFO
-    if not logger.isEnabledFor(level):
-        return
-    ms = (time.perf_counter() - started) * 1000
     extra = "".join(f" {k}={v}" for k, v in fields.items() if v not in (None, ""))
-    args = (method, path, status, extra, f" error={error}" if error else "", ms)
-    # Made directly rather than through logger.log(), which walks the stack for the
-    # caller's file and line on every request; no format of ours shows them.
-    record = logger.makeRecord(
-        logger.name, level, __file__, 0, "request %s %s status=%d%s%s ms=%.1f", args, None
+    logger.log(
+        level,
+        "request %s %s status=%d%s%s ms=%.1f",
+        printable(method),
+        printable(path),
+        status,
+        extra,
+        f" error={error}" if error else "",
+        ms,
     )
-    logger.handle(record)

@@ -3,21 +3,20 @@
 Fields are W&B's payload variable names, read from a flat body or from the
 ``client_payload`` of a GitHub-shaped one. ``alias`` falls back to the part of
 ``artifact_version_string`` after its last ``:``. LINK_ARTIFACT and LINK_MODEL are one
-event wherever event types are matched (which string W&B sends is unconfirmed).
+event wherever event types are matched.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
 from typing import Any
 
-from bridge.config import Route
-from bridge.dispatch import EVENT_ID_KEY, PlannedDispatch, check_dispatch
-from bridge.templates import render
+from bridge.config.model import Route
+from bridge.routing.limits import EVENT_ID_KEY, PlannedDispatch, plan
+from bridge.routing.templates import as_text, render
 
-# W&B's payload variables (reference/wandb.md), in the order a default payload lists them.
+# W&B's payload variables, in the order a default payload lists them.
 WANDB_FIELDS = (
     "event_type",
     "event_author",
@@ -30,6 +29,15 @@ WANDB_FIELDS = (
     "tag",
 )
 LINK_EVENTS = frozenset({"LINK_ARTIFACT", "LINK_MODEL"})
+METADATA_PREFIX = "artifact_metadata."
+
+
+def is_known_field(name: str) -> bool:
+    """A W&B payload variable (or ``artifact_metadata.<KEY>``), or the bridge's event id:
+    the only names a route's ``when:`` or a template may use."""
+    if name.startswith(METADATA_PREFIX):
+        return len(name) > len(METADATA_PREFIX)
+    return name in WANDB_FIELDS or name == EVENT_ID_KEY
 
 
 def is_github_shaped(body: Mapping[str, Any]) -> bool:
@@ -50,15 +58,9 @@ def webhook_fields(body: Mapping[str, Any], event_id: str) -> dict[str, Any]:
     return fields
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-
-
 def value_matches(name: str, value: Any, globs: Iterable[str]) -> bool:
     """Does the field ``name`` with ``value`` match any of ``globs`` (case-sensitive)?"""
-    texts = {_text(value)}
+    texts = {as_text(value)}
     if name == "event_type" and texts & LINK_EVENTS:
         texts |= LINK_EVENTS
     return any(fnmatchcase(text, glob) for text in texts for glob in globs)
@@ -71,10 +73,8 @@ def route_matches(route: Route, source: str, fields: Mapping[str, Any]) -> bool:
 
 
 def default_payload(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """W&B's fields that are present and non-empty, plus the bridge's event id (≤ 10 keys)."""
-    payload = {k: fields[k] for k in WANDB_FIELDS if fields.get(k) not in (None, "")}
-    payload[EVENT_ID_KEY] = fields[EVENT_ID_KEY]
-    return payload
+    """W&B's fields that are present and non-empty (at most 9 keys)."""
+    return {k: fields[k] for k in WANDB_FIELDS if fields.get(k) not in (None, "")}
 
 
 def plan_dispatches(
@@ -86,14 +86,19 @@ def plan_dispatches(
         if not route_matches(route, source, fields):
             continue
         d = route.dispatch
-        event_type = render(d.event_type, fields)
-        event_type = event_type if isinstance(event_type, str) else _text(event_type)
+        event_type = as_text(render(d.event_type, fields))
         if d.client_payload is None:
             payload = default_payload(fields)
         else:
             payload = render(d.client_payload, fields)
-            if len(payload) < 10:
-                payload.setdefault(EVENT_ID_KEY, fields[EVENT_ID_KEY])
-        payload_json = check_dispatch(event_type, payload, f"route {route.name!r}")
-        planned.append(PlannedDispatch(d.repository, event_type, payload, route.name, payload_json))
+        planned.append(
+            plan(
+                d.repository,
+                event_type,
+                payload,
+                route.name,
+                fields[EVENT_ID_KEY],
+                f"route {route.name!r}",
+            )
+        )
     return planned

@@ -1,0 +1,1 @@
+"""Configuration: the typed model, loading and validation, secret values."""

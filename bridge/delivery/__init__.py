@@ -1,0 +1,1 @@
+"""Delivery: the worker that sends stored dispatches to GitHub, retries and credentials."""

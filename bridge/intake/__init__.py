@@ -1,0 +1,1 @@
+"""Intake: the webhook endpoints, the checks a request passes, and its durable accept."""

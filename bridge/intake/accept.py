@@ -1,0 +1,134 @@
+"""Accept one webhook: run the checks in order, commit the event, say what was queued.
+
+Refusals are raised (:class:`~bridge.errors.RequestRefused`) and rendered by the app's
+one error handler; the 202 is only built after the store has committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import IO, Any
+
+from werkzeug.exceptions import BadRequest
+
+from bridge.errors import RequestRefused
+from bridge.ids import new_id
+from bridge.intake import checks
+from bridge.routing.limits import PlannedDispatch
+from bridge.services import Services
+from bridge.store.models import NewDelivery, NewEvent
+
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Request:
+    """The parts of an HTTP request that intake looks at."""
+
+    path: str
+    content_type: str | None
+    content_length: int | None
+    authorization: str | None
+    signature: str | None  # X-Wandb-Signature
+    stream: IO[bytes]
+
+
+@dataclass(frozen=True)
+class Result:
+    """What the request produced: a new event, or the event it duplicates."""
+
+    source: str
+    event_id: str
+    deliveries: tuple[NewDelivery, ...] = ()
+    duplicate: bool = False
+
+
+def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused with 413 as soon as it passes ``limit`` (never read whole)."""
+    checks.check_size(request.content_length, limit)
+    chunks, size = [], 0
+    try:
+        while request.content_length is None or size < request.content_length:
+            chunk = request.stream.read(min(_CHUNK, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            checks.check_size(size, limit)
+    except (OSError, ValueError, BadRequest) as exc:  # bad chunked encoding, client gone
+        raise RequestRefused(
+            400,
+            "unreadable_body",
+            "the request body could not be read (malformed chunked encoding or a "
+            "connection closed early); send the body again",
+        ) from exc
+    if request.content_length is not None and size < request.content_length:
+        raise RequestRefused(
+            400,
+            "unreadable_body",
+            f"the body ended after {size} of the {request.content_length} bytes its "
+            "Content-Length announced; send the body again",
+        )
+    return b"".join(chunks)
+
+
+def accept(svc: Services, request: Request, *, source: str | None = None,
+           repository: tuple[str, str] | None = None) -> Result:  # fmt: skip
+    """Run ``request`` for ``/webhooks/<source>`` or the drop-in path of ``repository``
+    (owner, name) through every check, and commit it."""
+    config = svc.config
+    body = read_body(request, config.max_body_bytes)
+    checks.check_content_type(request.content_type)
+    sources = [checks.find_source(config, source)] if source else list(config.sources.values())
+    matched = checks.authenticate(
+        sources,
+        request.authorization,
+        request.signature,
+        body,
+    )
+    obj = checks.parse_object(body)
+    event_id = new_id("evt", svc.clock())
+    if repository is not None:
+        planned = checks.plan_passthrough(config, repository, obj, event_id)
+    else:
+        planned = checks.plan_webhook(config, matched, obj, event_id)
+    return _commit(svc, matched.name, request.path, event_id, body, planned)
+
+
+def _commit(
+    svc: Services,
+    source: str,
+    path: str,
+    event_id: str,
+    body: bytes,
+    planned: list[PlannedDispatch],
+) -> Result:
+    now = svc.clock()
+    event = NewEvent(event_id, source, path, now, body, hashlib.sha256(body).hexdigest())
+    deliveries = tuple(
+        NewDelivery(new_id("dlv", now), p.route, p.repository, p.event_type, p.payload_json)
+        for p in planned
+    )
+    accepted = svc.store.accept(event, list(deliveries), svc.config.dedupe_window)
+    if accepted.duplicate_of is not None:
+        svc.metrics.received(source, "duplicate")
+        return Result(source, accepted.duplicate_of, duplicate=True)
+    svc.metrics.received(source, "accepted")
+    return Result(source, event_id, deliveries)
+
+
+def answer(result: Result) -> tuple[dict[str, Any], int]:
+    """The JSON body and status W&B gets for ``result``."""
+    if result.duplicate:
+        return {"duplicate_of": result.event_id}, 200
+    deliveries = [
+        {
+            "id": d.id,
+            "target": f"github:{d.repository}",
+            "event_type": d.event_type,
+            "state": "queued",
+        }
+        for d in result.deliveries
+    ]
+    return {"event_id": result.event_id, "deliveries": deliveries}, 202

@@ -1,0 +1,1 @@
+"""Operations: health, the admin API, metrics, logging and the OpenAPI document."""

@@ -1,0 +1,83 @@
+"""GitHub's limits on a repository dispatch, and the dispatch body built within them.
+
+GitHub refuses an ``event_type`` outside 1-100 characters, a ``client_payload`` that is
+not an object or has more than 10 top-level keys, and a body of 64 KB or more. Checking
+at intake refuses a bad dispatch before anything is stored, instead of it going dead
+later. Builds and checks bodies; sends nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.errors import RequestRefused
+
+MAX_EVENT_TYPE = 100
+MAX_PAYLOAD_KEYS = 10
+MAX_BODY_BYTES = 65_000  # under 64 KB whether GitHub counts bytes or characters
+EVENT_ID_KEY = "bridge_event_id"
+
+
+@dataclass(frozen=True)
+class PlannedDispatch:
+    """One dispatch to send: to ``repository``, produced by ``route`` (or passthrough)."""
+
+    repository: str
+    event_type: str
+    client_payload: Mapping[str, Any]
+    route: str
+    payload_json: str  # ``client_payload`` as stored and sent
+
+
+def json_text(value: Any) -> str:
+    """Compact JSON text, non-ASCII kept as is: how payloads are stored and sent."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def body_of(event_type: str, payload_json: str) -> bytes:
+    """The exact JSON body sent to GitHub (compact, UTF-8), from the encoded payload."""
+    return f'{{"event_type":{json_text(event_type)},"client_payload":{payload_json}}}'.encode()
+
+
+def check_dispatch(event_type: Any, client_payload: Any, where: str) -> None:
+    """Raise 422 ``invalid_dispatch`` naming the GitHub limit that ``where`` breaks."""
+
+    def refuse(why: str) -> RequestRefused:
+        return RequestRefused(422, "invalid_dispatch", f"{where}: {why}")
+
+    if not isinstance(event_type, str) or not 1 <= len(event_type) <= MAX_EVENT_TYPE:
+        raise refuse(f"event_type must be a string of 1 to {MAX_EVENT_TYPE} characters")
+    if not isinstance(client_payload, Mapping):
+        raise refuse("client_payload must be a JSON object")
+    if len(client_payload) > MAX_PAYLOAD_KEYS:
+        raise refuse(
+            f"client_payload has {len(client_payload)} top-level keys; GitHub allows at most "
+            f"{MAX_PAYLOAD_KEYS} (nest the rest under one key)"
+        )
+    size = len(body_of(event_type, json_text(client_payload)))
+    if size >= MAX_BODY_BYTES:
+        raise refuse(
+            f"the dispatch would be {size} bytes; GitHub takes less than 64 KB "
+            f"(keep it under {MAX_BODY_BYTES} bytes)"
+        )
+
+
+def plan(
+    repository: str, event_type: Any, client_payload: Any, route: str, event_id: str, where: str
+) -> PlannedDispatch:
+    """Check a dispatch against GitHub's limits, then add the bridge's event id if it fits.
+
+    The id lets a workflow recognise a repeat. A payload that already has 10 keys, or
+    that the id would push over the size limit, is sent without it: the caller's data
+    wins over our bookkeeping.
+    """
+    check_dispatch(event_type, client_payload, where)
+    payload = dict(client_payload)
+    if EVENT_ID_KEY not in payload and len(payload) < MAX_PAYLOAD_KEYS:
+        with_id = {**payload, EVENT_ID_KEY: event_id}
+        if len(body_of(event_type, json_text(with_id))) < MAX_BODY_BYTES:
+            payload = with_id
+    return PlannedDispatch(repository, event_type, payload, route, json_text(payload))
