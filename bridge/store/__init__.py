@@ -1,4 +1,10 @@
-"""Durable storage of events, deliveries and attempts (SQLite or PostgreSQL)."""
+"""Durable storage of events, deliveries and attempts (SQLite or PostgreSQL).
+
+:class:`~bridge.store.sql.SqlStore` holds the statements both backends share;
+:mod:`bridge.store.sqlite` and :mod:`bridge.store.postgres` supply connections,
+transactions and wake-ups; :mod:`bridge.store.migrations` the schema;
+:mod:`bridge.store.wake` how waiting workers learn of new work.
+"""
 
 from __future__ import annotations
 

@@ -3,24 +3,29 @@
 Each process and thread opens its own connection (after a fork too), and drops one that
 broke so the next transaction reconnects. A claim locks its rows with FOR UPDATE SKIP
 LOCKED, so replicas claiming at once take disjoint sets; dedupe rests on the primary key
-of ``dedupe``. Waiting workers LISTEN on one channel; NOTIFY is sent inside the writing
-transaction, and PostgreSQL delivers it only if that transaction commits. Messages name
-the host and database, never the URL: it may hold a password.
+of ``dedupe``. A transaction that queues work sends a NOTIFY, which PostgreSQL delivers
+only if it commits; one listener thread per process LISTENs and wakes that process's
+workers. Messages name the host and database, never the URL: it may hold a password.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from bridge.errors import ConfigError, StoreUnavailable
-from bridge.store.sql import Cursor, SqlStore, Waiter
+from bridge.store import migrations, wake
+from bridge.store.sql import Cursor, SqlStore, Tx
+
+log = logging.getLogger(__name__)
 
 CHANNEL = "wandb_bridge_work"
 _MIGRATION_LOCK = 0x77616E6462  # pg_advisory_xact_lock key: replicas migrate one at a time
@@ -32,70 +37,10 @@ _DEFAULTS = {
     "keepalives_count": 3,
 }
 
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE events (
-        id TEXT COLLATE "C" PRIMARY KEY,
-        source TEXT NOT NULL,
-        endpoint TEXT NOT NULL,
-        received_at DOUBLE PRECISION NOT NULL,
-        body_sha256 TEXT NOT NULL,
-        body BYTEA NOT NULL
-    );
-    CREATE TABLE dedupe (
-        source TEXT NOT NULL,
-        body_sha256 TEXT NOT NULL,
-        event_id TEXT NOT NULL,
-        seen_at DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (source, body_sha256)
-    );
-    CREATE TABLE deliveries (
-        id TEXT COLLATE "C" NOT NULL,
-        event_id TEXT COLLATE "C" NOT NULL REFERENCES events (id),
-        route TEXT NOT NULL,
-        repository TEXT NOT NULL,
-        event_type TEXT NOT NULL,
-        client_payload TEXT NOT NULL,
-        state TEXT NOT NULL,
-        due_at DOUBLE PRECISION NOT NULL,
-        lease_owner TEXT,
-        attempts INTEGER NOT NULL,
-        round_attempts INTEGER NOT NULL,
-        round_started_at DOUBLE PRECISION NOT NULL,
-        created_at DOUBLE PRECISION NOT NULL,
-        updated_at DOUBLE PRECISION NOT NULL,
-        finished_at DOUBLE PRECISION,
-        last_status INTEGER,
-        last_error TEXT,
-        PRIMARY KEY (event_id, id)
-    );
-    CREATE INDEX deliveries_pending ON deliveries (due_at) WHERE state IN ('queued', 'in_flight');
-    CREATE INDEX deliveries_state ON deliveries (state);
-    CREATE TABLE attempts (
-        id BIGSERIAL PRIMARY KEY,
-        delivery_id TEXT COLLATE "C" NOT NULL,
-        attempt INTEGER NOT NULL,
-        started_at DOUBLE PRECISION NOT NULL,
-        finished_at DOUBLE PRECISION NOT NULL,
-        status INTEGER,
-        outcome TEXT NOT NULL,
-        response TEXT,
-        wait DOUBLE PRECISION,
-        worker TEXT
-    );
-    CREATE INDEX attempts_delivery ON attempts (delivery_id, attempt);
-    """,
-    # 2: the state index only holds finished rows. Intake inserts queued rows, so it no
-    # longer writes to it (one b-tree fewer per accept); pending rows have their own index.
-    """
-    DROP INDEX deliveries_state;
-    CREATE INDEX deliveries_finished ON deliveries (state) WHERE state IN ('delivered', 'dead');
-    """,
-)
-
 
 class PostgresStore(SqlStore):
-    migrations = MIGRATIONS
+    migrations = migrations.POSTGRES
+    _placeholder = "%s"
     _claim_lock = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, url: str) -> None:
@@ -107,14 +52,12 @@ class PostgresStore(SqlStore):
         self.where = f"{info.get('host') or 'localhost'}:{info.get('port') or 5432}/" + str(
             info.get("dbname") or info.get("user") or ""
         )
+        self.database = self.where  # one wake-up bell per database, whatever the URL says
         self._password = str(info.get("password") or "")
         self._options: dict[str, Any] = {k: v for k, v in _DEFAULTS.items() if k not in info}
         self._local = threading.local()
         self._lock = threading.Lock()
         self._open: list[tuple[int, psycopg.Connection[Any]]] = []
-
-    def _sql(self, sql: str) -> str:
-        return sql.replace("?", "%s")
 
     def _unavailable(self, doing: str, exc: psycopg.Error) -> StoreUnavailable:
         message = str(exc).strip()
@@ -147,7 +90,7 @@ class PostgresStore(SqlStore):
         return conn
 
     @contextmanager
-    def _transaction(self, write: bool = True) -> Iterator[Cursor]:
+    def _begin(self, write: bool) -> Iterator[Cursor]:
         conn = self._connection()
         try:
             with conn.transaction(), conn.cursor() as cur:
@@ -157,20 +100,55 @@ class PostgresStore(SqlStore):
                 self._forget(conn)  # the next transaction reconnects
             raise self._unavailable("a transaction failed on", exc) from exc
 
-    def _notify(self, cur: Cursor) -> None:
-        cur.execute(f"NOTIFY {CHANNEL}")
+    def _lock_schema(self, tx: Tx) -> None:
+        tx.run("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
 
-    def waiter(self) -> Waiter:
-        return _Listener(self)
+    def _announce(self, tx: Tx) -> None:
+        tx.run("SELECT pg_notify(?, ?)", (CHANNEL, wake.process_token().hex()))
 
-    def _lock_schema(self, cur: Cursor) -> None:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+    def _announce_committed(self) -> None:
+        """Nothing more: PostgreSQL delivered the NOTIFY with the commit."""
+
+    def _listen(self, bell: wake.Bell) -> None:
+        """LISTEN on a connection of its own; ring ``bell`` for other processes' NOTIFYs.
+
+        After a failure it reconnects and rings once: a NOTIFY may have been missed."""
+        own, conn, failing = wake.process_token().hex(), None, False
+        try:
+            while bell.listening():
+                try:
+                    if conn is None:
+                        conn = psycopg.connect(self._url, autocommit=True, **self._options)
+                        conn.execute(f"LISTEN {CHANNEL}")
+                        if failing:
+                            bell.ring()
+                        failing = False
+                    got = list(conn.notifies(timeout=wake.POLL_SECONDS, stop_after=1))
+                    while more := list(conn.notifies(timeout=0)):
+                        got += more
+                    if any(n.payload != own for n in got):
+                        bell.ring()
+                except psycopg.Error as exc:
+                    if not failing and bell.listening():
+                        log.warning(
+                            "%s; workers in this process see work queued by other processes "
+                            "only when they poll",
+                            self._unavailable("cannot listen for wake-ups on", exc),
+                        )
+                    failing = True
+                    if conn is not None:
+                        conn.close()
+                        conn = None
+                    time.sleep(wake.POLL_SECONDS)
+        finally:
+            if conn is not None:
+                conn.close()
 
     def _describe(self) -> str:
         return f"the PostgreSQL store at {self.where}"
 
     def close(self) -> None:
-        """Close every connection this process opened, in any thread, listeners too.
+        """Close every connection this store opened in this process, in any thread.
 
         Connections inherited across a fork stay open (and referenced): closing one here
         would end the parent's session, which shares its socket.
@@ -182,48 +160,3 @@ class PostgresStore(SqlStore):
         for conn in mine:
             conn.close()
         self._local = threading.local()
-
-
-class _Listener:
-    """A worker's wake-up line: its own autocommit connection, LISTENing on the channel.
-
-    After a broken connection it reconnects on the next ``wait`` and answers True once:
-    a notification may have been missed meanwhile.
-    """
-
-    def __init__(self, store: PostgresStore) -> None:
-        self._store = store
-        self._conn: psycopg.Connection[Any] | None = None
-        with suppress(StoreUnavailable):  # the store is down: wait() tries again, says so
-            self._listen()
-
-    def _listen(self) -> None:
-        conn = self._store._connect()
-        try:
-            conn.execute(f"LISTEN {CHANNEL}")
-        except psycopg.Error as exc:
-            self._store._forget(conn)
-            raise self._store._unavailable("cannot listen on", exc) from exc
-        self._conn = conn
-
-    def wait(self, timeout: float) -> bool:
-        """True when a notification arrived (all pending are consumed), False on timeout."""
-        if self._conn is None:
-            self._listen()
-            return True
-        conn = self._conn
-        try:
-            if not list(conn.notifies(timeout=max(0.0, timeout), stop_after=1)):
-                return False
-            while list(conn.notifies(timeout=0)):
-                pass
-            return True
-        except psycopg.Error as exc:
-            self._store._forget(conn)
-            self._conn = None
-            raise self._store._unavailable("lost the notification connection to", exc) from exc
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._store._forget(self._conn)
-            self._conn = None

@@ -1,22 +1,31 @@
-"""The store's logic, written once in SQL that SQLite and PostgreSQL both speak.
+"""The store: what the bridge keeps, written once in SQL that SQLite and PostgreSQL share.
 
-Intake and delivery live here; reading and replaying in :mod:`bridge.store.operations`;
-what a backend must supply in :mod:`bridge.store.base`.
+:class:`SqlStore` holds every statement. A backend subclass (:mod:`bridge.store.sqlite`,
+:mod:`bridge.store.postgres`) supplies connections and transactions (``_begin``), how a
+claim locks rows, how workers in other processes are woken, and the schema
+(:mod:`bridge.store.migrations`).
 
-Atomicity, the two races that matter:
-- dedupe: a unique (source, body hash) row is inserted with ON CONFLICT ... DO UPDATE
-  only when the old row is outside the window. Two identical requests at the same
-  instant: one insert wins, the other sees the conflict and answers ``duplicate_of``.
-- claim: rows are selected and leased in one transaction (SQLite: the write lock taken
-  by BEGIN IMMEDIATE; PostgreSQL: FOR UPDATE SKIP LOCKED), so two workers never hold
-  the same delivery; a worker that dies leaves its rows to be claimed when the lease ends.
+The guarantees rest on transactions:
+
+- accept: an event, its deliveries and its dedupe row commit together, before the 202.
+- dedupe: one row per (source, request path, body hash), inserted with ON CONFLICT ... DO
+  UPDATE only when the old row is outside the window. Two identical requests at once, in
+  any processes: one insert wins, the other meets the conflict and answers ``duplicate_of``.
+- claim: rows are selected and leased in one transaction (SQLite: the write lock BEGIN
+  IMMEDIATE takes; PostgreSQL: FOR UPDATE SKIP LOCKED), so no two workers hold the same
+  delivery; a worker that dies leaves its rows to be claimed again when the lease ends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import abc
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Protocol
 
-from bridge.store.base import ATTEMPT_COLS, PENDING, Cursor, Waiter
+from bridge.errors import NotFound, StoreUnavailable
+from bridge.store import wake
 from bridge.store.models import (
     ABANDONED,
     DEAD,
@@ -26,111 +35,219 @@ from bridge.store.models import (
     Accepted,
     Attempt,
     Claimed,
+    Delivery,
+    Event,
     NewDelivery,
     NewEvent,
+    Stats,
 )
-from bridge.store.operations import Operations
+from bridge.store.wake import Waiter
 
 __all__ = ["Cursor", "SqlStore", "Waiter"]
 
+log = logging.getLogger(__name__)
 
-class SqlStore(Operations):
-    """Everything the bridge stores; see the module docstring for the guarantees."""
+DELIVERY_COLS = (
+    "id, event_id, route, repository, event_type, client_payload, state, attempts, due_at, "
+    "created_at, updated_at, finished_at, last_status, last_error"
+)
+ATTEMPT_COLS = "attempt, started_at, finished_at, status, outcome, response, wait, worker"
+# Literals, not parameters, so that the partial indexes on pending and on finished rows
+# apply to every plan (a generic prepared plan cannot prove a parameter matches them).
+PENDING = f"state IN ('{QUEUED}', '{IN_FLIGHT}')"
+FINISHED = f"state IN ('{DELIVERED}', '{DEAD}')"
 
-    # -- intake -------------------------------------------------------------------------
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class Tx:
+    """A cursor inside an open transaction. Set ``queued`` when it queues work: workers
+    are woken once it commits."""
+
+    def __init__(self, cur: Cursor, placeholder: str) -> None:
+        self.cur = cur
+        self.queued = False
+        self._placeholder = placeholder
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        """Execute ``sql``, written with ``?`` placeholders, and return the cursor."""
+        self.cur.execute(sql.replace("?", self._placeholder), params)
+        return self.cur
+
+
+class SqlStore(abc.ABC):
+    """Events, their deliveries and attempts; see the module docstring for the guarantees."""
+
+    migrations: tuple[str, ...] = ()  # the schema, one script per version
+    database = ""  # names the database for the in-process wake-up bell (a path, a URL)
+    _placeholder = "?"  # the driver's parameter marker
+    _claim_lock = ""  # appended to the claim's SELECT (FOR UPDATE SKIP LOCKED on PostgreSQL)
+
+    # -- what a backend supplies --------------------------------------------------------
+
+    @abc.abstractmethod
+    def _begin(self, write: bool) -> AbstractContextManager[Cursor]:
+        """A cursor inside a transaction, committed on exit, rolled back on error, with
+        driver errors translated to StoreUnavailable. ``write=False`` marks a read-only
+        one, which must not hold up writers."""
+
+    @abc.abstractmethod
+    def _lock_schema(self, tx: Tx) -> None:
+        """Keep other processes out while migrating, for the rest of the transaction."""
+
+    @abc.abstractmethod
+    def _describe(self) -> str:
+        """Which store this is, for messages (never with a password)."""
+
+    @abc.abstractmethod
+    def _listen(self, bell: wake.Bell) -> None:
+        """Ring ``bell`` for work other processes queue, until ``bell.listening()`` ends."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close the connections this store opened in this process."""
+
+    @abc.abstractmethod
+    def _announce(self, tx: Tx) -> None:
+        """Inside a transaction that queued work: tell other processes once it commits."""
+
+    @abc.abstractmethod
+    def _announce_committed(self) -> None:
+        """After a commit that queued work: tell other processes (must never raise)."""
+
+    # -- transactions and wake-ups ------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self, write: bool = True) -> Iterator[Tx]:
+        with self._begin(write) as cur:
+            tx = Tx(cur, self._placeholder)
+            yield tx
+            if tx.queued:
+                self._announce(tx)
+        if tx.queued:
+            self._wake()
+
+    def _wake(self) -> None:
+        # The transaction is committed: nothing here may turn it into an error.
+        try:
+            wake.bell(self.database).ring()
+            self._announce_committed()
+        except Exception:
+            log.exception("waking delivery workers of %s failed; they poll", self._describe())
+
+    def waiter(self) -> Waiter:
+        """A worker's wake-up line: woken by work queued in any process (a hint only)."""
+        return wake.bell(self.database).waiter(self._listen)
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema, recording its version; refuse a newer schema."""
+        with self._transaction() as tx:
+            self._lock_schema(tx)
+            tx.run("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            current = int(tx.run("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0)
+            if current > len(self.migrations):
+                raise StoreUnavailable(
+                    f"{self._describe()} has schema version {current}, newer than this bridge "
+                    f"knows ({len(self.migrations)}); upgrade the bridge"
+                )
+            for version in range(current + 1, len(self.migrations) + 1):
+                for statement in self.migrations[version - 1].split(";"):
+                    if statement.strip():
+                        tx.cur.execute(statement)
+                tx.run("INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+    def schema_version(self) -> int:
+        with self._transaction(write=False) as tx:
+            return int(tx.run("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0)
+
+    # -- health -----------------------------------------------------------------------------
 
     def ping(self) -> None:
-        with self._transaction(write=False) as cur:
-            self._exec(cur, "SELECT 1").fetchone()
+        """Raise StoreUnavailable unless the store can be read."""
+        with self._transaction(write=False) as tx:
+            tx.run("SELECT 1").fetchone()
+
+    def check_writable(self, now: float) -> None:
+        """Raise StoreUnavailable unless a write commits right now (readiness: would an
+        event be accepted?). Commits a one-row heartbeat."""
+        with self._transaction() as tx:
+            if tx.run("UPDATE heartbeat SET beat_at = ? WHERE id = 1", (now,)).rowcount != 1:
+                raise StoreUnavailable(f"{self._describe()} lacks its heartbeat row; migrate it")
+
+    # -- intake -----------------------------------------------------------------------------
 
     def accept(
         self, event: NewEvent, deliveries: Sequence[NewDelivery], dedupe_window: float
     ) -> Accepted:
-        """Commit ``event`` and its deliveries, unless it repeats one within the window."""
+        """Commit ``event`` and its deliveries, unless the same source sent the same body
+        to the same path within ``dedupe_window`` seconds (0: no dedupe)."""
         now = event.received_at
-        with self._transaction() as cur:
+        with self._transaction() as tx:
             if dedupe_window > 0:
-                self._exec(
-                    cur,
-                    "INSERT INTO dedupe (source, body_sha256, event_id, seen_at) "
-                    "VALUES (?, ?, ?, ?) ON CONFLICT (source, body_sha256) DO UPDATE SET "
-                    "event_id = excluded.event_id, seen_at = excluded.seen_at "
+                key = (event.source, event.endpoint, event.body_sha256)
+                tx.run(
+                    "INSERT INTO dedupe (source, endpoint, body_sha256, event_id, seen_at) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, endpoint, body_sha256) "
+                    "DO UPDATE SET event_id = excluded.event_id, seen_at = excluded.seen_at "
                     "WHERE dedupe.seen_at <= ?",
-                    (event.source, event.body_sha256, event.id, now, now - dedupe_window),
+                    (*key, event.id, now, now - dedupe_window),
                 )
-                if cur.rowcount == 0:
-                    row = self._exec(
-                        cur,
-                        "SELECT event_id FROM dedupe WHERE source = ? AND body_sha256 = ?",
-                        (event.source, event.body_sha256),
+                if tx.cur.rowcount == 0:
+                    row = tx.run(
+                        "SELECT event_id FROM dedupe "
+                        "WHERE source = ? AND endpoint = ? AND body_sha256 = ?",
+                        key,
                     ).fetchone()
                     return Accepted(event.id, duplicate_of=row[0])
-            self._exec(
-                cur,
+            tx.run(
                 "INSERT INTO events (id, source, endpoint, received_at, body_sha256, body) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (event.id, event.source, event.endpoint, now, event.body_sha256, event.body),
             )
             for d in deliveries:
-                self._insert_delivery(cur, event.id, d, now)
-            if deliveries:
-                self._notify(cur)
+                fields = (d.id, event.id, d.route, d.repository, d.event_type, d.client_payload)
+                tx.run(
+                    "INSERT INTO deliveries (id, event_id, route, repository, event_type, "
+                    "client_payload, state, due_at, attempts, round_attempts, "
+                    "round_started_at, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?)",
+                    (*fields, QUEUED, now, now, now, now),
+                )
+            tx.queued = bool(deliveries)
         return Accepted(event.id)
 
-    def _insert_delivery(self, cur: Cursor, event_id: str, d: NewDelivery, now: float) -> None:
-        self._exec(
-            cur,
-            "INSERT INTO deliveries (id, event_id, route, repository, event_type, "
-            "client_payload, state, due_at, attempts, round_attempts, round_started_at, "
-            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?)",
-            (
-                d.id,
-                event_id,
-                d.route,
-                d.repository,
-                d.event_type,
-                d.client_payload,
-                QUEUED,
-                now,
-                now,
-                now,
-                now,
-            ),
-        )
+    def prune_dedupe(self, before: float) -> int:
+        """Forget dedupe rows last seen before ``before``; how many."""
+        with self._transaction() as tx:
+            return tx.run("DELETE FROM dedupe WHERE seen_at < ?", (before,)).rowcount
 
-    # -- delivery -----------------------------------------------------------------------
+    # -- delivery -------------------------------------------------------------------------
 
     def claim(self, owner: str, limit: int, lease: float, now: float) -> list[Claimed]:
         """Lease up to ``limit`` due deliveries to ``owner`` until ``now + lease``."""
-        with self._transaction() as cur:
-            rows = self._exec(
-                cur,
+        with self._transaction() as tx:
+            rows = tx.run(
                 "SELECT id, event_id, repository, event_type, client_payload, attempts, "
-                "round_attempts, round_started_at, state, lease_owner FROM deliveries"
-                + self._pending_index
-                + f" WHERE {PENDING} AND due_at <= ? ORDER BY due_at LIMIT ?"
-                + self._claim_lock,
+                "round_attempts, round_started_at, state, lease_owner FROM deliveries "
+                f"WHERE {PENDING} AND due_at <= ? ORDER BY due_at LIMIT ?{self._claim_lock}",
                 (now, limit),
             ).fetchall()
             claimed = []
             for r in rows:
                 if r[8] == IN_FLIGHT:  # its worker died or hung: say so in the history
-                    self._record(
-                        cur,
-                        r[0],
-                        Attempt(
-                            r[5],
-                            now,
-                            now,
-                            None,
-                            ABANDONED,
-                            "no answer recorded before the lease ran out",
-                            None,
-                            r[9] or "",
-                        ),
-                    )
-                self._exec(
-                    cur,
+                    note = "no answer recorded before the lease ran out"
+                    lost = Attempt(r[5], now, now, None, ABANDONED, note, None, r[9] or "")
+                    self._record(tx, r[0], lost)
+                tx.run(
                     "UPDATE deliveries SET state = ?, due_at = ?, lease_owner = ?, "
                     "attempts = attempts + 1, round_attempts = round_attempts + 1, "
                     "updated_at = ? WHERE event_id = ? AND id = ?",
@@ -139,22 +256,12 @@ class SqlStore(Operations):
                 claimed.append(Claimed(r[0], r[1], r[2], r[3], r[4], r[5] + 1, r[6] + 1, r[7]))
             return claimed
 
-    def _record(self, cur: Cursor, delivery_id: str, a: Attempt) -> None:
-        self._exec(
-            cur,
+    def _record(self, tx: Tx, delivery_id: str, a: Attempt) -> None:
+        fields = (a.attempt, a.started_at, a.finished_at, a.status, a.outcome, a.response)
+        tx.run(
             f"INSERT INTO attempts (delivery_id, {ATTEMPT_COLS}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                delivery_id,
-                a.attempt,
-                a.started_at,
-                a.finished_at,
-                a.status,
-                a.outcome,
-                a.response,
-                a.wait,
-                a.worker,
-            ),
+            (delivery_id, *fields, a.wait, a.worker),
         )
 
     def finish(
@@ -165,42 +272,130 @@ class SqlStore(Operations):
         Returns False when ``owner`` no longer holds the lease (another worker took the
         delivery over); the attempt is recorded all the same, the state is left alone.
         """
-        with self._transaction() as cur:
-            self._record(cur, claimed.id, attempt)
+        with self._transaction() as tx:
+            self._record(tx, claimed.id, attempt)
             finished = attempt.finished_at if state in (DELIVERED, DEAD) else None
             error = None if state == DELIVERED else attempt.response
-            self._exec(
-                cur,
+            lease = (claimed.event_id, claimed.id, owner, IN_FLIGHT)
+            tx.run(
                 "UPDATE deliveries SET state = ?, due_at = ?, lease_owner = NULL, "
                 "updated_at = ?, finished_at = ?, last_status = ?, last_error = ? "
                 "WHERE event_id = ? AND id = ? AND lease_owner = ? AND state = ?",
-                (
-                    state,
-                    due_at,
-                    attempt.finished_at,
-                    finished,
-                    attempt.status,
-                    error,
-                    claimed.event_id,
-                    claimed.id,
-                    owner,
-                    IN_FLIGHT,
-                ),
+                (state, due_at, attempt.finished_at, finished, attempt.status, error, *lease),
             )
-            held = cur.rowcount == 1
-            if held and state == QUEUED:
-                self._notify(cur)
+            held = tx.cur.rowcount == 1
+            tx.queued = held and state == QUEUED
             return held
 
     def next_due(self) -> float | None:
         """When the earliest queued or leased delivery falls due (None: nothing pending)."""
-        with self._transaction(write=False) as cur:
-            row = self._exec(
-                cur,
-                f"SELECT MIN(due_at) FROM deliveries{self._pending_index} WHERE {PENDING}",
-            ).fetchone()
+        with self._transaction(write=False) as tx:
+            row = tx.run(f"SELECT MIN(due_at) FROM deliveries WHERE {PENDING}").fetchone()
             return None if row is None or row[0] is None else float(row[0])
 
-    def prune_dedupe(self, before: float) -> int:
-        with self._transaction() as cur:
-            return self._exec(cur, "DELETE FROM dedupe WHERE seen_at < ?", (before,)).rowcount
+    # -- rate-limit pauses, shared by every worker of every process and replica -------------
+
+    def pause(self, credential: str, until: float) -> None:
+        """Pause deliveries with ``credential`` (a name for it, never the secret) until
+        ``until``; a later pause already recorded stands."""
+        with self._transaction() as tx:
+            tx.run(
+                "INSERT INTO pauses (credential, until_at) VALUES (?, ?) "
+                "ON CONFLICT (credential) DO UPDATE SET until_at = excluded.until_at "
+                "WHERE pauses.until_at < excluded.until_at",
+                (credential, until),
+            )
+
+    def paused_until(self, credential: str, now: float) -> float | None:
+        """When the pause on ``credential`` ends; None when it is not paused at ``now``."""
+        with self._transaction(write=False) as tx:
+            row = tx.run(
+                "SELECT until_at FROM pauses WHERE credential = ? AND until_at > ?",
+                (credential, now),
+            ).fetchone()
+            return None if row is None else float(row[0])
+
+    # -- reading and replaying: operators, the admin API, metrics ---------------------------
+
+    def stats(self) -> Stats:
+        with self._transaction(write=False) as tx:
+            rows = []
+            for states in (PENDING, FINISHED):  # each counted in its own partial index
+                count = f"SELECT state, COUNT(*) FROM deliveries WHERE {states} GROUP BY state"
+                rows += tx.run(count).fetchall()
+            oldest = tx.run(f"SELECT MIN(created_at) FROM deliveries WHERE {PENDING}").fetchone()
+        by_state = {s: 0 for s in (QUEUED, IN_FLIGHT, DELIVERED, DEAD)}
+        by_state.update({r[0]: int(r[1]) for r in rows})
+        return Stats(by_state, None if oldest is None or oldest[0] is None else oldest[0])
+
+    def list_events(self, state: str | None = None, limit: int = 50) -> list[Event]:
+        """Newest first (ids sort by time); with ``state``, only events having a delivery in
+        that state."""
+        with self._transaction(write=False) as tx:
+            if state is None:
+                ids = tx.run("SELECT id FROM events ORDER BY id DESC LIMIT ?", (limit,))
+            else:
+                ids = tx.run(
+                    "SELECT id FROM events e WHERE EXISTS (SELECT 1 FROM deliveries d "
+                    "WHERE d.event_id = e.id AND d.state = ?) ORDER BY id DESC LIMIT ?",
+                    (state, limit),
+                )
+            return [self._event(tx, r[0], history=False) for r in ids.fetchall()]
+
+    def get_event(self, event_id: str) -> Event:
+        with self._transaction(write=False) as tx:
+            return self._event(tx, event_id, history=True)
+
+    def _event(self, tx: Tx, event_id: str, history: bool) -> Event:
+        row = tx.run(
+            "SELECT id, source, endpoint, received_at, body FROM events WHERE id = ?",
+            (event_id,),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no event with id {event_id!r}")
+        rows = tx.run(
+            f"SELECT {DELIVERY_COLS} FROM deliveries WHERE event_id = ? ORDER BY id",
+            (event_id,),
+        ).fetchall()
+        names = [c.strip() for c in DELIVERY_COLS.split(",")]
+        deliveries = tuple(
+            Delivery(
+                **dict(zip(names, r, strict=True)),
+                history=self._history(tx, r[0]) if history else (),
+            )
+            for r in rows
+        )
+        return Event(row[0], row[1], row[2], row[3], bytes(row[4]), deliveries)
+
+    def _history(self, tx: Tx, delivery_id: str) -> tuple[Attempt, ...]:
+        rows = tx.run(
+            f"SELECT {ATTEMPT_COLS} FROM attempts WHERE delivery_id = ? ORDER BY attempt, id",
+            (delivery_id,),
+        ).fetchall()
+        return tuple(Attempt(*r) for r in rows)
+
+    def replay(self, event_id: str, now: float) -> list[str]:
+        """Queue every finished delivery of the event again; their ids."""
+        with self._transaction() as tx:
+            self._event(tx, event_id, history=False)  # NotFound for an unknown id
+            return self._requeue(tx, "event_id = ?", (event_id,), now)
+
+    def replay_dead(self, now: float) -> list[str]:
+        """Queue every dead delivery again; their ids."""
+        with self._transaction() as tx:
+            return self._requeue(tx, "state = ?", (DEAD,), now)
+
+    def _requeue(self, tx: Tx, where: str, params: tuple[Any, ...], now: float) -> list[str]:
+        rows = tx.run(
+            f"SELECT event_id, id FROM deliveries WHERE {where} AND {FINISHED} ORDER BY id",
+            params,
+        ).fetchall()
+        for event_id, delivery_id in rows:
+            tx.run(
+                "UPDATE deliveries SET state = ?, due_at = ?, round_attempts = 0, "
+                "round_started_at = ?, updated_at = ?, finished_at = NULL "
+                "WHERE event_id = ? AND id = ?",
+                (QUEUED, now, now, now, event_id, delivery_id),
+            )
+        tx.queued = bool(rows)
+        return [r[1] for r in rows]

@@ -1,19 +1,22 @@
 """The embedded default store: one SQLite file in WAL mode, shared by local processes.
 
-Each process and thread opens its own connection (after a fork too). Writers queue on
-a kernel lock (:mod:`bridge.store.writelock`), then take SQLite's write lock up front
-(BEGIN IMMEDIATE) so a transaction never has to upgrade a read lock halfway.
+Each process and thread opens its own connection (after a fork too). A write takes
+SQLite's write lock up front (BEGIN IMMEDIATE), so a transaction never has to upgrade a
+read lock halfway; a writer that finds it taken waits up to ``BUSY_TIMEOUT`` seconds.
+SQLite checkpoints the WAL by itself (``wal_autocheckpoint``, left at its default).
+
+Only ``migrate`` creates the database file. Every connection after that opens an
+existing file, and each transaction first checks that the path still names the file it
+opened: a deleted or replaced database is StoreUnavailable, never a fresh empty one.
 
 Durability: a commit is in the WAL before the bridge answers 202, so it survives the
-process being killed at any point. ``synchronous=normal`` (the default, as Rails and
-most servers on SQLite run it) fsyncs at checkpoints, not at every commit: a power cut
-or kernel crash can take the last moments of commits with it. ``?synchronous=full`` on
-the store URL fsyncs every commit, at several times the cost per event.
+process being killed at any point. ``synchronous=normal`` (the default) fsyncs at
+checkpoints, not at every commit: a power cut or kernel crash can take the last moments
+of commits with it. ``?synchronous=full`` on the store URL fsyncs every commit.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import sqlite3
 import threading
@@ -23,88 +26,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 from bridge.errors import StoreUnavailable
-from bridge.store import wake
-from bridge.store.sql import Cursor, SqlStore, Waiter
-from bridge.store.walindex import WalIndex
-from bridge.store.writelock import WriteLock
-
-log = logging.getLogger(__name__)
-
-# Every accept writes one row to each of events, dedupe and deliveries: the tables are
-# clustered on their keys (WITHOUT ROWID) and a delivery is keyed under its event, so
-# an accept updates four b-trees, not eight (see migration 2).
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE events (
-        id TEXT PRIMARY KEY,
-        source TEXT NOT NULL,
-        endpoint TEXT NOT NULL,
-        received_at REAL NOT NULL,
-        body_sha256 TEXT NOT NULL,
-        body BLOB NOT NULL
-    ) WITHOUT ROWID;
-    CREATE TABLE dedupe (
-        source TEXT NOT NULL,
-        body_sha256 TEXT NOT NULL,
-        event_id TEXT NOT NULL,
-        seen_at REAL NOT NULL,
-        PRIMARY KEY (source, body_sha256)
-    ) WITHOUT ROWID;
-    CREATE TABLE deliveries (
-        id TEXT NOT NULL,
-        event_id TEXT NOT NULL REFERENCES events (id),
-        route TEXT NOT NULL,
-        repository TEXT NOT NULL,
-        event_type TEXT NOT NULL,
-        client_payload TEXT NOT NULL,
-        state TEXT NOT NULL,
-        due_at REAL NOT NULL,
-        lease_owner TEXT,
-        attempts INTEGER NOT NULL,
-        round_attempts INTEGER NOT NULL,
-        round_started_at REAL NOT NULL,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL,
-        finished_at REAL,
-        last_status INTEGER,
-        last_error TEXT,
-        PRIMARY KEY (event_id, id)
-    ) WITHOUT ROWID;
-    CREATE INDEX deliveries_pending ON deliveries (due_at) WHERE state IN ('queued', 'in_flight');
-    CREATE INDEX deliveries_state ON deliveries (state);
-    CREATE TABLE attempts (
-        id INTEGER PRIMARY KEY,
-        delivery_id TEXT NOT NULL,
-        attempt INTEGER NOT NULL,
-        started_at REAL NOT NULL,
-        finished_at REAL NOT NULL,
-        status INTEGER,
-        outcome TEXT NOT NULL,
-        response TEXT,
-        wait REAL,
-        worker TEXT
-    );
-    CREATE INDEX attempts_delivery ON attempts (delivery_id, attempt);
-    """,
-    # 2: the state index only holds finished rows. Intake inserts queued rows, so it no
-    # longer writes to it (one b-tree fewer per accept); pending rows have their own index.
-    """
-    DROP INDEX deliveries_state;
-    CREATE INDEX deliveries_finished ON deliveries (state) WHERE state IN ('delivered', 'dead');
-    """,
-)
-
+from bridge.store import migrations, wake
+from bridge.store.sql import Cursor, SqlStore, Tx
 
 SYNCHRONOUS = ("normal", "full")
-# WAL frames (pages) after which a writer checkpoints, once it has let go of the write
-# lock (SQLite's own default is 1000, inside the COMMIT). An accept rewrites the same few
-# leaf pages, which a checkpoint copies once however often they were written, and each
-# checkpoint costs two fsyncs: checkpointing every 4000 frames instead of 1000 makes a
-# SQLite accept about a fifth cheaper in CPU on ext4.
-CHECKPOINT_FRAMES = 4000
-# SQLite's own automatic checkpoint stays on, further out, in case the wal-index cannot
-# be read (see bridge.store.walindex).
-WAL_AUTOCHECKPOINT = 4 * CHECKPOINT_FRAMES
+BUSY_TIMEOUT = 30.0  # seconds a writer waits for another's write lock
 
 
 def parse_sqlite_url(url: str) -> tuple[str, str]:
@@ -125,52 +51,101 @@ def parse_sqlite_url(url: str) -> tuple[str, str]:
 
 
 class SqliteStore(SqlStore):
-    migrations = MIGRATIONS
-    # Without statistics SQLite's planner prefers the state index and sorts every pending
-    # row on each claim; the partial index is the right one, so name it.
-    _pending_index = " INDEXED BY deliveries_pending"
-    _finished_index = " INDEXED BY deliveries_finished"
+    migrations = migrations.SQLITE
 
     def __init__(self, url: str) -> None:
         self.path, self.synchronous = parse_sqlite_url(url)
+        self.database = os.path.realpath(self.path)
         self.wake_path = self.path + "-wake"
-        self._writers = WriteLock(self.path + "-lock")
-        self._wal = WalIndex(self.path)
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._open: list[sqlite3.Connection] = []
+        self._open: list[tuple[int, sqlite3.Connection]] = []
 
-    def _identity(self) -> tuple[int, int] | None:
+    # -- connections ------------------------------------------------------------------------
+
+    def _identity(self) -> tuple[int, int]:
         try:
             st = os.stat(self.path)
-        except OSError:
-            return None
+        except FileNotFoundError:
+            raise StoreUnavailable(
+                f"the SQLite database {self.path} does not exist (deleted or moved?); "
+                "restore it, or restart the bridge to create an empty one"
+            ) from None
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot reach the SQLite database {self.path}: {exc}") from exc
         return st.st_dev, st.st_ino
 
     def _connection(self) -> sqlite3.Connection:
+        """This thread's connection, reopened after a fork or when the file was replaced."""
+        identity = self._identity()  # one stat(): a deleted file must not take commits
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        # A connection to a file that was deleted or replaced would commit into a ghost:
-        # check, for the price of one stat(), that the path still names our file.
-        if conn is not None and (
-            self._local.pid != os.getpid() or self._identity() != self._local.identity
-        ):
-            if self._local.pid == os.getpid():
-                conn.close()
-            conn = None
-        if conn is None:
-            conn = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            self._enable_wal(conn)
-            self._wal.close()  # a new connection may be to a new file, with its own -shm
+        if conn is not None and self._local.pid == os.getpid():
+            if self._local.identity == identity:
+                return conn
+            self._drop(conn)
+        uri = f"file:{urllib.parse.quote(self.path)}?mode=rw"  # never creates the file
+        conn = sqlite3.connect(
+            uri, uri=True, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
+        try:
             conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
             conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}")
-            with self._lock:
-                self._open.append(conn)
-            self._local.conn, self._local.pid = conn, os.getpid()
-            self._local.identity = self._identity()
+        except sqlite3.Error:
+            conn.close()
+            raise
+        with self._lock:
+            self._open.append((os.getpid(), conn))
+        self._local.conn, self._local.pid, self._local.identity = conn, os.getpid(), identity
         return conn
+
+    def _drop(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            self._open = [(pid, c) for pid, c in self._open if c is not conn]
+        self._local.conn = None
+        with suppress(sqlite3.Error):
+            conn.close()
+
+    @contextmanager
+    def _begin(self, write: bool) -> Iterator[Cursor]:
+        conn = None
+        try:
+            conn = self._connection()
+            cur = conn.cursor()
+            cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")  # readers block no one (WAL)
+        except sqlite3.Error as exc:
+            if conn is not None:
+                self._drop(conn)
+            raise StoreUnavailable(f"cannot use the SQLite database {self.path}: {exc}") from exc
+        try:
+            try:
+                yield cur
+                conn.execute("COMMIT")
+            finally:
+                cur.close()
+        except sqlite3.Error as exc:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            self._drop(conn)  # after a disk or I/O error it may be unusable: start afresh
+            raise StoreUnavailable(f"the SQLite database {self.path} failed: {exc}") from exc
+        except BaseException:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Create the database file if there is none (the only place that may), switch it
+        to WAL, then create or upgrade the schema."""
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+            try:
+                self._enable_wal(conn)
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot create the SQLite database {self.path}: {exc}") from exc
+        super().migrate()
 
     @staticmethod
     def _enable_wal(conn: sqlite3.Connection) -> None:
@@ -186,78 +161,31 @@ class SqliteStore(SqlStore):
                 time.sleep(delay)
         conn.execute("PRAGMA journal_mode = WAL")
 
-    @contextmanager
-    def _transaction(self, write: bool = True) -> Iterator[Cursor]:
-        if not write:  # readers (WAL) never block anyone and queue behind no one
-            with self._sqlite_transaction("BEGIN") as cur:
-                yield cur
-            return
-        try:
-            self._writers.__enter__()
-        except OSError as exc:
-            raise StoreUnavailable(f"cannot lock the SQLite store {self.path}: {exc}") from exc
-        try:
-            with self._sqlite_transaction("BEGIN IMMEDIATE") as cur:
-                yield cur
-        finally:
-            self._writers.__exit__(None, None, None)
-        self._after_commit()
-        self._checkpoint_if_due()
+    def _lock_schema(self, tx: Tx) -> None:
+        """Nothing more to take: a write transaction already holds the write lock."""
 
-    def _checkpoint_if_due(self) -> None:
-        pending = self._wal.pending_frames()
-        if pending is None or pending < CHECKPOINT_FRAMES:
-            return
-        # PASSIVE: copies what it can without waiting for readers or writers; writers go
-        # on meanwhile. Another process checkpointing at the same moment makes it a no-op.
-        try:
-            self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.Error as exc:  # the commit is done; the next writer tries again
-            log.warning("SQLite checkpoint of %s failed: %s", self.path, exc)
+    # -- wake-ups, and the rest -------------------------------------------------------------
 
-    @contextmanager
-    def _sqlite_transaction(self, begin: str) -> Iterator[Cursor]:
-        try:
-            conn = self._connection()
-            cur = conn.cursor()
-            cur.execute(begin)
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"cannot open the SQLite store {self.path}: {exc}") from exc
-        try:
-            yield cur
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            with suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise StoreUnavailable(f"the SQLite store {self.path} failed: {exc}") from exc
-            raise
-        finally:
-            cur.close()
+    def _announce(self, tx: Tx) -> None:
+        """Nothing inside the transaction: the pipe is written once it has committed."""
 
-    def _notify(self, cur: Cursor) -> None:
-        self._local.wake_pending = True
+    def _announce_committed(self) -> None:
+        wake.notify(self.wake_path)
 
-    def _after_commit(self) -> None:
-        if getattr(self._local, "wake_pending", False):
-            self._local.wake_pending = False
-            wake.notify(self.wake_path)
-
-    def waiter(self) -> Waiter:
-        return wake.PipeWaiter(self.wake_path)
+    def _listen(self, bell: wake.Bell) -> None:
+        wake.listen_to_pipe(self.wake_path, bell)
 
     def _describe(self) -> str:
-        return f"the SQLite store {self.path}"
-
-    def _lock_schema(self, cur: Cursor) -> None:
-        """Nothing more to take: a write transaction already holds the write locks."""
+        return f"the SQLite database {self.path}"
 
     def close(self) -> None:
-        """Close every connection this store opened in this process, in any thread."""
+        """Close every connection this store opened in this process, in any thread.
+
+        Connections inherited across a fork are left to the parent that opened them."""
+        pid = os.getpid()
         with self._lock:
-            conns, self._open = self._open, []
-        for conn in conns:
+            mine = [c for p, c in self._open if p == pid]
+            self._open = [(p, c) for p, c in self._open if p != pid]
+        for conn in mine:
             conn.close()
         self._local = threading.local()
-        self._writers.close()
-        self._wal.close()

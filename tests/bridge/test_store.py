@@ -24,10 +24,12 @@ from bridge.store.models import (
 from bridge.store.postgres import PostgresStore
 
 T0 = 1_700_000_000.0
+SVC_A = "/repos/acme/svc-a/dispatches"
+SVC_B = "/repos/acme/svc-b/dispatches"
 
 
-def event(eid, body=b'{"a": 1}', source="wandb", at=T0):
-    return NewEvent(eid, source, "/webhooks/wandb", at, body, hashlib.sha256(body).hexdigest())
+def event(eid, body=b'{"a": 1}', source="wandb", at=T0, endpoint="/webhooks/wandb"):
+    return NewEvent(eid, source, endpoint, at, body, hashlib.sha256(body).hexdigest())
 
 
 def delivery(did, repo="acme/svc"):
@@ -37,7 +39,7 @@ def delivery(did, repo="acme/svc"):
 def test_migrate_is_idempotent_and_versioned(store):
     store.migrate()
     store.migrate()
-    assert store.schema_version() >= 1
+    assert store.schema_version() == len(store.migrations)
 
 
 def test_accept_then_claim_deliver(store):
@@ -72,7 +74,22 @@ def test_dedupe_window(store):
         store.get_event("evt_2")
 
 
-def test_concurrent_identical_accepts_store_one(store_factory):
+def test_dedupe_is_per_request_path(store):
+    body = b'{"event_type": "DEPLOY", "client_payload": {}}'
+
+    def accept(eid, endpoint, at=T0):
+        return store.accept(event(eid, body, at=at, endpoint=endpoint), [delivery(eid)], 600)
+
+    assert accept("evt_a", SVC_A).duplicate_of is None
+    assert accept("evt_b", SVC_B).duplicate_of is None  # another repository: another event
+    assert accept("evt_w", "/webhooks/wandb").duplicate_of is None
+    assert accept("evt_a2", SVC_A, T0 + 5).duplicate_of == "evt_a"
+    assert accept("evt_b2", SVC_B, T0 + 6).duplicate_of == "evt_b"
+    assert {e.id for e in store.list_events(None, 10)} == {"evt_a", "evt_b", "evt_w"}
+    assert store.stats().by_state[QUEUED] == 3
+
+
+def test_concurrent_identical_accepts_store_one_per_path(store_factory):
     body = b'{"race": 1}'
     results = []
     barrier = threading.Barrier(8)
@@ -80,7 +97,9 @@ def test_concurrent_identical_accepts_store_one(store_factory):
     def go(i):
         s = store_factory()
         barrier.wait()
-        results.append(s.accept(event(f"evt_{i}", body), [delivery(f"dlv_{i}")], 600))
+        endpoint = (SVC_A, SVC_B)[i % 2]
+        accepted = s.accept(event(f"evt_{i}", body, endpoint=endpoint), [delivery(f"d{i}")], 600)
+        results.append((endpoint, accepted))
         s.close()
 
     threads = [threading.Thread(target=go, args=(i,)) for i in range(8)]
@@ -88,9 +107,10 @@ def test_concurrent_identical_accepts_store_one(store_factory):
         t.start()
     for t in threads:
         t.join()
-    originals = [r for r in results if r.duplicate_of is None]
-    assert len(originals) == 1
-    assert {r.duplicate_of for r in results if r.duplicate_of} == {originals[0].event_id}
+    for endpoint in (SVC_A, SVC_B):
+        mine = [a for e, a in results if e == endpoint]
+        (original,) = [a.event_id for a in mine if a.duplicate_of is None]
+        assert {a.duplicate_of for a in mine if a.duplicate_of} == {original}
 
 
 def test_retry_schedule_and_expired_lease(store):
@@ -110,11 +130,11 @@ def test_retry_schedule_and_expired_lease(store):
     assert not store.finish(c2, "w1", late, DELIVERED, T0 + 40)  # lease lost
     (d,) = store.get_event("evt_1").deliveries
     assert d.state == IN_FLIGHT
-    # every attempt is on record: the abandoned lease and w1's late answer alike
-    assert [(a.attempt, a.outcome) for a in d.history] == [
-        (1, "retry"),
-        (2, ABANDONED),
-        (2, "delivered"),
+    # every attempt is on record: the abandoned lease (w1's) and w1's late answer alike
+    assert [(a.attempt, a.outcome, a.worker) for a in d.history] == [
+        (1, "retry", "w1"),
+        (2, ABANDONED, "w1"),
+        (2, "delivered", "w1"),
     ]
 
 
@@ -133,35 +153,6 @@ def test_dead_and_replay(store):
     assert store.replay("evt_1", T0) == []  # nothing finished to replay: both are in flight
 
 
-def test_a_version_1_store_migrates_with_its_rows(store_factory):
-    store = store_factory()  # migrated by the fixture: start again from an empty schema
-    latest = store.migrations
-    assert len(latest) >= 2
-    _drop_everything(store)
-    store.migrations = latest[:1]
-    store.migrate()
-    assert store.schema_version() == 1
-    store.accept(event("evt_1"), [delivery("dlv_1"), delivery("dlv_2", "acme/x")], 600)
-    store.accept(event("evt_2", body=b"2", at=T0 + 1), [delivery("dlv_3")], 600)
-    c1, c2 = store.claim("w", 10, 60, T0)  # evt_1's two; evt_2's is not due yet
-    ok = Attempt(1, T0, T0, 204, "delivered", "delivered", None, "w")
-    store.finish(c1, "w", ok, DELIVERED, T0)
-    store.finish(c2, "w", Attempt(1, T0, T0, 404, "dead", "gone", None, "w"), DEAD, T0)
-    store.migrations = latest
-    store.migrate()
-    assert store.schema_version() == len(latest)
-    assert store.stats().by_state == {QUEUED: 1, IN_FLIGHT: 0, DELIVERED: 1, DEAD: 1}
-    assert [e.id for e in store.list_events(DEAD, 10)] == ["evt_1"]
-    assert store.replay_dead(T0 + 1) == [c2.id]
-    assert store.stats().by_state == {QUEUED: 2, IN_FLIGHT: 0, DELIVERED: 1, DEAD: 0}
-
-
-def _drop_everything(store):
-    with store._transaction() as cur:
-        for table in ("attempts", "deliveries", "dedupe", "events", "schema_version"):
-            cur.execute(f"DROP TABLE {table}")
-
-
 def test_stats_and_list_order(store):
     for i in range(3):
         store.accept(event(f"evt_{i}", body=b"%d" % i, at=T0 + i), [delivery(f"dlv_{i}")], 600)
@@ -170,14 +161,12 @@ def test_stats_and_list_order(store):
     assert stats.by_state[QUEUED] == 3 and stats.oldest_queued_at == T0
 
 
-def test_waiter_is_woken_by_accept(store):
-    waiter = store.waiter()
-    try:
-        assert not waiter.wait(0.05)
-        store.accept(event("evt_w"), [delivery("dlv_w")], 600)
-        assert waiter.wait(5)
-    finally:
-        waiter.close()
+def test_prune_dedupe_forgets_old_rows_only(store):
+    store.accept(event("evt_1", b"1"), [], 600)
+    store.accept(event("evt_2", b"2", at=T0 + 100), [], 600)
+    assert store.prune_dedupe(T0 + 50) == 1
+    assert store.accept(event("evt_3", b"1", at=T0 + 101), [], 600).duplicate_of is None
+    assert store.accept(event("evt_4", b"2", at=T0 + 101), [], 600).duplicate_of == "evt_2"
 
 
 def test_concurrent_claims_are_disjoint(store_factory):
@@ -197,6 +186,98 @@ def test_concurrent_claims_are_disjoint(store_factory):
     for t in threads:
         t.join()
     assert sorted(claimed) == [f"dlv_{i:02}" for i in range(24)]
+
+
+# -- rate-limit pauses and readiness ---------------------------------------------------------
+
+
+def test_a_pause_is_shared_and_keeps_the_later_end(store_factory):
+    a, b = store_factory(), store_factory()
+    assert a.paused_until("app:1", T0) is None
+    a.pause("app:1", T0 + 60)
+    assert b.paused_until("app:1", T0) == T0 + 60  # another store object sees it
+    b.pause("app:1", T0 + 30)  # an earlier end does not shorten the pause
+    assert a.paused_until("app:1", T0) == T0 + 60
+    b.pause("app:1", T0 + 90)
+    assert a.paused_until("app:1", T0 + 60) == T0 + 90
+    assert a.paused_until("app:1", T0 + 90) is None  # over at its end
+    assert a.paused_until("token:2", T0) is None  # per credential
+
+
+def test_check_writable_commits_a_heartbeat(store):
+    store.check_writable(T0)
+    store.check_writable(T0 + 1)
+    store.accept(event("evt_1"), [delivery("dlv_1")], 600)  # and leaves the store as it was
+    assert store.stats().by_state[QUEUED] == 1
+
+
+# -- migrations ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("start", [1, 2])
+def test_an_older_store_migrates_with_its_rows(store_url, start):
+    """A store at an older version (dedupe per source and body, before pauses and the
+    heartbeat) keeps its events, deliveries and dedupe rows; each dedupe row takes its
+    event's request path."""
+    store = open_store(store_url)
+    try:
+        latest = store.migrations
+        store.migrations = latest[:start]
+        store.migrate()
+        assert store.schema_version() == start
+        _insert_old_rows(store)
+        store.migrations = latest
+        store.migrate()
+        assert store.schema_version() == len(latest)
+        assert store.stats().by_state == {QUEUED: 1, IN_FLIGHT: 0, DELIVERED: 1, DEAD: 1}
+        # the old dedupe row now has evt_1's path: a repeat there is a duplicate ...
+        again = store.accept(event("evt_9", b"same", at=T0 + 10, endpoint=SVC_A), [], 600)
+        assert again.duplicate_of == "evt_1"
+        # ... the same body to another path is an event of its own
+        other = store.accept(event("evt_8", b"same", at=T0 + 10, endpoint=SVC_B), [], 600)
+        assert other.duplicate_of is None
+        assert [e.id for e in store.list_events(DEAD, 10)] == ["evt_1"]
+        assert store.replay_dead(T0 + 1) == ["dlv_3"]
+        assert [c.id for c in store.claim("w", 10, 60, T0 + 1)] == ["dlv_1", "dlv_3"]
+        store.check_writable(T0 + 2)
+        store.pause("app:1", T0 + 60)
+        assert store.paused_until("app:1", T0) == T0 + 60
+    finally:
+        store.close()
+
+
+def _insert_old_rows(store):
+    """Rows as the bridge wrote them before migration 3, with its statements."""
+    digest = hashlib.sha256(b"same").hexdigest()
+    with store._transaction() as tx:
+        tx.run(
+            "INSERT INTO events (id, source, endpoint, received_at, body_sha256, body) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            ("evt_1", "wandb", SVC_A, T0, digest, b"same"),
+        )
+        tx.run(
+            "INSERT INTO dedupe (source, body_sha256, event_id, seen_at) VALUES (?, ?, ?, ?)",
+            ("wandb", digest, "evt_1", T0),
+        )
+        for did, state, finished in (
+            ("dlv_1", QUEUED, None),
+            ("dlv_2", DELIVERED, T0),
+            ("dlv_3", DEAD, T0),
+        ):
+            tx.run(
+                "INSERT INTO deliveries (id, event_id, route, repository, event_type, "
+                "client_payload, state, due_at, attempts, round_attempts, round_started_at, "
+                "created_at, updated_at, finished_at) "
+                "VALUES (?, ?, 'r', 'acme/svc-a', 'DEPLOY', '{}', ?, ?, 0, 0, ?, ?, ?, ?)",
+                (did, "evt_1", state, T0, T0, T0, T0, finished),
+            )
+
+
+def test_a_newer_schema_is_refused(store):
+    with store._transaction() as tx:
+        tx.run("INSERT INTO schema_version (version) VALUES (?)", (len(store.migrations) + 1,))
+    with pytest.raises(StoreUnavailable, match="newer than this bridge knows"):
+        store.migrate()
 
 
 def test_replicas_migrate_at_once(store_url):
@@ -243,25 +324,6 @@ on_postgres = pytest.mark.parametrize("store_url", ["postgresql"], indirect=True
 
 
 @pytest.mark.postgres
-def test_postgres_notify_wakes_every_replica_on_commit_only(postgres_url):
-    writer, a, b = (open_store(postgres_url) for _ in range(3))
-    writer.migrate()
-    waiters = [a.waiter(), b.waiter()]
-    try:
-        writer.accept(event("evt_1"), [delivery("dlv_1")], 0)
-        assert all(w.wait(5) for w in waiters)
-        assert not any(w.wait(0.05) for w in waiters)  # all pending were consumed
-        with pytest.raises(StoreUnavailable):  # the same event id again: rolled back
-            writer.accept(event("evt_1"), [delivery("dlv_2")], 0)
-        assert not any(w.wait(0.2) for w in waiters)
-    finally:
-        for w in waiters:
-            w.close()
-        for s in (writer, a, b):
-            s.close()
-
-
-@pytest.mark.postgres
 @on_postgres
 def test_postgres_claim_skips_rows_locked_by_another_replica(store, postgres_url):
     store.accept(event("evt_1"), [delivery("dlv_1"), delivery("dlv_2")], 600)
@@ -276,24 +338,16 @@ def test_postgres_claim_skips_rows_locked_by_another_replica(store, postgres_url
 @pytest.mark.postgres
 @on_postgres
 def test_postgres_reconnects_after_the_connection_breaks(store, postgres_url):
-    waiter = store.waiter()
-    try:
-        store.ping()
-        with psycopg.connect(postgres_url, autocommit=True) as admin:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        with pytest.raises(StoreUnavailable):
-            store.ping()  # this transaction finds the connection gone...
-        store.ping()  # ...the next one opens another
-        with pytest.raises(StoreUnavailable):
-            waiter.wait(5)
-        assert waiter.wait(5)  # listening again; a wake-up may have been missed meanwhile
-        store.accept(event("evt_1"), [delivery("dlv_1")], 600)
-        assert waiter.wait(5)
-    finally:
-        waiter.close()
+    store.ping()
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    with pytest.raises(StoreUnavailable):
+        store.ping()  # this transaction finds the connection gone...
+    store.ping()  # ...the next one opens another
+    store.check_writable(T0)
 
 
 @pytest.mark.postgres
@@ -303,43 +357,10 @@ def test_postgres_unreachable_is_store_unavailable_without_the_password():
         port = s.getsockname()[1]
     store = PostgresStore(f"postgresql://bridge:pw-s3cr3t@127.0.0.1:{port}/bridgedb")
     try:
-        with pytest.raises(StoreUnavailable) as info:
-            store.ping()
-        assert f"127.0.0.1:{port}/bridgedb" in str(info.value)
-        assert "pw-s3cr3t" not in str(info.value)
-        waiter = store.waiter()  # no server yet: the waiter says so when asked to wait
-        with pytest.raises(StoreUnavailable):
-            waiter.wait(0.1)
-        waiter.close()
-    finally:
-        store.close()
-
-
-def test_sqlite_checkpoints_after_the_write_lock_once_the_wal_is_long(tmp_path, monkeypatch):
-    from bridge.store import sqlite as sqlite_store
-
-    monkeypatch.setattr(sqlite_store, "CHECKPOINT_FRAMES", 60)
-    store = open_store(f"sqlite:///{tmp_path}/b.db")
-    store.migrate()
-    checkpoints = []
-    real = store._checkpoint_if_due
-
-    def spy():
-        assert not store._writers._threads.locked()  # never inside the write lock
-        before = store._wal.pending_frames()
-        real()
-        checkpoints.append((before, store._wal.pending_frames()))
-
-    store._checkpoint_if_due = spy
-    try:
-        for i in range(60):
-            store.accept(event(f"evt_{i:03d}", body=b"%d" % i), [delivery(f"dlv_{i:03d}")], 600)
-        seen = [pending for pending, _ in checkpoints]
-        assert max(seen) >= 60  # the WAL did reach the threshold ...
-        assert all(
-            after == 0 for before, after in checkpoints if before >= 60
-        )  # ... and was copied back
-        assert max(seen) < 60 + 20  # one accept writes a handful of frames, not more
-        assert len(store.list_events(None, 100)) == 60
+        for check in (store.ping, lambda: store.check_writable(T0)):
+            with pytest.raises(StoreUnavailable) as info:
+                check()
+            assert f"127.0.0.1:{port}/bridgedb" in str(info.value)
+            assert "pw-s3cr3t" not in str(info.value)
     finally:
         store.close()

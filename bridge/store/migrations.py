@@ -1,0 +1,177 @@
+"""The schema of each backend, one script per version; ``migrate`` runs those not yet run.
+
+A script is split on ``;`` and run in one transaction with its version number. Never
+edit a released script: add the next one. The two backends keep the same tables and
+columns; SQLite clusters its tables on their keys (WITHOUT ROWID), with each delivery
+keyed under its event.
+"""
+
+from __future__ import annotations
+
+SQLITE: tuple[str, ...] = (
+    """
+    CREATE TABLE events (
+        id TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        body_sha256 TEXT NOT NULL,
+        body BLOB NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE dedupe (
+        source TEXT NOT NULL,
+        body_sha256 TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        seen_at REAL NOT NULL,
+        PRIMARY KEY (source, body_sha256)
+    ) WITHOUT ROWID;
+    CREATE TABLE deliveries (
+        id TEXT NOT NULL,
+        event_id TEXT NOT NULL REFERENCES events (id),
+        route TEXT NOT NULL,
+        repository TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        client_payload TEXT NOT NULL,
+        state TEXT NOT NULL,
+        due_at REAL NOT NULL,
+        lease_owner TEXT,
+        attempts INTEGER NOT NULL,
+        round_attempts INTEGER NOT NULL,
+        round_started_at REAL NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        finished_at REAL,
+        last_status INTEGER,
+        last_error TEXT,
+        PRIMARY KEY (event_id, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX deliveries_pending ON deliveries (due_at) WHERE state IN ('queued', 'in_flight');
+    CREATE INDEX deliveries_state ON deliveries (state);
+    CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY,
+        delivery_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        finished_at REAL NOT NULL,
+        status INTEGER,
+        outcome TEXT NOT NULL,
+        response TEXT,
+        wait REAL,
+        worker TEXT
+    );
+    CREATE INDEX attempts_delivery ON attempts (delivery_id, attempt);
+    """,
+    # 2: the state index holds finished rows only; pending rows have their own index.
+    """
+    DROP INDEX deliveries_state;
+    CREATE INDEX deliveries_finished ON deliveries (state) WHERE state IN ('delivered', 'dead');
+    """,
+    # 3: dedupe per source, request path and body (it was per source and body). Old rows
+    # take their event's path; a row whose event was pruned is long out of any window.
+    """
+    CREATE TABLE dedupe_by_path (
+        source TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        body_sha256 TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        seen_at REAL NOT NULL,
+        PRIMARY KEY (source, endpoint, body_sha256)
+    ) WITHOUT ROWID;
+    INSERT INTO dedupe_by_path (source, endpoint, body_sha256, event_id, seen_at)
+        SELECT d.source, e.endpoint, d.body_sha256, d.event_id, d.seen_at
+        FROM dedupe d JOIN events e ON e.id = d.event_id;
+    DROP TABLE dedupe;
+    ALTER TABLE dedupe_by_path RENAME TO dedupe;
+    """,
+    # 4: rate-limit pauses, one per GitHub credential, shared by every worker.
+    """
+    CREATE TABLE pauses (credential TEXT PRIMARY KEY, until_at REAL NOT NULL) WITHOUT ROWID;
+    """,
+    # 5: one row that readiness checks rewrite, to learn whether a write commits.
+    """
+    CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), beat_at REAL NOT NULL);
+    INSERT INTO heartbeat (id, beat_at) VALUES (1, 0);
+    """,
+)
+
+POSTGRES: tuple[str, ...] = (
+    """
+    CREATE TABLE events (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        source TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        received_at DOUBLE PRECISION NOT NULL,
+        body_sha256 TEXT NOT NULL,
+        body BYTEA NOT NULL
+    );
+    CREATE TABLE dedupe (
+        source TEXT NOT NULL,
+        body_sha256 TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        seen_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (source, body_sha256)
+    );
+    CREATE TABLE deliveries (
+        id TEXT COLLATE "C" NOT NULL,
+        event_id TEXT COLLATE "C" NOT NULL REFERENCES events (id),
+        route TEXT NOT NULL,
+        repository TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        client_payload TEXT NOT NULL,
+        state TEXT NOT NULL,
+        due_at DOUBLE PRECISION NOT NULL,
+        lease_owner TEXT,
+        attempts INTEGER NOT NULL,
+        round_attempts INTEGER NOT NULL,
+        round_started_at DOUBLE PRECISION NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL,
+        finished_at DOUBLE PRECISION,
+        last_status INTEGER,
+        last_error TEXT,
+        PRIMARY KEY (event_id, id)
+    );
+    CREATE INDEX deliveries_pending ON deliveries (due_at) WHERE state IN ('queued', 'in_flight');
+    CREATE INDEX deliveries_state ON deliveries (state);
+    CREATE TABLE attempts (
+        id BIGSERIAL PRIMARY KEY,
+        delivery_id TEXT COLLATE "C" NOT NULL,
+        attempt INTEGER NOT NULL,
+        started_at DOUBLE PRECISION NOT NULL,
+        finished_at DOUBLE PRECISION NOT NULL,
+        status INTEGER,
+        outcome TEXT NOT NULL,
+        response TEXT,
+        wait DOUBLE PRECISION,
+        worker TEXT
+    );
+    CREATE INDEX attempts_delivery ON attempts (delivery_id, attempt);
+    """,
+    # 2: the state index holds finished rows only; pending rows have their own index.
+    """
+    DROP INDEX deliveries_state;
+    CREATE INDEX deliveries_finished ON deliveries (state) WHERE state IN ('delivered', 'dead');
+    """,
+    # 3: dedupe per source, request path and body (it was per source and body). Old rows
+    # take their event's path; a row whose event was pruned is long out of any window.
+    """
+    ALTER TABLE dedupe ADD COLUMN endpoint TEXT;
+    UPDATE dedupe SET endpoint = events.endpoint FROM events WHERE events.id = dedupe.event_id;
+    DELETE FROM dedupe WHERE endpoint IS NULL;
+    ALTER TABLE dedupe ALTER COLUMN endpoint SET NOT NULL;
+    ALTER TABLE dedupe DROP CONSTRAINT dedupe_pkey;
+    ALTER TABLE dedupe ADD PRIMARY KEY (source, endpoint, body_sha256);
+    """,
+    # 4: rate-limit pauses, one per GitHub credential, shared by every worker.
+    """
+    CREATE TABLE pauses (credential TEXT PRIMARY KEY, until_at DOUBLE PRECISION NOT NULL);
+    """,
+    # 5: one row that readiness checks rewrite, to learn whether a write commits.
+    """
+    CREATE TABLE heartbeat (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        beat_at DOUBLE PRECISION NOT NULL
+    );
+    INSERT INTO heartbeat (id, beat_at) VALUES (1, 0);
+    """,
+)
