@@ -10,8 +10,6 @@ import hashlib
 from dataclasses import dataclass
 from typing import IO, Any
 
-from werkzeug.exceptions import BadRequest
-
 from bridge.errors import RequestRefused
 from bridge.ids import new_id
 from bridge.intake import checks
@@ -56,7 +54,9 @@ def read_body(request: Request, limit: int) -> bytes:
             chunks.append(chunk)
             size += len(chunk)
             checks.check_size(size, limit)
-    except (OSError, ValueError, BadRequest) as exc:  # bad chunked encoding, client gone
+    except RequestRefused:
+        raise
+    except Exception as exc:  # the server's parser: bad chunked framing, a client gone
         raise RequestRefused(
             400,
             "unreadable_body",

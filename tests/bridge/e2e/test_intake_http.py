@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import sqlite3
 import threading
 
@@ -97,81 +96,6 @@ def test_link_model_matches_a_link_artifact_route(bridge, fake_github):
     assert sent.client_payload["bridge_event_id"] == resp.json()["event_id"]
 
 
-def test_413_by_content_length(bridge):
-    big = b"{" + b" " * (1024 * 1024 + 10) + b"}"
-    resp = post(f"{bridge.url}/webhooks/wandb", big, secret=SECRET, token=TOKEN)
-    assert_error(resp, 413, "payload_too_large")
-
-
-def _raw_exchange(port: int, head: bytes, chunks, limit: int = 60 * 1024 * 1024) -> bytes:
-    """Send ``head`` then body ``chunks`` until the server answers; return its answer."""
-    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
-        s.sendall(head)
-        sent = 0
-        answer = b""
-        s.settimeout(0.001)
-        for chunk in chunks:
-            try:
-                s.sendall(chunk)
-            except OSError:
-                break  # the server answered and closed: it did not read the rest
-            sent += len(chunk)
-            try:
-                answer += s.recv(65536)
-                if answer:
-                    break
-            except (TimeoutError, BlockingIOError):
-                pass
-            if sent > limit:
-                break
-        s.settimeout(20)
-        try:
-            while True:
-                data = s.recv(65536)
-                if not data:
-                    break
-                answer += data
-        except (ConnectionResetError, TimeoutError):
-            pass
-    return answer
-
-
-def test_413_chunked_50mb_without_content_length_is_not_buffered(bridge):
-    def chunks():
-        piece = b"x" * 65536
-        frame = b"%x\r\n" % len(piece) + piece + b"\r\n"
-        for _ in range(800):  # 50 MiB
-            yield frame
-        yield b"0\r\n\r\n"
-
-    head = (
-        b"POST /webhooks/wandb HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Transfer-Encoding: chunked\r\n\r\n"
-    )
-    answer = _raw_exchange(bridge.port, head, chunks())
-    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
-    assert b'"payload_too_large"' in answer
-
-
-def test_50mb_with_a_small_content_length_is_refused_without_reading_it(bridge):
-    head = (
-        b"POST /webhooks/wandb HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Content-Length: 2\r\nAuthorization: Bearer " + TOKEN.encode() + b"\r\n\r\n"
-    )
-    answer = _raw_exchange(bridge.port, head, (b"x" * 65536 for _ in range(800)))
-    assert answer.startswith(b"HTTP/1.1 401"), answer[:200]  # the 2 bytes are not signed
-    assert b'"missing_signature"' in answer
-    assert events_in_store(bridge) == 0
-
-
-@pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", ""])
-def test_415(bridge, ctype):
-    resp = post(
-        f"{bridge.url}/webhooks/wandb", FLAT, secret=SECRET, token=TOKEN, content_type=ctype
-    )
-    assert_error(resp, 415, "unsupported_media_type")
-
-
 @pytest.mark.parametrize(
     "ctype", ["application/json; charset=utf-8", "application/cloudevents+json"]
 )
@@ -180,33 +104,6 @@ def test_json_content_types_with_parameters_and_suffix(bridge, ctype):
         f"{bridge.url}/webhooks/wandb", FLAT, secret=SECRET, token=TOKEN, content_type=ctype
     )
     assert resp.status_code == 202, resp.text
-
-
-def test_401_missing_and_invalid_token(bridge):
-    assert_error(post(f"{bridge.url}/webhooks/wandb", FLAT, secret=SECRET), 401, "missing_token")
-    assert_error(
-        post(f"{bridge.url}/webhooks/wandb", FLAT, secret=SECRET, token="nope"),
-        401,
-        "invalid_token",
-    )
-    resp = post(
-        f"{bridge.url}/webhooks/wandb",
-        FLAT,
-        secret=SECRET,
-        headers={"Authorization": f"Basic {TOKEN}"},
-    )
-    assert_error(resp, 401, "missing_token")
-
-
-def test_401_missing_and_invalid_signature(bridge):
-    assert_error(post(f"{bridge.url}/webhooks/wandb", FLAT, token=TOKEN), 401, "missing_signature")
-    resp = post(
-        f"{bridge.url}/webhooks/wandb",
-        FLAT,
-        token=TOKEN,
-        headers={"X-Wandb-Signature": "bm90IGEgc2lnbmF0dXJl"},
-    )
-    assert_error(resp, 401, "invalid_signature")
 
 
 def test_rotated_out_secret_is_refused_and_both_rotation_keys_work(bridge):
@@ -229,55 +126,6 @@ def test_passthrough_authenticates_against_any_source_and_records_it(bridge):
     with sqlite3.connect(db) as conn:
         (source,) = conn.execute("SELECT source FROM events").fetchone()
     assert source == "signed-only"
-
-
-@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'"str"', b"\xff\xfe", b""])
-def test_400_invalid_json(bridge, body):
-    resp = post(f"{bridge.url}/webhooks/wandb", body, secret=SECRET, token=TOKEN)
-    assert_error(resp, 400, "invalid_json")
-
-
-def _dispatch(event_type, payload) -> bytes:
-    return json.dumps({"event_type": event_type, "client_payload": payload}).encode()
-
-
-@pytest.mark.parametrize(
-    ("body", "says"),
-    [
-        (_dispatch("E", {f"k{i}": i for i in range(11)}), "11 top-level keys"),
-        (_dispatch("", {}), "1 to 100"),
-        (_dispatch("E" * 101, {}), "1 to 100"),
-        (_dispatch("E", [1]), "JSON object"),
-        (_dispatch("E", {"blob": "x" * 65_000}), "64 KB"),
-        (json.dumps({"client_payload": {}}).encode(), "event_type"),
-    ],
-)
-def test_422_invalid_dispatch_before_anything_is_stored(bridge, fake_github, body, says):
-    resp = post(f"{bridge.url}/repos/acme/churn-svc/dispatches", body, secret=SECRET, token=TOKEN)
-    assert_error(resp, 422, "invalid_dispatch")
-    assert says in resp.json()["message"]
-    assert events_in_store(bridge) == 0
-    assert fake_github.requests == []
-
-
-def test_403_repository_not_allowed(bridge):
-    resp = post(
-        f"{bridge.url}/repos/evil/repo/dispatches", GITHUB_SHAPED, secret=SECRET, token=TOKEN
-    )
-    assert_error(resp, 403, "repository_not_allowed")
-    assert "github.repositories" in resp.json()["message"]
-
-
-def test_404_unknown_source(bridge):
-    resp = post(f"{bridge.url}/webhooks/nope", FLAT, secret=SECRET, token=TOKEN)
-    assert_error(resp, 404, "unknown_source")
-
-
-def test_unknown_path_and_method_answer_json(bridge):
-    resp = requests.get(f"{bridge.url}/webhooks/wandb", timeout=10)
-    assert resp.status_code == 405 and resp.json()["error"]
-    resp = requests.get(f"{bridge.url}/nothing-here", timeout=10)
-    assert resp.status_code == 404 and resp.json()["error"]
 
 
 def test_503_store_unavailable_and_readyz(start_bridge, tmp_path):
