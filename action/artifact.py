@@ -53,36 +53,75 @@ def text(data: Any, *keys: str) -> str:
 
 
 def parse_artifact(node: dict[str, Any], **where: Any) -> Artifact:
-    raw_meta = node.get("metadata")
-    try:
-        metadata = json.loads(raw_meta) if isinstance(raw_meta, str) and raw_meta else {}
-    except ValueError:
-        metadata = {}
-    if isinstance(raw_meta, dict):
-        metadata = raw_meta
+    """An :class:`Artifact` from W&B's ``Artifact`` node and where it was found; fields of
+    the wrong type are read as missing, as W&B's answers are not trusted."""
+    metadata = _metadata(node.get("metadata"))
+    raw_aliases = where["aliases"]
     aliases = tuple(
-        a["alias"] for a in where["aliases"] or [] if isinstance(a, dict) and a.get("alias")
+        a["alias"]
+        for a in (raw_aliases if isinstance(raw_aliases, list) else [])
+        if isinstance(a, dict) and isinstance(a.get("alias"), str) and a["alias"]
     )
     index = where["version_index"]
-    if not isinstance(index, int):
+    if not _is_int(index):
         index = node.get("versionIndex")
-    if not isinstance(index, int) or not where["entity"] or not where["collection"]:
+    if not _is_int(index) or index < 0 or not where["entity"] or not where["collection"]:
         raise ApiError(
             "W&B's answer about the artifact lacks its collection or version.",
             fix="Re-run the job; report the W&B Server version if it persists.",
         )
     return Artifact(
-        id=str(node.get("id", "")),
+        id=text(node, "id"),
         entity=where["entity"],
         project=where["project"],
         collection=where["collection"],
         version_index=index,
         aliases=aliases,
-        digest=str(node.get("digest") or ""),
+        digest=text(node, "digest"),
         type=text(node, "artifactType", "name"),
-        state=str(node.get("state") or ""),
-        size=int(node.get("size") or 0),
-        file_count=int(node.get("fileCount") or 0),
-        description=str(node.get("description") or ""),
-        metadata=metadata if isinstance(metadata, dict) else {"value": metadata},
+        state=text(node, "state"),
+        size=_count(node.get("size")),
+        file_count=_count(node.get("fileCount")),
+        description=text(node, "description"),
+        metadata=metadata,
     )
+
+
+def outputs(artifact: Artifact) -> dict[str, str]:
+    """The action's outputs that describe the version."""
+    return {
+        "artifact": artifact.name,
+        "version": artifact.version,
+        "aliases": json.dumps(list(artifact.aliases)),
+        "digest": artifact.digest,
+        "entity": artifact.entity,
+        "project": artifact.project,
+        "collection": artifact.collection,
+        "type": artifact.type,
+        "metadata": json.dumps(artifact.metadata, sort_keys=True),
+        "description": artifact.description,
+    }
+
+
+def _metadata(raw: Any) -> dict[str, Any]:
+    """W&B sends metadata as a JSON string (older servers: an object)."""
+    if isinstance(raw, str) and raw:
+        try:
+            raw = json.loads(raw, parse_constant=lambda name: None)  # NaN is not JSON
+        except (ValueError, RecursionError):
+            return {}
+    if isinstance(raw, dict):
+        return raw
+    return {} if raw is None or raw == "" else {"value": raw}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _count(value: Any) -> int:
+    if _is_int(value):
+        return int(value)
+    if isinstance(value, str) and value.isdigit():  # Int64 may come as a string
+        return int(value)
+    return 0

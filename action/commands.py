@@ -1,9 +1,13 @@
 """Workflow commands on stdout, and the GITHUB_OUTPUT / GITHUB_STEP_SUMMARY files.
 
-The runner reads ``::name key=value::message`` lines from the step's stdout. Messages
-escape ``%``, CR and LF; property values also ``:`` and ``,``. Outputs are appended to
-``$GITHUB_OUTPUT`` as ``name=value`` or, for any value with a line break, as a heredoc
-``name<<DELIM`` ... ``DELIM`` with a random delimiter that does not occur in the value.
+The runner reads ``::name key=value::message`` lines from the step's stdout (leading
+white space allowed), and also obeys the legacy ``##[name key=value]message`` form
+anywhere in a line. Every line the action prints goes through :func:`inert`, so that
+text from the event, W&B or a manifest never forms a command; only :class:`Console`'s
+own command heads do. Messages escape ``%``, CR and LF; property values also ``:`` and
+``,``. Outputs are appended to ``$GITHUB_OUTPUT`` as ``name=value`` or, for any value
+with a line break, as a heredoc ``name<<DELIM`` ... ``DELIM`` with a random delimiter
+that does not occur in the value.
 """
 
 from __future__ import annotations
@@ -15,6 +19,15 @@ from pathlib import Path
 from typing import TextIO
 
 from action.errors import LocalError
+
+
+def inert(text: str) -> str:
+    """``text`` as a log line that the runner reads as no command: line breaks shown as
+    ``\\n``/``\\r``, every ``##[`` broken up, a leading ``::`` split."""
+    text = text.replace("\r", "\\r").replace("\n", "\\n").replace("##[", "# #[")
+    if text.lstrip().startswith("::"):
+        text = text.replace("::", ": :", 1)
+    return text
 
 
 def escape_data(value: str) -> str:
@@ -38,22 +51,24 @@ class Console:
         self._lock = threading.Lock()
 
     def line(self, text: str) -> None:
-        """One log line. Line breaks in it are shown as ``\\n``: a name taken from a
-        payload or a manifest must not start a line of its own (a workflow command)."""
-        text = text.replace("\r", "\\r").replace("\n", "\\n")
-        with self._lock:
-            self._stream.write(text + "\n")
-            self._stream.flush()
+        """One log line, made :func:`inert`: it may hold names from a payload or W&B."""
+        self._write(inert(text))
 
     def command(self, name: str, message: str = "", **props: str) -> None:
-        prop_text = ",".join(f"{k}={escape_property(v)}" for k, v in props.items() if v)
+        """``::name props::message``; the message and the properties are made inert."""
+        prop_text = ",".join(f"{k}={inert(escape_property(v))}" for k, v in props.items() if v)
         head = f"::{name} {prop_text}::" if prop_text else f"::{name}::"
-        self.line(head + escape_data(message))
+        self._write(head + inert(escape_data(message)))
 
     def add_mask(self, value: str) -> None:
-        """Ask the runner to hide ``value`` in every later log line."""
+        """Ask the runner to hide ``value`` (the API key, as is) in every later line."""
         if value:
-            self.command("add-mask", value)
+            self._write("::add-mask::" + escape_data(value))
+
+    def _write(self, line: str) -> None:
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
 
     def error(self, message: str, *, title: str = "") -> None:
         self.command("error", message, title=title)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
 import re
-from collections.abc import Callable
+import stat
 from pathlib import Path
 from typing import Protocol
 
@@ -41,12 +42,12 @@ def expected_bytes(entry: Entry) -> bytes | None:
     return raw if len(raw) == 16 else None
 
 
-def new_hasher(entry: Entry, md5: Callable[[], Hasher] | None = None) -> Hasher:
-    """The entry's hash; MD5 from ``md5`` when given (the downloader's shared lanes)."""
+def new_hasher(entry: Entry) -> Hasher:
+    """The hash the entry's digest was made with (MD5 unless ``extra.alg`` says XXH128)."""
     if entry.algorithm == XXH128:
         hasher: Hasher = xxhash.xxh3_128()
         return hasher
-    return md5() if md5 is not None else hashlib.md5(usedforsecurity=False)
+    return hashlib.md5(usedforsecurity=False)
 
 
 def is_supported(entry: Entry) -> bool:
@@ -66,19 +67,22 @@ def md5_hex(entry: Entry) -> str:
 
 
 def file_matches(path: Path, entry: Entry) -> bool:
-    """True when the file at ``path`` has the entry's size and digest (a reusable copy)."""
-    try:
-        if not path.is_file() or (entry.size is not None and path.stat().st_size != entry.size):
-            return False
-        expected = expected_bytes(entry)
-        if expected is None:
-            return False
-        hasher = new_hasher(entry)
-        with path.open("rb", buffering=0) as fh:
-            buf = bytearray(READ_CHUNK)
-            view = memoryview(buf)
-            while n := fh.readinto(buf):
-                hasher.update(view[:n])
-        return hasher.digest() == expected
-    except OSError:
+    """True when ``path`` is a regular file (not a link) with the entry's size and digest:
+    a copy that can stay."""
+    expected = expected_bytes(entry)
+    if expected is None or entry.algorithm not in ("MD5", XXH128):
         return False
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    hasher = new_hasher(entry)
+    try:
+        with open(os.open(path, flags), "rb") as fh:  # no link followed, no FIFO waited on
+            info = os.fstat(fh.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return False
+            if entry.size is not None and info.st_size != entry.size:
+                return False
+            while chunk := fh.read(READ_CHUNK):
+                hasher.update(chunk)
+    except OSError:  # absent, a link, unreadable
+        return False
+    return hasher.digest() == expected

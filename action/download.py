@@ -1,26 +1,23 @@
-"""Parallel, verified downloads into a staging directory, moved into place at the end.
+"""Parallel downloads into the staging directory, each file checked as it is written.
 
-Every file streams into its own temporary file in a staging directory next to the
-target (same filesystem), is hashed while it is written, and is checked for size and
-digest. Only when every file succeeded are the staged files renamed into the target;
-on any failure the staging directory is removed, so the target never holds a partial
-file. Files already in the target with the right digest are kept and not fetched.
+Every file streams into its own file in the staging directory, hashed on the way with
+hashlib's MD5 (or XXH128 where the manifest says so), and is checked for size and digest
+before the run counts it. Files already at their destination with the right digest are
+kept and not fetched. The first failure stops the other downloads.
 """
 
 from __future__ import annotations
 
-import shutil
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from action.buffers import ThreadBuffers, chunk_size_for
 from action.commands import Console
-from action.digests import Hasher, expected_bytes, file_matches, new_hasher, show
+from action.digests import expected_bytes, file_matches, new_hasher, show
 from action.errors import (
     ActionError,
     AuthenticationError,
@@ -31,39 +28,29 @@ from action.errors import (
 from action.http import (
     CONNECT_TIMEOUT,
     READ_TIMEOUT,
-    TRANSIENT_EXCEPTIONS,
     RetryPolicy,
     Sleep,
-    describe,
+    Transient,
     is_transient_status,
-    read_body,
     redact_url,
+    retrying,
 )
-from action.manifest import Entry
+from action.plan import Job
 from action.progress import Progress, human_bytes
-from action.staging import make_staging, move_into_place
 
-
-@dataclass(frozen=True)
-class Job:
-    """One file to put at ``dest``: from ``url`` (no credentials), else ``fallback``.
-
-    ``fallback`` is W&B's download handler, which takes the API key; with no ``url`` it
-    is the first choice.
-    """
-
-    entry: Entry
-    dest: Path
-    url: str
-    fallback: str = ""
-    verify: bool = True
+CHUNK_SIZE = 1 << 20
 
 
 @dataclass(frozen=True)
 class Outcome:
+    """A job done: ``staged`` holds the verified file, or None when it was in place."""
+
     job: Job
-    fetched: bool
     staged: Path | None = None
+
+    @property
+    def fetched(self) -> bool:
+        return self.staged is not None
 
 
 class _Stopped(Exception):
@@ -83,8 +70,6 @@ class Downloader:
         sleep: Sleep,
         console: Console,
         progress: Progress,
-        chunk_size: int | None = None,
-        md5: Callable[[], Hasher] | None = None,
     ) -> None:
         self._session = session
         self._auth = ("api", api_key)
@@ -93,33 +78,25 @@ class Downloader:
         self._sleep = sleep
         self._console = console
         self._progress = progress
-        self._buffers = ThreadBuffers(chunk_size or chunk_size_for(concurrency))
-        self._md5 = md5  # e.g. md5lanes.Lanes.md5: the threads' MD5s share vector lanes
         self._stop = threading.Event()
 
-    def run(self, jobs: Sequence[Job], root: Path) -> list[Outcome]:
-        """Fetch and verify every job, then move them under ``root``; all or nothing."""
-        staging = make_staging(root)
-        order = sorted(jobs, key=lambda j: -(j.entry.size or 0))  # longest first
-        try:
-            with ThreadPoolExecutor(self._concurrency, thread_name_prefix="fetch") as pool:
-                futures = [
-                    pool.submit(self._one, job, staging / f"{n:06d}.part")
-                    for n, job in enumerate(order)
-                ]
-                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-                if any(f.exception() for f in done):
-                    self._stop.set()
-                    for future in futures:
-                        future.cancel()
-            outcomes = [f.result() for f in futures if not _failed(f)]
-            errors = [e for f in futures if (e := _error(f)) is not None]
-            if errors:
-                raise errors[0]
-            move_into_place(outcomes, root)
-            return outcomes
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+    def run(self, jobs: Sequence[Job], staging: Path) -> list[Outcome]:
+        """Fetch and verify every job into ``staging``; raise the first failure."""
+        order = sorted(jobs, key=lambda j: -(j.entry.size or 0))  # the largest start first
+        with ThreadPoolExecutor(self._concurrency, thread_name_prefix="fetch") as pool:
+            futures = [
+                pool.submit(self._one, job, staging / f"{n:06d}.part")
+                for n, job in enumerate(order)
+            ]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            if any(f.exception() for f in done):
+                self._stop.set()
+                for future in futures:
+                    future.cancel()
+        errors = [e for f in futures if (e := _error(f)) is not None]
+        if errors:
+            raise errors[0]
+        return [f.result() for f in futures]
 
     def _one(self, job: Job, staged: Path) -> Outcome:
         if self._stop.is_set():
@@ -127,56 +104,66 @@ class Downloader:
         if file_matches(job.dest, job.entry):
             self._progress.add(0)
             self._console.line(f"  present     {job.entry.path}")
-            return Outcome(job, fetched=False)
+            return Outcome(job)
         self._fetch(job, staged)
         size = human_bytes(job.entry.size or 0)
         self._console.line(f"  downloaded  {job.entry.path} ({size})")
-        return Outcome(job, fetched=True, staged=staged)
+        return Outcome(job, staged)
 
     def _fetch(self, job: Job, staged: Path) -> None:
-        url, auth = (job.url, None) if job.url else (job.fallback, self._auth)
-        cause = ""
-        for attempt in range(1, self._policy.attempts + 1):
-            retry_after = None
-            try:
-                with self._session.get(
-                    url,
-                    stream=True,
-                    auth=auth,
-                    headers={"Accept-Encoding": "identity"},
-                    timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
-                ) as response:
-                    status = response.status_code
-                    if 200 <= status < 300:
-                        self._stream(response, job, staged)
-                        return
-                    retry_after = response.headers.get("Retry-After")
-                if not is_transient_status(status):
-                    if auth is None and job.fallback:
-                        self._console.line(
-                            f"  direct URL of {job.entry.path} refused (HTTP {status}); "
-                            "using W&B's download handler"
-                        )
-                        url, auth = job.fallback, self._auth
-                        continue
-                    raise self._refused(job, url, status, with_key=auth is not None)
-                cause = f"HTTP {status}"
-            except TRANSIENT_EXCEPTIONS as exc:
-                cause = describe(exc)
-            except requests.RequestException as exc:  # a bad URL, too many redirects
-                raise DownloadError(
-                    f"{job.entry.path}: cannot fetch {redact_url(url)} ({describe(exc)}).",
-                    fix="Check the artifact's reference URL, or set skip-references.",
-                ) from exc
+        if job.url:
+            refused = self._get(job, staged, job.url, None)
+            if refused is None:
+                return
+            if not job.fallback:
+                raise self._refused(job, job.url, refused, with_key=False)
+            self._console.line(
+                f"  direct URL of {job.entry.path} refused (HTTP {refused}); "
+                "using W&B's download handler"
+            )
+        refused = self._get(job, staged, job.fallback, self._auth)
+        if refused is not None:
+            raise self._refused(job, job.fallback, refused, with_key=True)
+
+    def _get(self, job: Job, staged: Path, url: str, auth: tuple[str, str] | None) -> int | None:
+        """Download ``url`` into ``staged``, with retries; the status if it was refused."""
+
+        def once() -> int | None:
             if self._stop.is_set():
                 raise _Stopped
-            if attempt < self._policy.attempts:
-                self._sleep(self._policy.delay(attempt, retry_after))
-        raise DownloadError(
-            f"{job.entry.path}: download failed after {self._policy.attempts} attempts "
-            f"({cause}) from {redact_url(url)}.",
-            fix="The storage or network is failing; re-run the job later.",
+            with self._session.get(
+                url,
+                stream=True,
+                auth=auth,
+                headers={"Accept-Encoding": "identity"},
+                timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+            ) as response:
+                status = response.status_code
+                if is_transient_status(status):
+                    raise Transient(f"HTTP {status}", response.headers.get("Retry-After"))
+                if not 200 <= status < 300:
+                    return status
+                self._stream(response, job, staged)
+                return None
+
+        if job.entry.ref:
+            fix = "Check that the reference's URL is reachable from the runner, or set "
+            fix += "skip-references; then re-run the job."
+        else:
+            fix = "The storage or the network is failing; re-run the job later."
+        return retrying(
+            once,
+            url=url,
+            what=f"{job.entry.path}: download",
+            error=DownloadError,
+            fix=fix,
+            sleep=self._sleep_unless_stopped,
+            policy=self._policy,
         )
+
+    def _sleep_unless_stopped(self, seconds: float) -> None:
+        if not self._stop.is_set():
+            self._sleep(seconds)
 
     def _refused(self, job: Job, url: str, status: int, *, with_key: bool) -> ActionError:
         where = redact_url(url)
@@ -192,20 +179,27 @@ class Downloader:
         return DownloadError(f"{job.entry.path}: HTTP {status} from {where}.", fix=fix)
 
     def _stream(self, response: requests.Response, job: Job, staged: Path) -> None:
-        entry, expected = job.entry, expected_bytes(job.entry) if job.verify else None
-        hasher = new_hasher(entry, self._md5) if expected is not None else None
+        entry = job.entry
+        expected = expected_bytes(entry) if job.verify else None
+        hasher = new_hasher(entry) if expected is not None else None
         written = 0
         try:
-            with staged.open("wb", buffering=0) as fh:
-                for piece in read_body(response, self._buffers.size, self._buffers.get()):
+            with staged.open("wb") as fh:
+                for chunk in response.iter_content(CHUNK_SIZE):
                     if self._stop.is_set():
                         raise _Stopped
+                    if entry.size is not None and written + len(chunk) > entry.size:
+                        raise VerificationError(
+                            f"{entry.path}: the storage sent more than the {entry.size} "
+                            "bytes the manifest says.",
+                            fix="Re-run the job; if it persists, log the artifact again.",
+                        )
                     if hasher is not None:
-                        hasher.update(piece)
-                    fh.write(piece)
-                    written += len(piece)
-                    self._progress.add(len(piece))
-        except requests.RequestException:  # an OSError too, but the network's fault
+                        hasher.update(chunk)
+                    fh.write(chunk)
+                    written += len(chunk)
+                    self._progress.add(len(chunk))
+        except requests.RequestException:  # an OSError too, but the network's: retried
             self._progress.add(-written)
             raise
         except OSError as exc:
@@ -223,16 +217,12 @@ class Downloader:
                 f"{entry.path}: got {written} bytes, the manifest says {entry.size}.",
                 fix="Re-run the job; if it persists the stored file is damaged (log it again).",
             )
-        if hasher is not None and expected is not None and hasher.digest() != expected:
+        if hasher is not None and hasher.digest() != expected:
             raise VerificationError(
                 f"{entry.path}: {entry.algorithm} digest {show(hasher.digest())} does not "
-                f"match the manifest's {show(expected)}; nothing was written to the target.",
+                f"match the manifest's {show(expected or b'')}; nothing was written to `path`.",
                 fix="The stored file differs from what was logged: log the artifact again.",
             )
-
-
-def _failed(future: Future[Outcome]) -> bool:
-    return future.cancelled() or future.exception() is not None
 
 
 def _error(future: Future[Outcome]) -> ActionError | None:

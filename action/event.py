@@ -49,9 +49,9 @@ def load_event(path: str) -> dict[str, Any]:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise InputError(
-            f"cannot read the event file GITHUB_EVENT_PATH ({path}): {exc}.",
+            f"cannot read the event file GITHUB_EVENT_PATH ({path}): {type(exc).__name__}.",
             fix="Run the action as a workflow step, or pass the `payload` input.",
         ) from exc
     return data if isinstance(data, dict) else {}
@@ -61,9 +61,10 @@ def parse_payload(text: str) -> dict[str, Any]:
     """The ``payload`` input: a JSON object (a GitHub-shaped body is unwrapped)."""
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:
+        why = f"{exc.msg} at position {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
         raise InputError(
-            f"input 'payload' is not valid JSON ({exc.msg} at position {exc.pos}).",
+            f"input 'payload' is not valid JSON ({why or 'nested too deeply'}).",
             fix="Pass a JSON object, e.g. payload: ${{ toJSON(github.event.client_payload) }}.",
         ) from exc
     if not isinstance(data, dict):

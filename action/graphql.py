@@ -62,7 +62,7 @@ class GraphQLClient:
                 )
             try:
                 body = response.json()
-            except ValueError:
+            except (ValueError, RecursionError):
                 body = None
         if status == 403:
             raise AuthenticationError(
@@ -90,7 +90,7 @@ class GraphQLClient:
 
 def _graphql_error(operation: str, errors: Any) -> ApiError:
     messages = [
-        str(e.get("message", e)) if isinstance(e, dict) else str(e)
+        e["message"] if isinstance(e, dict) and isinstance(e.get("message"), str) else "?"
         for e in (errors if isinstance(errors, list) else [errors])
     ]
     for message in messages:

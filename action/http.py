@@ -1,19 +1,17 @@
 """HTTP plumbing shared by the GraphQL client and the downloader.
 
-One pooled ``requests.Session`` (no urllib3 retries: the only retry layer is here),
-a backoff schedule as a plain function, and the one place where ``requests`` exceptions
-become :class:`~action.errors.ActionError`.
+One pooled ``requests.Session`` (no urllib3 retries), the one retry loop of the action
+(:func:`retrying`, with a backoff schedule as a plain function), and the one place where
+``requests`` exceptions become :class:`~action.errors.ActionError`.
 """
 
 from __future__ import annotations
 
-import http.client
-import itertools
 import random
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -25,6 +23,7 @@ USER_AGENT = "wandb-github-bridge-action/0.1.0"
 CONNECT_TIMEOUT = 15.0
 READ_TIMEOUT = 120.0
 Sleep = Callable[[float], None]
+T = TypeVar("T")
 
 # What requests raises when the other side, not our request, is at fault: retried.
 TRANSIENT_EXCEPTIONS = (
@@ -33,6 +32,15 @@ TRANSIENT_EXCEPTIONS = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
 )
+
+
+class Transient(Exception):
+    """Raised by an attempt whose failure is worth another try (a 5xx, a 429)."""
+
+    def __init__(self, cause: str, retry_after: str | None = None) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -67,14 +75,17 @@ def make_session(pool_size: int) -> requests.Session:
 
 
 def redact_url(url: str) -> str:
-    """A URL fit for a message: no query (pre-signed URLs carry signatures there)."""
+    """A URL fit for a message: no userinfo, no query (pre-signed URLs carry signatures)."""
     try:
         parts = urlsplit(url)
-    except ValueError:
-        return url.split("?", 1)[0].split("#", 1)[0]
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:  # an unparsable host or port: show the scheme and host part only
+        return url.split("?", 1)[0].split("#", 1)[0].rpartition("@")[2]
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None:
+        host = f"{host}:{port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
@@ -89,6 +100,40 @@ def describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def retrying(
+    attempt: Callable[[], T],
+    *,
+    url: str,
+    what: str,
+    error: type[ActionError],
+    fix: str,
+    sleep: Sleep,
+    policy: RetryPolicy,
+) -> T:
+    """Call ``attempt`` until it returns, retrying :class:`Transient` and network errors.
+
+    A request that cannot be sent at all (a bad URL, too many redirects) is final. After
+    the last attempt raises ``error`` naming ``what``, the last cause and ``url``.
+    """
+    cause = ""
+    for number in range(1, policy.attempts + 1):
+        retry_after = None
+        try:
+            return attempt()
+        except Transient as exc:
+            cause, retry_after = exc.cause, exc.retry_after
+        except TRANSIENT_EXCEPTIONS as exc:
+            cause = describe(exc)
+        except requests.RequestException as exc:
+            raise error(f"{what} failed ({describe(exc)}) at {redact_url(url)}.", fix=fix) from exc
+        if number < policy.attempts:
+            sleep(policy.delay(number, retry_after))
+    raise error(
+        f"{what} failed after {policy.attempts} attempts ({cause}) at {redact_url(url)}.",
+        fix=fix,
+    )
+
+
 def send(
     session: requests.Session,
     method: str,
@@ -101,81 +146,15 @@ def send(
     policy: RetryPolicy,
     **kwargs: Any,
 ) -> requests.Response:
-    """Send a request, retrying connection errors, timeouts, 5xx and 429.
-
-    Returns the first response that is not transient (the caller judges 4xx). After the
-    last attempt raises ``error`` naming ``what`` and the last cause.
-    """
+    """Send a request with :func:`retrying`; the first answer that is not a 5xx or 429
+    is returned (the caller judges 4xx)."""
     kwargs.setdefault("timeout", (CONNECT_TIMEOUT, READ_TIMEOUT))
-    cause = ""
-    for attempt in range(1, policy.attempts + 1):
-        retry_after = None
-        try:
-            response = session.request(method, url, **kwargs)
-        except TRANSIENT_EXCEPTIONS as exc:
-            cause = describe(exc)
-        except requests.RequestException as exc:  # a bad URL, too many redirects: final
-            raise error(f"{what} failed ({describe(exc)}) at {redact_url(url)}.", fix=fix) from exc
-        else:
-            if not is_transient_status(response.status_code):
-                return response
-            cause = f"HTTP {response.status_code}"
-            retry_after = response.headers.get("Retry-After")
+
+    def once() -> requests.Response:
+        response = session.request(method, url, **kwargs)
+        if is_transient_status(response.status_code):
             response.close()
-        if attempt < policy.attempts:
-            sleep(policy.delay(attempt, retry_after))
-    raise error(
-        f"{what} failed after {policy.attempts} attempts ({cause}) at {redact_url(url)}.",
-        fix=fix,
-    )
+            raise Transient(f"HTTP {response.status_code}", response.headers.get("Retry-After"))
+        return response
 
-
-def read_body(
-    response: requests.Response, chunk_size: int, buffers: Sequence[memoryview] = ()
-) -> Iterator[memoryview | bytes]:
-    """The body in pieces, read straight into reused buffers when the connection allows.
-
-    ``iter_content`` makes a new bytes object per chunk (and urllib3 copies it again on
-    the way); reading into a buffer that is hashed and written in place halves the bytes
-    the CPU moves, which is what leaves room for the digest. ``buffers`` (writable, of
-    one size) are taken in turn, so that a piece stays intact while the next is read
-    into the other (its hash may still be running); the caller keeps them across
-    bodies. Without, one of ``chunk_size`` bytes is made. Every piece but the last fills
-    its buffer; it is valid only until that buffer comes round again. Encoded bodies go
-    through ``iter_content``.
-    """
-    raw = response.raw
-    fp: Any = getattr(raw, "_fp", None)  # urllib3's http.client response
-    identity = response.headers.get("Content-Encoding", "identity").lower() == "identity"
-    if not identity or not callable(getattr(fp, "readinto", None)):
-        yield from response.iter_content(chunk_size)
-        return
-    length = response.headers.get("Content-Length")
-    views = buffers or (memoryview(bytearray(chunk_size)),)
-    total = 0
-    for turn in itertools.count():
-        view = views[turn % len(views)]
-        n = _fill(fp, view)
-        if not n:
-            break
-        total += n
-        yield view[:n]
-    # http.client's readinto ends quietly when the peer closes early: check the length.
-    if length is not None and length.isdigit() and total != int(length):
-        raise requests.ConnectionError(f"the body was cut short ({total} of {length} bytes)")
-    raw.read()  # lets urllib3 see the end of the body and pool the connection again
-
-
-def _fill(fp: Any, view: memoryview) -> int:
-    """Read until ``view`` is full or the body ends: whole pieces, one write and one
-    hash call each, and whole 64-byte blocks for the MD5 lanes. Returns the count."""
-    filled = 0
-    while filled < len(view):
-        try:
-            n = fp.readinto(view[filled:])
-        except (http.client.HTTPException, OSError) as exc:  # reset, timeout
-            raise requests.ConnectionError(f"the body broke off ({type(exc).__name__})") from exc
-        if not n:
-            break
-        filled += n
-    return filled
+    return retrying(once, url=url, what=what, error=error, fix=fix, sleep=sleep, policy=policy)

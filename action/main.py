@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import json
+import shutil
 import sys
 import time
+import traceback
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
@@ -13,20 +14,22 @@ from typing import TextIO
 import requests
 
 from action import summary
-from action.artifact import Artifact
+from action.artifact import Artifact, outputs
 from action.commands import Console, append_summary, write_outputs
 from action.download import Downloader, Outcome
-from action.errors import ActionError, DownloadError, InputError
+from action.errors import ActionError, ApiError, DownloadError, InputError
 from action.event import event_type_matches, load_event, read_trigger
 from action.graphql import GraphQLClient
 from action.http import RetryPolicy, Sleep, make_session, redact_url, send
 from action.inputs import PREFIX, Settings, read_settings
-from action.manifest import Manifest, parse_manifest
-from action.md5lanes import choose
+from action.manifest import Manifest, is_safe_path, parse_manifest
 from action.plan import plan
 from action.progress import Clock, Progress
 from action.refs import parse_ref
+from action.staging import check_target, install, make_staging
 from action.wandb_api import WandbApi
+
+BUG_FIX = "This is a bug in the action: please report it with this line and the W&B version."
 
 
 def main(
@@ -48,10 +51,15 @@ def main(
         settings = read_settings(environ)
         return _run(settings, console, sleep, clock, policy or RetryPolicy())
     except ActionError as exc:
-        console.error(str(exc), title=exc.title)
-        with contextlib.suppress(ActionError):
-            append_summary(summary_file, summary.failure(exc.title, str(exc)))
-        return 1
+        title, message = exc.title, str(exc)
+    except Exception as exc:  # a bug: named by its type and place, never a traceback
+        last = traceback.extract_tb(exc.__traceback__)[-1]
+        title = "Internal error"
+        message = f"{type(exc).__name__} at {Path(last.filename).name}:{last.lineno}. {BUG_FIX}"
+    console.error(message, title=title)
+    with contextlib.suppress(ActionError, ValueError):
+        append_summary(summary_file, summary.failure(title, message))
+    return 1
 
 
 def _run(
@@ -87,7 +95,7 @@ def _run(
         console.line(f"Resolving {ref} at {settings.base_url}")
         artifact = api.resolve(ref)
         console.line(f"Resolved {artifact.name} (aliases: {', '.join(artifact.aliases) or '-'})")
-        info = {**base, **_artifact_outputs(artifact)}
+        info = {**base, **outputs(artifact)}
         if settings.aliases and not set(settings.aliases) & set(artifact.aliases):
             reason = (
                 f"{artifact.name} has aliases {', '.join(artifact.aliases) or '(none)'}, none "
@@ -106,17 +114,12 @@ def _run(
             verify=settings.verify,
             skip_references=settings.skip_references,
         )
-        for path in work.unverifiable:
-            console.warning(f"{path}: the reference's digest is not an MD5; size checked only.")
+        check_target(target, (job.dest for job in work.jobs))  # before any download
         if work.skipped_refs:
             console.warning(
                 f"skipped {len(work.skipped_refs)} references (skip-references is true): "
                 + "; ".join(work.skipped_refs[:10]),
             )
-        lanes, parallel = None, min(settings.concurrency, len(work.jobs)) > 1
-        if settings.verify and settings.md5_library and parallel:  # else hashlib is faster
-            lanes, note = choose(settings.md5_library)  # built by action.yml's setup step
-            console.line(note)
         total = sum(j.entry.size or 0 for j in work.jobs)
         progress = Progress(
             total, interval=settings.progress_interval, clock=clock, console=console
@@ -129,74 +132,56 @@ def _run(
             sleep=sleep,
             console=console,
             progress=progress,
-            md5=lanes.md5 if lanes else None,
         )
         console.group(f"Files of {artifact.name} ({len(work.jobs)}) -> {target}")
+        staging = make_staging(target)
         try:
-            outcomes = downloader.run(work.jobs, target)
+            outcomes = downloader.run(work.jobs, staging)
+            install([(o.staged, o.job.dest) for o in outcomes if o.staged], target, staging)
         finally:
+            shutil.rmtree(staging, ignore_errors=True)
             console.endgroup()
-    return _finish(
-        settings, console, artifact, info, target, outcomes, work.skipped_refs, clock() - started
-    )
-
-
-def _finish(
-    settings: Settings,
-    console: Console,
-    artifact: Artifact,
-    info: dict[str, str],
-    target: Path,
-    outcomes: list[Outcome],
-    skipped_refs: tuple[str, ...],
-    seconds: float,
-) -> int:
-    total = sum(o.job.entry.size or 0 for o in outcomes)
-    fetched = [o for o in outcomes if o.fetched]
-    fetched_bytes = sum(o.job.entry.size or 0 for o in fetched)
     result = summary.Result(
         artifact=artifact,
         path=str(target),
         files=len(outcomes),
         total_bytes=total,
-        fetched_files=len(fetched),
-        fetched_bytes=fetched_bytes,
-        skipped_refs=skipped_refs,
-        event_type=info["event-type"],
-        event_author=info["event-author"],
-        seconds=seconds,
+        fetched_files=sum(1 for o in outcomes if o.fetched),
+        fetched_bytes=sum(o.job.entry.size or 0 for o in outcomes if o.fetched),
+        skipped_refs=work.skipped_refs,
+        event_type=trigger.event_type,
+        event_author=trigger.event_author,
+        seconds=clock() - started,
     )
+    return _finish(settings, console, result, info, outcomes)
+
+
+def _finish(
+    settings: Settings,
+    console: Console,
+    result: summary.Result,
+    info: dict[str, str],
+    outcomes: list[Outcome],
+) -> int:
+    name, target = result.artifact.name, Path(result.path)
     console.line(
-        f"Fetched {artifact.name}: {len(outcomes)} files ({len(fetched)} downloaded) "
-        f"in {target}, {seconds:.1f} s"
+        f"Fetched {name}: {result.files} files ({result.fetched_files} downloaded) "
+        f"in {target}, {result.seconds:.1f} s"
     )
-    _warn_about_extra_files(console, target, outcomes, artifact)
-    outputs = {
-        "skipped": "false",
-        **info,
-        "path": str(target),
-        "files": str(len(outcomes)),
-        "bytes": str(total),
-    }
-    write_outputs(settings.output_file, outputs, console)
-    append_summary(settings.summary_file, summary.success(result))
-    return 0
-
-
-def _warn_about_extra_files(
-    console: Console, target: Path, outcomes: list[Outcome], artifact: Artifact
-) -> None:
-    """Files at ``target`` the artifact lacks (an older version's?) are left, but named."""
     wanted = {o.job.dest for o in outcomes}
     extra = sorted(p for p in target.rglob("*") if p.is_file() and p not in wanted)
     if extra:
         shown = ", ".join(p.relative_to(target).as_posix() for p in extra[:5])
         more = f" and {len(extra) - 5} more" if len(extra) > 5 else ""
         console.warning(
-            f"{len(extra)} files at {target} are not part of {artifact.name} and were left "
+            f"{len(extra)} files at {target} are not part of {name} and were left "
             f"in place: {shown}{more}.",
             title="Extra files at path",
         )
+    files = {"path": str(target), "files": str(result.files), "bytes": str(result.total_bytes)}
+    write_outputs(settings.output_file, {"skipped": "false", **info, **files}, console)
+    append_summary(settings.summary_file, summary.success(result))
+    return 0
 
 
 def _skip(settings: Settings, console: Console, reason: str, info: dict[str, str]) -> int:
@@ -207,23 +192,17 @@ def _skip(settings: Settings, console: Console, reason: str, info: dict[str, str
     return 0
 
 
-def _artifact_outputs(artifact: Artifact) -> dict[str, str]:
-    return {
-        "artifact": artifact.name,
-        "version": artifact.version,
-        "aliases": json.dumps(list(artifact.aliases)),
-        "digest": artifact.digest,
-        "entity": artifact.entity,
-        "project": artifact.project,
-        "collection": artifact.collection,
-        "type": artifact.type,
-        "metadata": json.dumps(artifact.metadata, sort_keys=True),
-        "description": artifact.description,
-    }
-
-
 def _target(settings: Settings, artifact: Artifact) -> Path:
-    path = Path(settings.path) if settings.path else Path("artifacts") / artifact.collection
+    if settings.path:
+        path = Path(settings.path)
+    else:
+        name = artifact.collection
+        if "/" in name or not is_safe_path(name):
+            raise ApiError(
+                f"the collection name {name!r} cannot be a directory name.",
+                fix="Set the `path` input to say where the files go.",
+            )
+        path = Path("artifacts") / name
     return path if path.is_absolute() else settings.workspace / path
 
 
@@ -232,21 +211,15 @@ def _fetch_manifest(
 ) -> Manifest:
     url = api.manifest_url(artifact)
     fix = "Re-run the job; if it persists, check that the runner can reach W&B's storage."
+    what = "fetching the manifest"
     response = send(
-        session,
-        "GET",
-        url,
-        what="fetching the manifest",
-        error=DownloadError,
-        fix=fix,
-        sleep=sleep,
-        policy=policy,
+        session, "GET", url, what=what, error=DownloadError, fix=fix, sleep=sleep, policy=policy
     )
     with response:
         if response.status_code != 200:
             raise DownloadError(
-                f"fetching the manifest of {artifact.name} failed: HTTP "
-                f"{response.status_code} from {redact_url(url)}.",
+                f"{what} of {artifact.name} failed: HTTP {response.status_code} from "
+                f"{redact_url(url)}.",
                 fix=fix,
             )
         return parse_manifest(response.content)

@@ -3,7 +3,8 @@
 ``{"version": 1, "storagePolicy": "wandb-storage-policy-v1", "storagePolicyConfig":
 {"storageLayout": "V2", "storageRegion"?: ...}, "contents": {"<path>": {"digest",
 "size", "birthArtifactID"?, "ref"?, "extra"?}}}``. Keys are relative paths that may
-contain ``/``; a key that would escape the target directory is refused.
+contain ``/``; a key that would escape the target directory, or a file that is also
+another file's directory, is refused.
 """
 
 from __future__ import annotations
@@ -50,60 +51,78 @@ class Manifest:
         return tuple(e for e in self.entries if e.ref)
 
 
-def safe_path(key: str) -> str:
-    """The manifest key as a relative POSIX path; raise when it could escape the target."""
-    path = PurePosixPath(key)
-    if (
+def is_safe_path(key: str) -> bool:
+    """Whether ``key`` names a file strictly inside a directory on any runner: relative,
+    no ``.``/``..``/empty part, no backslash or NUL, no drive letter."""
+    parts = key.split("/")
+    return not (
         not key
         or "\x00" in key
         or "\\" in key
-        or path.is_absolute()
-        or any(part in ("..", "") for part in key.split("/"))
-        or ":" in path.parts[0]
-    ):
+        or key.startswith("/")
+        or any(part in ("", ".", "..") for part in parts)
+        or ":" in parts[0]
+    )
+
+
+def safe_path(key: str) -> str:
+    """The manifest key as a relative POSIX path; raise when it could escape the target."""
+    if not is_safe_path(key):
         raise ApiError(
             f"the manifest lists an unsafe file path {key!r}.",
             fix="The artifact was not written by a W&B client; refuse it, or fix it in W&B.",
         )
-    return path.as_posix()
+    return key
 
 
 def parse_manifest(text: str | bytes) -> Manifest:
     """Parse a manifest; raise ApiError naming what is wrong."""
     try:
         data = json.loads(text)
-    except ValueError as exc:
-        raise _bad(f"it is not JSON ({exc})") from exc
+    except (ValueError, RecursionError) as exc:
+        raise _bad(f"it is not JSON ({type(exc).__name__})") from exc
     if not isinstance(data, dict) or not isinstance(data.get("contents"), dict):
         raise _bad("it has no 'contents' object")
     config = data.get("storagePolicyConfig")
     config = config if isinstance(config, dict) else {}
-    entries = []
-    for key, raw in sorted(data["contents"].items()):
-        entries.append(_entry(key, raw))
+    entries = tuple(_entry(key, raw) for key, raw in sorted(data["contents"].items()))
+    files = {e.path for e in entries}
+    for entry in entries:
+        parent = PurePosixPath(entry.path).parent
+        while parent.name:
+            if str(parent) in files:
+                raise _bad(f"{parent} is listed as a file and as the directory of {entry.path}")
+            parent = parent.parent
     return Manifest(
-        storage_layout=str(config.get("storageLayout") or "V1"),
-        storage_region=str(config.get("storageRegion") or "default"),
-        entries=tuple(entries),
+        storage_layout=_text(config.get("storageLayout")) or "V1",
+        storage_region=_text(config.get("storageRegion")) or "default",
+        entries=entries,
     )
 
 
 def _entry(key: str, raw: Any) -> Entry:
-    if not isinstance(raw, dict) or not isinstance(raw.get("digest"), str):
-        raise _bad(f"entry {key!r} has no digest")
+    if not isinstance(raw, dict):
+        raise _bad(f"entry {key!r} is not an object")
+    digest = raw.get("digest")
+    if digest is not None and not isinstance(digest, str):
+        raise _bad(f"entry {key!r} has a digest that is not a string")
     size = raw.get("size")
-    if size is not None and (not isinstance(size, int) or size < 0):
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
         raise _bad(f"entry {key!r} has an invalid size {size!r}")
     extra = raw.get("extra")
     algorithm = extra.get("alg") if isinstance(extra, dict) else None
     return Entry(
         path=safe_path(key),
-        digest=raw["digest"],
+        digest=digest or "",
         size=size,
-        algorithm=str(algorithm).upper() if algorithm else MD5,
-        birth_artifact_id=str(raw.get("birthArtifactID") or ""),
-        ref=str(raw.get("ref") or ""),
+        algorithm=MD5 if algorithm is None else str(algorithm).upper(),
+        birth_artifact_id=_text(raw.get("birthArtifactID")),
+        ref=_text(raw.get("ref")),
     )
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _bad(why: str) -> ApiError:

@@ -8,8 +8,8 @@ from urllib.parse import quote
 
 from action.artifact import Artifact
 from action.digests import is_supported, md5_hex
-from action.download import Job
-from action.errors import ApiError, UnsupportedReferenceError
+from action.errors import ApiError, UnsupportedReferenceError, VerificationError
+from action.http import redact_url
 from action.manifest import Entry, Manifest
 
 FETCHABLE_SCHEMES = ("https", "http")
@@ -17,10 +17,24 @@ LISTED = 10
 
 
 @dataclass(frozen=True)
+class Job:
+    """One file to put at ``dest``: from ``url`` (no credentials), else ``fallback``.
+
+    ``fallback`` is W&B's download handler, which takes the API key; with no ``url`` it
+    is the first choice.
+    """
+
+    entry: Entry
+    dest: Path
+    url: str
+    fallback: str = ""
+    verify: bool = True
+
+
+@dataclass(frozen=True)
 class Plan:
     jobs: tuple[Job, ...]
     skipped_refs: tuple[str, ...]
-    unverifiable: tuple[str, ...]
 
 
 def handler_url(base_url: str, manifest: Manifest, artifact: Artifact, entry: Entry) -> str:
@@ -52,22 +66,32 @@ def plan(
     verify: bool,
     skip_references: bool,
 ) -> Plan:
-    """Jobs for every file; raise when references would be left out unasked."""
+    """Jobs for every file; raise when references would be left out unasked, or when
+    ``verify`` is on and an entry's digest cannot be checked."""
     refs = manifest.references
     if skip_references:
-        skipped = tuple(f"{e.path} -> {e.ref}" for e in refs)
+        skipped = tuple(_show(e) for e in refs)
         refs = ()
     else:
         skipped = ()
         foreign = [e for e in refs if _scheme(e.ref) not in FETCHABLE_SCHEMES]
         if foreign:
-            shown = "; ".join(f"{e.path} -> {e.ref}" for e in foreign[:LISTED])
-            more = f" (and {len(foreign) - LISTED} more)" if len(foreign) > LISTED else ""
             raise UnsupportedReferenceError(
                 f"{len(foreign)} entries of {artifact.name} are references the action cannot "
-                f"fetch: {shown}{more}.",
+                f"fetch: {_listed([_show(e) for e in foreign])}.",
                 fix="Set `skip-references: true` to download the rest, and fetch those "
                 "with their own tools (e.g. the aws or gcloud CLI).",
+            )
+    entries = (*manifest.stored, *refs)
+    if verify:
+        unknown = [e.path for e in entries if not is_supported(e)]
+        if unknown:
+            raise VerificationError(
+                f"{len(unknown)} files of {artifact.name} have no digest the action can check "
+                f"(missing, or not a base64 MD5 / XXH128, or an opaque ETag): "
+                f"{_listed(unknown)}.",
+                fix="Log the artifact again with a current W&B client, or set `verify: false` "
+                "to accept these files after a size check only.",
             )
     jobs = []
     for entry in manifest.stored:
@@ -79,13 +103,17 @@ def plan(
                 fix="Re-run the job; report it to W&B if it persists.",
             )
         jobs.append(Job(entry, target / entry.path, direct, fallback, verify))
-    unverifiable = []
-    for entry in refs:
-        checkable = is_supported(entry)
-        if verify and not checkable:
-            unverifiable.append(entry.path)
-        jobs.append(Job(entry, target / entry.path, entry.ref, "", verify and checkable))
-    return Plan(tuple(jobs), skipped, tuple(unverifiable))
+    jobs.extend(Job(entry, target / entry.path, entry.ref, "", verify) for entry in refs)
+    return Plan(tuple(jobs), skipped)
+
+
+def _show(entry: Entry) -> str:
+    return f"{entry.path} -> {redact_url(entry.ref)}"
+
+
+def _listed(items: list[str]) -> str:
+    more = f" (and {len(items) - LISTED} more)" if len(items) > LISTED else ""
+    return "; ".join(items[:LISTED]) + more
 
 
 def _scheme(url: str) -> str:

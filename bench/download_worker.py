@@ -63,10 +63,10 @@ def action(
     from action.graphql import GraphQLClient
     from action.http import RetryPolicy, make_session
     from action.manifest import parse_manifest
-    from action.md5lanes import load
     from action.plan import plan
     from action.progress import Progress
     from action.refs import parse_ref
+    from action.staging import install, make_staging
     from action.wandb_api import WandbApi
 
     policy = RetryPolicy()
@@ -94,10 +94,11 @@ def action(
             sleep=time.sleep,
             console=console,
             progress=progress,
-            md5=load(md5_library).md5 if md5_library else None,
         )
         start = time.perf_counter()
-        outcomes = downloader.run(work.jobs, Path(out))
+        staging = make_staging(Path(out))
+        outcomes = downloader.run(work.jobs, staging)
+        install([(o.staged, o.job.dest) for o in outcomes if o.staged], Path(out), staging)
         seconds = time.perf_counter() - start
     assert all(o.fetched for o in outcomes)
     return {"seconds": seconds, "bytes": total}

@@ -58,6 +58,11 @@ class Run:
         return parse_outputs(self.output_text) if self.output_text else {}
 
     @property
+    def summary_text(self) -> str:
+        """The step summary with Markdown's backslash escapes undone."""
+        return re.sub(r"\\(.)", r"\1", self.summary)
+
+    @property
     def errors(self) -> list[str]:
         return [line for line in self.stdout.splitlines() if line.startswith("::error")]
 

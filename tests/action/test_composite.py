@@ -67,19 +67,10 @@ def test_the_steps_fetch_the_artifact(
     assert fetch.stdout.startswith(f"::add-mask::{API_KEY}\n")
     assert API_KEY not in fetch.stdout.replace(f"::add-mask::{API_KEY}\n", "", 1)
     assert API_KEY not in run.stderr
-    assert (
-        "W&B artifact `acme/churn/churn-model:v0`" in Path(env["GITHUB_STEP_SUMMARY"]).read_text()
-    )
+    summary = Path(env["GITHUB_STEP_SUMMARY"]).read_text()
+    assert "### W&B artifact acme\\/churn\\/churn\\-model\\:v0\n" in summary
     venv = Path(run.steps[0].outputs["venv"])
     assert venv.parent.parent == tool_cache and (venv / "pyvenv.cfg").exists()
-    # The multi-buffer MD5 is built into the cached venv and used; else the log says why.
-    library = run.steps[1].outputs["md5-library"]
-    if library:
-        assert Path(library).parent == venv / "md5lanes" and Path(library).is_file()
-        assert re.search(r"^MD5 in AVX(-512|2) vector lanes$", fetch.stdout, re.M), fetch.stdout
-    else:
-        assert "Multi-buffer MD5 not used (" in run.steps[1].stderr
-
     # A second job on the same runner reuses the venv, and a filter skips the download.
     again = run_action(
         {"api-key": API_KEY, "base-url": fake.url, "event-types": "ADD_ARTIFACT_ALIAS"},
@@ -89,9 +80,7 @@ def test_the_steps_fetch_the_artifact(
     )
     assert again.code == 0, again.stdout + again.stderr
     assert again.outputs["skipped"] == "true"
-    assert again.steps[1].stdout == ""  # no pip install, no build
-    assert again.steps[1].stderr == ("" if library else run.steps[1].stderr)
-    assert again.steps[1].outputs["md5-library"] == library
+    assert again.steps[1].stdout == again.steps[1].stderr == ""  # no pip install
 
 
 def test_a_failure_fails_the_step_with_an_annotation(

@@ -140,12 +140,3 @@ def test_bad_refs(text: str) -> None:
 
 def test_registry_ref() -> None:
     assert NameRef("acme", "wandb-registry-model", "churn", "v1").is_registry
-
-
-def test_read_buffers_stay_within_their_budget_at_any_concurrency() -> None:
-    from action.buffers import BUFFER_BUDGET, BUFFERS, CHUNK_SIZE, chunk_size_for
-    from action.inputs import MAX_CONCURRENCY
-
-    assert chunk_size_for(8) == CHUNK_SIZE  # the default concurrency keeps the big reads
-    for concurrency in range(1, MAX_CONCURRENCY + 1):
-        assert BUFFERS * concurrency * chunk_size_for(concurrency) <= BUFFER_BUDGET

@@ -92,7 +92,7 @@ def test_corrupted_file_fails_and_leaves_nothing(
     run = runner.run()
     _failed(run, "title=File verification failed", "model/weights.bin", "MD5 digest")
     _untouched(runner)
-    assert "### W&B artifact: failed" in run.summary
+    assert "### W&B artifact: failed" in run.summary_text
 
 
 def test_corrupted_xxh128_file_is_caught(
@@ -176,13 +176,11 @@ def test_https_references_are_fetched_and_verified(runner: Runner, fake: FakeWan
     url = fake.external_url("weights.bin", data)
     etag = hashlib.md5(b"x", usedforsecurity=False).hexdigest()
     other = fake.external_url("other.bin", b"x")
-    unhashable = fake.external_url("opaque.bin", b"opaque")
     _with_refs(
         fake,
         {
             "ext/weights.bin": (url, md5_b64(data), len(data)),
             "ext/other.bin": (other, f'"{etag}"', 1),  # an S3-style ETag: a hex MD5
-            "ext/opaque.bin": (unhashable, "not-a-digest", 6),
         },
     )
     run = runner.run()
@@ -191,9 +189,19 @@ def test_https_references_are_fetched_and_verified(runner: Runner, fake: FakeWan
         "local.txt": b"local",
         "ext/weights.bin": data,
         "ext/other.bin": b"x",
-        "ext/opaque.bin": b"opaque",
     }
-    assert "::warning::ext/opaque.bin: the reference's digest is not an MD5" in run.stdout
+
+
+def test_a_reference_whose_digest_cannot_be_checked_needs_verify_false(
+    runner: Runner, fake: FakeWandb
+) -> None:
+    url = fake.external_url("opaque.bin", b"opaque")
+    _with_refs(fake, {"ext/opaque.bin": (url, '"0a1b2c-3"', 6)})  # a multipart S3 ETag
+    _failed(runner.run(), "title=File verification failed", "ext/opaque.bin", "verify: false")
+    _untouched(runner)
+    run = runner.run(verify="false")
+    assert run.code == 0, run.stdout
+    assert tree(runner.default_target) == {"local.txt": b"local", "ext/opaque.bin": b"opaque"}
 
 
 def test_https_reference_with_wrong_md5_fails(runner: Runner, fake: FakeWandb) -> None:
@@ -242,7 +250,7 @@ def test_skip_references(runner: Runner, fake: FakeWandb) -> None:
     assert tree(runner.default_target) == {"local.txt": b"local"}
     assert "::warning::skipped 2 references" in run.stdout
     assert run.outputs["files"] == "1"
-    assert "| skipped references | 2 |" in run.summary
+    assert "| skipped references | 2 |" in run.summary_text
 
 
 def test_unsafe_manifest_path_is_refused(runner: Runner, fake: FakeWandb) -> None:

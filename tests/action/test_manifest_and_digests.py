@@ -48,7 +48,9 @@ def test_parse_manifest() -> None:
     assert manifest.entries[2].size is None
 
 
-@pytest.mark.parametrize("key", ["../x", "/etc/passwd", "a/../../x", "a//b", "", "c:/x", "a\\b"])
+@pytest.mark.parametrize(
+    "key", ["../x", "/etc/passwd", "a/../../x", "a//b", "", "c:/x", "a\\b", ".", "a/./b", "a\x00b"]
+)
 def test_unsafe_paths(key: str) -> None:
     with pytest.raises(ApiError, match="unsafe"):
         safe_path(key)
@@ -60,8 +62,11 @@ def test_unsafe_paths(key: str) -> None:
         "nope",
         "[]",
         '{"contents": []}',
-        _manifest({"a": {"size": 1}}),
+        _manifest({"a": {"digest": 5}}),
         _manifest({"a": {"digest": "x", "size": -1}}),
+        _manifest({"a": {"digest": "x", "size": True}}),
+        _manifest({"a": {"digest": "x"}, "a/b": {"digest": "x"}}),
+        "[" * 100_000,
     ],
 )
 def test_bad_manifests(text: str) -> None:
