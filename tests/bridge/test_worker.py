@@ -7,12 +7,12 @@ import threading
 
 import pytest
 
-from bridge.delivery import worker as worker_mod
 from bridge.config.load import parse_config
+from bridge.delivery import worker as worker_mod
+from bridge.delivery.worker import BREAKER_AFTER, DeliveryWorker
 from bridge.errors import PermanentDeliveryError, TransientDeliveryError
 from bridge.ops.metrics import Metrics
 from bridge.store.models import NewDelivery, NewEvent
-from bridge.delivery.worker import BREAKER_AFTER, DeliveryWorker
 
 T0 = 1_700_000_000.0
 
@@ -96,7 +96,7 @@ def test_a_permanent_answer_resets_the_breaker(tmp_path, store_factory):
 def test_rate_limit_pauses_claims_until_githubs_time(tmp_path, store_factory):
     clock = Clock()
     limited = TransientDeliveryError("limited", 403, not_before=T0 + 600)
-    w, store = make(tmp_path, store_factory, ScriptedSender([limited]), clock)
+    w, store = make(tmp_path, store_factory, ScriptedSender([limited]), clock, max_backoff="1h")
     enqueue(store, 2)
     (c,) = store.claim("w1", 1, 60, clock.now)
     w.deliver(c)
@@ -141,3 +141,27 @@ def test_dedupe_rows_are_pruned(store_factory):
     store = store_factory()
     enqueue(store, 3)
     assert store.prune_dedupe(T0 + 1) == 3
+
+
+def test_a_rate_limit_pauses_every_worker_on_the_credential_capped_at_max_backoff(
+    tmp_path, store_factory
+):
+    clock = Clock()
+    years = TransientDeliveryError("limited", 403, not_before=T0 + 10**8, rate_limited=True)
+    a, store = make(tmp_path, store_factory, ScriptedSender([years]), clock)
+    b, _ = make(tmp_path, store_factory, ScriptedSender([]), clock)
+    enqueue(store, 3)
+    (c,) = store.claim("w1", 1, 60, clock.now)
+    a.deliver(c)
+    pool = __import__("concurrent.futures").futures.ThreadPoolExecutor(1)
+    b._claim_into(pool, clock.now)  # the other worker sees the shared pause and claims nothing
+    pool.shutdown()
+    assert b.claim_budget(clock.now) == 0
+    assert all(d.state == "queued" for e in ("evt_1", "evt_2")
+               for d in store.get_event(e).deliveries)  # fmt: skip
+    cap = a.cfg.max_backoff
+    (d,) = store.get_event("evt_0").deliveries
+    assert d.due_at <= T0 + cap + 1  # not 2029
+    clock.now = T0 + cap + 1
+    assert a.claim_budget(clock.now) > 0 and b.claim_budget(clock.now) > 0
+    assert store.paused_until(a.credential, clock.now) is None
