@@ -6,15 +6,12 @@ import os
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford's base32, in bit order
-# Every 10-bit value as its two characters: 13 look-ups encode an id (hot path).
-_PAIRS = tuple(a + b for a in _ALPHABET for b in _ALPHABET)
-_SHIFTS = tuple(range(120, -1, -10))
 
 
 def encode(value: int) -> str:
     """128 bits as 26 characters, most significant first (padded with 2 zero bits)."""
     bits = value << 2
-    return "".join([_PAIRS[(bits >> s) & 1023] for s in _SHIFTS])
+    return "".join(_ALPHABET[(bits >> shift) & 31] for shift in range(125, -1, -5))
 
 
 def new_id(prefix: str, now: float | None = None) -> str:
