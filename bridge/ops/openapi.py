@@ -26,12 +26,18 @@ def _ok(description: str, schema: str) -> dict[str, Any]:
 
 
 _INTAKE_ERRORS = {
-    "400": _error("invalid_json: the body is not a JSON object"),
+    "400": _error(
+        "invalid_json: the body is not a strict JSON object; unreadable_body: the body "
+        "could not be read (bad chunked framing, cut short)"
+    ),
     "401": _error("missing_token, invalid_token, missing_signature or invalid_signature"),
     "404": _error("unknown_source (webhooks only)"),
     "413": _error("payload_too_large: over max_body_bytes"),
     "415": _error("unsupported_media_type: not JSON"),
-    "422": _error("invalid_dispatch: breaks one of GitHub's limits (the message says which)"),
+    "422": _error(
+        "invalid_dispatch: breaks one of GitHub's limits (the message says which); "
+        "invalid_repository: the drop-in path's owner or repository is not a GitHub name"
+    ),
     "503": _error("store_unavailable: the event could not be committed; retry"),
 }
 _ADMIN_ERRORS = {
