@@ -6,8 +6,11 @@ read lock halfway; a writer that finds it taken waits up to ``BUSY_TIMEOUT`` sec
 SQLite checkpoints the WAL by itself (``wal_autocheckpoint``, left at its default).
 
 Only ``migrate`` creates the database file. Every connection after that opens an
-existing file, and each transaction first checks that the path still names the file it
-opened: a deleted or replaced database is StoreUnavailable, never a fresh empty one.
+existing file, and each transaction first checks (one stat) that the path still names
+the file the store opened: a database deleted or replaced while the bridge runs is
+StoreUnavailable until a restart, never a fresh empty file, and never a new file read
+through the old one's write-ahead log (SQLite applies a ``-wal`` to whatever file has
+the name).
 
 Durability: a commit is in the WAL before the bridge answers 202, so it survives the
 process being killed at any point. ``synchronous=normal`` (the default) fsyncs at
@@ -60,29 +63,35 @@ class SqliteStore(SqlStore):
         self._local = threading.local()
         self._lock = threading.Lock()
         self._open: list[tuple[int, sqlite3.Connection]] = []
+        self._file: tuple[int, int] | None = None  # (device, inode) of the file in use
 
     # -- connections ------------------------------------------------------------------------
 
-    def _identity(self) -> tuple[int, int]:
+    def _check_file(self) -> None:
+        """Raise StoreUnavailable unless the path names the file the store opened."""
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
             raise StoreUnavailable(
                 f"the SQLite database {self.path} does not exist (deleted or moved?); "
-                "restore it, or restart the bridge to create an empty one"
+                "restore it and restart the bridge"
             ) from None
         except OSError as exc:
             raise StoreUnavailable(f"cannot reach the SQLite database {self.path}: {exc}") from exc
-        return st.st_dev, st.st_ino
+        if self._file is None:
+            self._file = (st.st_dev, st.st_ino)
+        elif self._file != (st.st_dev, st.st_ino):
+            raise StoreUnavailable(
+                f"the SQLite database {self.path} was replaced by another file while the "
+                "bridge ran; restart the bridge"
+            )
 
     def _connection(self) -> sqlite3.Connection:
-        """This thread's connection, reopened after a fork or when the file was replaced."""
-        identity = self._identity()  # one stat(): a deleted file must not take commits
+        """This thread's connection to the database file (a new one after a fork)."""
+        self._check_file()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None and self._local.pid == os.getpid():
-            if self._local.identity == identity:
-                return conn
-            self._drop(conn)
+            return conn
         uri = f"file:{urllib.parse.quote(self.path)}?mode=rw"  # never creates the file
         conn = sqlite3.connect(
             uri, uri=True, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
@@ -95,7 +104,7 @@ class SqliteStore(SqlStore):
             raise
         with self._lock:
             self._open.append((os.getpid(), conn))
-        self._local.conn, self._local.pid, self._local.identity = conn, os.getpid(), identity
+        self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
     def _drop(self, conn: sqlite3.Connection) -> None:
@@ -137,6 +146,12 @@ class SqliteStore(SqlStore):
     def migrate(self) -> None:
         """Create the database file if there is none (the only place that may), switch it
         to WAL, then create or upgrade the schema."""
+        if not os.path.exists(self.path) and os.path.exists(self.path + "-wal"):
+            raise StoreUnavailable(
+                f"the SQLite database {self.path} is missing but its write-ahead log "
+                f"{self.path}-wal is not; restore the database, or move {self.path}-wal "
+                f"and {self.path}-shm away to start with an empty one"
+            )
         try:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
             try:
@@ -189,3 +204,4 @@ class SqliteStore(SqlStore):
         for conn in mine:
             conn.close()
         self._local = threading.local()
+        self._file = None  # used again, the store opens whatever file the path names then
