@@ -105,3 +105,71 @@ def test_events_show_prints_json_history(tmp_path):
     shown = json.loads(res.stdout)
     assert shown["id"] == event_id and shown["deliveries"][0]["state"] == "queued"
     assert shown["deliveries"][0]["client_payload"]["bridge_event_id"] == event_id
+
+
+def test_config_may_come_before_or_after_any_subcommand(tmp_path):
+    cfg = str(ROOT / "examples" / "quickstart.yaml")
+    env = {"WANDB_WEBHOOK_SECRET": "s", "WANDB_WEBHOOK_TOKEN": "t", "GITHUB_TOKEN": "g"}
+    for args in (
+        ("events", "list", "--config", cfg),
+        ("events", "--config", cfg, "list"),
+        ("--config", cfg, "events", "list"),
+        ("check-config", "--config", cfg),
+        ("--config", cfg, "check-config"),
+    ):
+        res = subprocess.run(
+            [sys.executable, "-m", "bridge", *args],
+            capture_output=True,
+            env={**os.environ, **env},
+            cwd=tmp_path,  # the store (relative to the working directory) lands here
+            timeout=60,
+            check=False,
+        )
+        assert res.returncode == 0, (args, res.stderr)
+
+
+def test_every_cli_failure_is_one_line_without_a_traceback(tmp_path):
+    cases = [
+        (("send-test", "http://127.0.0.1:9/x", "--payload", "nope.json"), "nope.json"),
+        (("sign", "--secret-file", "/nonexistent"), "/nonexistent"),
+        (("events", "list"), "--config"),  # no config anywhere: says how to give one
+        (("check-config", "--config", "/nonexistent.yaml"), "/nonexistent.yaml"),
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_BRIDGE_CONFIG"}
+    for args, names in cases:
+        res = subprocess.run(
+            [sys.executable, "-m", "bridge", *args],
+            capture_output=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=60,
+            check=False,
+        )
+        err = res.stderr.decode()
+        assert res.returncode in (1, 2), (args, err)
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, (args, err)
+        assert names in err, (args, err)
+
+
+def test_yaml_errors_never_echo_the_line_and_its_secret(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sources:\n  w: {secrets: [hunter2-very-secret], tokens: [oops: }\n")
+    res = run("check-config", "--config", str(bad))
+    err = res.stderr.decode()
+    assert res.returncode == 1 and "line 2" in err
+    assert "hunter2" not in err
+
+
+def test_warnings_print_once_from_check_config_not_from_every_command(tmp_path):
+    cfg = tmp_path / "open.yaml"
+    cfg.write_text(
+        "store: sqlite:///b.db\nsources:\n  w: {allow_unauthenticated: true}\n"
+        "  s: {secrets: [inline-secret-value]}\ngithub: {dry_run: true}\n"
+    )
+    checked = run("check-config", "--config", str(cfg)).stderr.decode()
+    assert "allow_unauthenticated" in checked and "plain string" in checked
+    listed = subprocess.run(
+        [sys.executable, "-m", "bridge", "events", "list", "--config", str(cfg)],
+        capture_output=True, cwd=tmp_path, timeout=60, check=False,
+    )  # fmt: skip
+    assert listed.returncode == 0 and b"plain string" not in listed.stderr
