@@ -47,24 +47,23 @@ _tokens: dict[int, bytes] = {}
 
 
 def bell(database: str) -> Bell:
-    """This process's bell for ``database`` (a path or a connection URL)."""
+    """This process's bell for ``database`` (a file's real path, or host:port/name)."""
     key = (os.getpid(), database)
     found = _bells.get(key)
-    return found if found is not None else _bells.setdefault(key, Bell(database))
+    return found if found is not None else _bells.setdefault(key, Bell())
 
 
 def process_token() -> bytes:
     """A random token naming this process (pids repeat across hosts and containers)."""
     pid = os.getpid()
     found = _tokens.get(pid)
-    return found if found is not None else _tokens.setdefault(pid, secrets.token_bytes(8))
+    return found if found is not None else _tokens.setdefault(pid, secrets.token_bytes(TOKEN_BYTES))
 
 
 class Bell:
     """A counter under a condition: ringing bumps it and wakes every waiter."""
 
-    def __init__(self, database: str) -> None:
-        self.database = database
+    def __init__(self) -> None:
         self._cond = threading.Condition()
         self._rung = 0
         self._waiters = 0
