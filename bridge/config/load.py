@@ -322,10 +322,10 @@ class _Parser:
             payload = None
         for problem in template_problems(event_type) + template_problems(payload):
             self.problems.append(f"{path}.dispatch: {problem}")
-        for name in sorted(variables(event_type) | variables(payload)):
-            if not is_known_field(name):
+        for var in sorted(variables(event_type) | variables(payload)):
+            if not is_known_field(var):
                 self.problems.append(
-                    f"{path}.dispatch: ${{{name}}} is not a W&B payload variable; use one "
+                    f"{path}.dispatch: ${{{var}}} is not a W&B payload variable; use one "
                     "of " + ", ".join(f"${{{f}}}" for f in WANDB_FIELDS) + " or "
                     "${artifact_metadata.<KEY>}"
                 )

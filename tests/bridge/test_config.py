@@ -145,3 +145,24 @@ def test_sqlite_url_options():
         parse_config(minimal(store="sqlite:///b.db?synchronous=off"), ENV)
     with pytest.raises(ConfigError, match="unknown option 'mode'"):
         parse_config(minimal(store="sqlite:///b.db?mode=ro"), ENV)
+
+
+def test_a_route_keeps_its_name_whatever_its_templates_name():
+    cfg = parse_config(
+        {
+            "sources": {"w": {"secrets": [{"env": "S"}]}},
+            "github": {"dry_run": True},
+            "routes": [
+                {
+                    "name": "deploy-production",
+                    "dispatch": {
+                        "repository": "acme/svc",
+                        "event_type": "${event_type}",
+                        "client_payload": {"m": "${artifact_version_string}"},
+                    },
+                }
+            ],
+        },
+        {"S": "x"},
+    )
+    assert [r.name for r in cfg.routes] == ["deploy-production"]

@@ -9,6 +9,7 @@ import threading
 import pytest
 import requests
 
+from bridge.intake.signature import sign
 from tests.bridge.e2e.conftest import RETIRED_SECRET, ROTATING_SECRET, SECRET, TOKEN
 from tests.bridge.harness import post
 
@@ -169,9 +170,7 @@ def test_simultaneous_duplicates_on_two_workers_give_one_dispatch(bridge, fake_g
                 headers={
                     "Content-Type": "application/json",
                     "Authorization": f"Bearer {TOKEN}",
-                    "X-Wandb-Signature": __import__("bridge.intake.signature").signature.sign(
-                        SECRET, FLAT
-                    ),
+                    "X-Wandb-Signature": sign(SECRET, FLAT),
                 },
             )
         )
