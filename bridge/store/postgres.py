@@ -1,9 +1,10 @@
 """The shared store for several replicas: PostgreSQL through psycopg 3.
 
-Each process and thread opens its own connection (after a fork too), and drops one that
-broke so the next transaction reconnects. A claim locks its rows with FOR UPDATE SKIP
-LOCKED, so replicas claiming at once take disjoint sets; dedupe rests on the primary key
-of ``dedupe``. A transaction that queues work sends a NOTIFY, which PostgreSQL delivers
+Each process keeps a small pool of connections (``POOL_SIZE``, opened after a fork too):
+a transaction takes one and gives it back, so a process with many request threads holds
+a few connections, not one per thread; a connection that broke is dropped. A claim locks
+its rows with FOR UPDATE SKIP LOCKED, so replicas claiming at once take disjoint sets;
+dedupe rests on the primary key of ``dedupe``. A transaction that queues work sends a NOTIFY, which PostgreSQL delivers
 only if it commits; one listener thread per process LISTENs and wakes that process's
 workers. Messages name the host and database, never the URL: it may hold a password.
 """
@@ -28,6 +29,8 @@ from bridge.store.sql import Cursor, SqlStore, Tx
 log = logging.getLogger(__name__)
 
 CHANNEL = "wandb_bridge_work"
+POOL_SIZE = 8  # connections per process; transactions are short, threads take turns
+POOL_WAIT = 10.0  # seconds a transaction waits for a free connection before a 503
 _MIGRATION_LOCK = 0x77616E6462  # pg_advisory_xact_lock key: replicas migrate one at a time
 _DEFAULTS = {
     "connect_timeout": 5,
@@ -55,9 +58,11 @@ class PostgresStore(SqlStore):
         self.database = self.where  # one wake-up bell per database, whatever the URL says
         self._password = str(info.get("password") or "")
         self._options: dict[str, Any] = {k: v for k, v in _DEFAULTS.items() if k not in info}
-        self._local = threading.local()
         self._lock = threading.Lock()
         self._open: list[tuple[int, psycopg.Connection[Any]]] = []
+        self._pool_pid = os.getpid()
+        self._idle: list[psycopg.Connection[Any]] = []
+        self._slots = threading.BoundedSemaphore(POOL_SIZE)
 
     def _unavailable(self, doing: str, exc: psycopg.Error) -> StoreUnavailable:
         message = str(exc).strip()
@@ -79,26 +84,51 @@ class PostgresStore(SqlStore):
         with self._lock:
             self._open = [(pid, c) for pid, c in self._open if c is not conn]
 
-    def _connection(self) -> psycopg.Connection[Any]:
-        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid() and (conn.closed or conn.broken):
-            self._forget(conn)  # it broke during the previous transaction: start afresh
-            conn = None
-        if conn is None or self._local.pid != os.getpid():
-            conn = self._connect()
-            self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
+    def _pool_here(self) -> None:
+        """A forked child starts with an empty pool (the parent's sockets are not ours)."""
+        if self._pool_pid != os.getpid():
+            self._pool_pid = os.getpid()
+            self._idle = []
+            self._slots = threading.BoundedSemaphore(POOL_SIZE)
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """Lend a pooled connection for one transaction."""
+        with self._lock:
+            self._pool_here()
+            slots = self._slots
+        if not slots.acquire(timeout=POOL_WAIT):
+            raise StoreUnavailable(
+                f"all {POOL_SIZE} connections of this process to the PostgreSQL store at "
+                f"{self.where} stayed busy for {POOL_WAIT:g} s"
+            )
+        conn: psycopg.Connection[Any] | None = None
+        try:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is not None and (conn.closed or conn.broken):
+                self._forget(conn)
+                conn = None
+            if conn is None:
+                conn = self._connect()
+            yield conn
+        finally:
+            if conn is not None:
+                if conn.closed or conn.broken:
+                    self._forget(conn)  # the next transaction connects afresh
+                else:
+                    with self._lock:
+                        self._idle.append(conn)
+            slots.release()
 
     @contextmanager
     def _begin(self, write: bool) -> Iterator[Cursor]:
-        conn = self._connection()
-        try:
-            with conn.transaction(), conn.cursor() as cur:
-                yield cur
-        except psycopg.Error as exc:
-            if conn.broken:
-                self._forget(conn)  # the next transaction reconnects
-            raise self._unavailable("a transaction failed on", exc) from exc
+        with self._connection() as conn:
+            try:
+                with conn.transaction(), conn.cursor() as cur:
+                    yield cur
+            except psycopg.Error as exc:
+                raise self._unavailable("a transaction failed on", exc) from exc
 
     def _lock_schema(self, tx: Tx) -> None:
         tx.run("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
@@ -157,6 +187,6 @@ class PostgresStore(SqlStore):
         with self._lock:
             mine = [c for p, c in self._open if p == pid]
             self._open = [(p, c) for p, c in self._open if p != pid]
+            self._idle = [c for c in self._idle if all(c is not m for m in mine)]
         for conn in mine:
             conn.close()
-        self._local = threading.local()

@@ -364,3 +364,41 @@ def test_postgres_unreachable_is_store_unavailable_without_the_password():
             assert "pw-s3cr3t" not in str(info.value)
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_many_threads_share_a_few_postgres_connections(store, postgres_url):
+    from bridge.store.postgres import POOL_SIZE
+
+    barrier = threading.Barrier(40)
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            barrier.wait()
+            for j in range(5):
+                body = f"{i}-{j}".encode()
+                store.accept(
+                    NewEvent(f"evt_{i}_{j}", "w", "/webhooks/w", time.time(), body,
+                             hashlib.sha256(body).hexdigest()),
+                    [NewDelivery(f"dlv_{i}_{j}", "r", "acme/x", "E", "{}")],
+                    600,
+                )  # fmt: skip
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert store.stats().by_state.get("queued") == 200
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        (held,) = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE application_name = 'wandb-bridge' AND datname = current_database()"
+        ).fetchone()
+    # the pool's connections, plus the wake-up listener's one
+    assert held <= POOL_SIZE + 1
