@@ -7,6 +7,7 @@
     ├── RequestRefused            an inbound request is refused: carries status + error code
     ├── StoreUnavailable          the durable store cannot be reached or written
     ├── NotFound                  an event or delivery id that the store does not hold
+    ├── WandbError                W&B's API refused or failed a ``wandb-bridge wandb`` call
     └── DeliveryError             one attempt to deliver to GitHub failed
         ├── TransientDeliveryError    retry later (5xx, 429, rate limits, network)
         └── PermanentDeliveryError    dead at once (400, 401, 404, 410, 422, 403)
@@ -47,6 +48,19 @@ class StoreUnavailable(BridgeError):
 
 class NotFound(BridgeError):
     """The store holds no record with the id asked for."""
+
+
+class WandbError(BridgeError):
+    """W&B's GraphQL API failed or refused; the message names the cause and the fix.
+
+    ``status`` is the HTTP status (None when W&B was not reached); ``graphql`` is true
+    when W&B answered with GraphQL ``errors`` (the request reached its schema).
+    """
+
+    def __init__(self, message: str, status: int | None = None, graphql: bool = False) -> None:
+        self.status = status
+        self.graphql = graphql
+        super().__init__(message)
 
 
 class DeliveryError(BridgeError):

@@ -7,7 +7,9 @@ to guess about. Unknown keys are problems too (a typo must not silently do nothi
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from bridge.config.model import (
     LoggingConfig,
     Route,
     Source,
+    WandbConfig,
     parse_duration,
 )
 from bridge.config.secrets import Secret, resolve_secret
@@ -46,6 +49,7 @@ _TOP = {
     "delivery",
     "logging",
     "admin",
+    "wandb",
 }
 
 
@@ -162,6 +166,7 @@ class _Parser:
         admin_tokens = self._secrets(admin.get("tokens"), "admin.tokens")
         max_body = self._int(top.get("max_body_bytes"), "max_body_bytes", 1024 * 1024, 1)
         window = self._duration(top.get("dedupe_window"), "dedupe_window", 600.0)
+        wandb = self._wandb(top.get("wandb"), sources)
         if self.problems:
             raise ConfigError([p.lstrip(".") for p in self.problems])
         assert store is not None
@@ -176,6 +181,7 @@ class _Parser:
             logging=logging,
             admin_tokens=admin_tokens,
             warnings=tuple(self.warnings),
+            wandb=wandb,
         )
 
     def _store(self, raw: Any) -> Secret | None:
@@ -385,3 +391,117 @@ class _Parser:
             self.problems.append("logging.level: must be DEBUG, INFO, WARNING or ERROR")
             level = "INFO"
         return LoggingConfig(fmt, level)
+
+    def _wandb(self, raw: Any, sources: Mapping[str, Source]) -> WandbConfig | None:
+        """The ``wandb:`` block, for ``wandb-bridge wandb ...`` only (None when absent)."""
+        if raw is None:
+            return None
+        w = self._mapping(raw, "wandb")
+        known = {"base_url", "api_key", "entity", "bridge_url", "integration", "source"}
+        self._unknown(w, known | {"secret_name", "access_token_name"}, "wandb")
+        base_url = w.get("base_url", WandbConfig.base_url)
+        if not isinstance(base_url, str) or not re.match(r"https?://[^/@]+(/|$)", base_url):
+            self.problems.append(
+                "wandb.base_url: must be W&B's http(s) URL without credentials, such as "
+                "https://api.wandb.ai or your W&B Server's https://wandb.example.com"
+            )
+            base_url = WandbConfig.base_url
+        key = w.get("api_key", {"env": "WANDB_API_KEY"})
+        api_key: tuple[str, str] = ("env", "WANDB_API_KEY")
+        if isinstance(key, str) and key:
+            self.warnings.append(
+                "wandb.api_key: is a plain string in the config file; prefer "
+                "{env: NAME} or {file: PATH}"
+            )
+            api_key = ("inline", key)
+        elif isinstance(key, Mapping) and len(key) == 1:
+            ((kind, name),) = key.items()
+            if kind in ("env", "file") and isinstance(name, str) and name:
+                api_key = (kind, name)
+            else:
+                self.problems.append("wandb.api_key: must be {env: NAME}, {file: PATH} or a string")
+        else:
+            self.problems.append("wandb.api_key: must be {env: NAME}, {file: PATH} or a string")
+        entity = w.get("entity")
+        if not isinstance(entity, str) or not entity:
+            self.problems.append(
+                "wandb.entity: is required (the W&B team that owns the automations)"
+            )
+            entity = ""
+        bridge_url = w.get("bridge_url")
+        host = re.match(r"https://([^/:?#@]+)(:\d+)?(/[^?#]*)?$", str(bridge_url))
+        if not isinstance(bridge_url, str) or host is None:
+            self.problems.append(
+                "wandb.bridge_url: must be the https:// URL W&B reaches this bridge at, such as "
+                "https://bridge.acme.dev"
+            )
+            bridge_url = ""
+        elif host.group(1).lower() == "localhost" or _is_ip(host.group(1)):
+            self.problems.append(
+                "wandb.bridge_url: W&B refuses webhook URLs on localhost or an IP address; give "
+                "the bridge's DNS name"
+            )
+        integration = w.get("integration", WandbConfig.integration)
+        if (
+            not isinstance(integration, str)
+            or not re.fullmatch(r"[-\w]+( +[-\w]+)*", integration[:65])
+            or len(integration) > 64
+        ):
+            self.problems.append(
+                "wandb.integration: a W&B webhook name is 1-64 letters, digits, _ and -, in "
+                "words separated by spaces"
+            )
+            integration = WandbConfig.integration
+        names: dict[str, str | None] = {}
+        for k in ("secret_name", "access_token_name"):
+            value = w.get(k)
+            if value is not None and (
+                not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value)
+            ):
+                self.problems.append(
+                    f"wandb.{k}: a W&B team secret's name is letters, digits and _, such as "
+                    "BRIDGE_WEBHOOK_SECRET"
+                )
+                value = None
+            names[k] = value
+        source = w.get("source")
+        if source is None:
+            source = "wandb" if "wandb" in sources or len(sources) != 1 else next(iter(sources))
+        if source not in sources:
+            self.problems.append(
+                f"wandb.source: names no source under sources ({source!r}); name the source "
+                "W&B's webhook posts to (its URL ends in /webhooks/<source>)"
+            )
+        else:
+            spec = sources[source]
+            checks = (
+                ("secret_name", spec.secrets, "checks X-Wandb-Signature, so W&B must sign"),
+                ("access_token_name", spec.tokens, "checks the access token, so W&B must send"),
+            )
+            for k, held, what in checks:
+                if held and names[k] is None:
+                    example = (
+                        "BRIDGE_WEBHOOK_SECRET" if k == "secret_name" else "BRIDGE_ACCESS_TOKEN"
+                    )
+                    self.problems.append(
+                        f"wandb.{k}: is required: source {source!r} {what} one; name the W&B "
+                        f"team secret that holds it (e.g. {example})"
+                    )
+        return WandbConfig(
+            entity=entity,
+            bridge_url=str(bridge_url).rstrip("/"),
+            source=str(source),
+            api_key=api_key,
+            base_url=base_url.rstrip("/"),
+            integration=integration,
+            secret_name=names["secret_name"],
+            access_token_name=names["access_token_name"],
+        )
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True

@@ -73,6 +73,28 @@ class LoggingConfig:
     level: str = "INFO"
 
 
+DEFAULT_WANDB_URL = "https://api.wandb.ai"
+
+
+@dataclass(frozen=True)
+class WandbConfig:
+    """The ``wandb:`` block: how ``wandb-bridge wandb ...`` reaches W&B and what it sets up.
+
+    ``api_key`` says where the key is, as ``("env", NAME)``, ``("file", PATH)`` or
+    ``("inline", KEY)``; it is checked for shape here but read only by the ``wandb``
+    commands: the running bridge never talks to W&B and must not need the key to start.
+    """
+
+    entity: str
+    bridge_url: str
+    source: str
+    api_key: tuple[str, str] = field(default=("env", "WANDB_API_KEY"), repr=False)
+    base_url: str = DEFAULT_WANDB_URL
+    integration: str = "wandb-github-bridge"
+    secret_name: str | None = None
+    access_token_name: str | None = None
+
+
 @dataclass(frozen=True)
 class Config:
     store: Secret
@@ -85,6 +107,7 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     admin_tokens: tuple[Secret, ...] = ()
     warnings: tuple[str, ...] = ()
+    wandb: WandbConfig | None = None  # None: no ``wandb:`` block
 
     def secrets(self) -> list[Secret]:
         """Every secret value this config holds, for redaction."""
