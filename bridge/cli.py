@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bridge import __version__
 from bridge.config.load import find_config_path, load_config
@@ -74,10 +75,20 @@ def _parser() -> argparse.ArgumentParser:
     s = with_config(ev.add_parser("list", help="the latest events and their deliveries"))
     s.add_argument("--state", choices=["queued", "in_flight", "delivered", "dead"])
     s.add_argument("--limit", type=_positive, default=20)
+    s.add_argument(
+        "--run",
+        choices=["succeeded", "failed", "running", "no_run", "unknown"],
+        help="only events whose dispatches' workflow runs ended so",
+    )
     with_config(ev.add_parser("show", help="one event in full, as JSON")).add_argument("id")
+    s = with_config(ev.add_parser("prune", help="delete finished events past retention.events"))
+    s.add_argument("--dry-run", action="store_true", help="count what would go; delete nothing")
     s = with_config(ev.add_parser("replay", help="queue an event's deliveries again"))
     s.add_argument("id", nargs="?")
     s.add_argument("--dead", action="store_true", help="replay every dead delivery")
+    from bridge.wandb.cli import register
+
+    register(sub)
     return p
 
 
@@ -135,7 +146,23 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"config OK: {len(config.sources)} source(s), {len(config.routes)} route(s), "
         f"store {store}, GitHub {gh.api_url} ({mode})"
     )
+    for line in permissions(config):
+        print(line)
     return 0
+
+
+def permissions(config: Config) -> list[str]:
+    """What the GitHub credential must be allowed, for the features this config uses."""
+    needs = ["Contents: write (repository dispatches)"]
+    if any(r.workflow is not None for r in config.routes):
+        needs.append("Actions: write (workflow dispatches)")
+    if config.runs.follow:
+        needs.append("Actions: read (following the runs a dispatch started)")
+    return [
+        "GitHub permissions this config needs (GitHub App or fine-grained token): "
+        + "; ".join(needs)
+        + ". A classic token needs the repo scope."
+    ]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -238,9 +265,11 @@ def cmd_events(args: argparse.Namespace) -> int:
     store.migrate()
     try:
         if args.action == "list":
-            for event in store.list_events(args.state, args.limit):
-                states = ",".join(f"{d.id}:{d.state}" for d in event.deliveries) or "-"
+            for event in store.list_events(args.state, args.limit, args.run):
+                states = ",".join(_delivery_summary(d) for d in event.deliveries) or "-"
                 print(f"{event.id}  {_iso(event.received_at)}  {event.source}  {states}")
+        elif args.action == "prune":
+            return _prune(store, time.time() - config.retention, args.dry_run)
         elif args.action == "show":
             print(json.dumps(event_json(store.get_event(args.id), True), indent=2))
         elif args.dead == bool(args.id):
@@ -258,6 +287,34 @@ def cmd_events(args: argparse.Namespace) -> int:
     return 0
 
 
+def _delivery_summary(d: Any) -> str:
+    """``dlv_…:delivered`` and, when it was followed, what its runs did."""
+    text = f"{d.id}:{d.state}"
+    if d.runs:
+        text += ":run=" + "+".join(r.conclusion or r.status or "?" for r in d.runs)
+    elif d.watch == "no_run":
+        text += ":no_run_started"
+    return text
+
+
+def _prune(store: Any, before: float, dry_run: bool) -> int:
+    if dry_run:
+        count = store.prune(before, batch=1_000_000_000, dry_run=True)
+        print(f"would prune {count} finished event(s) older than retention.events")
+        return 0
+    total = 0
+    while pruned := store.prune(before, batch=500):
+        total += pruned
+    print(f"pruned {total} finished event(s) older than retention.events")
+    return 0
+
+
+def cmd_wandb(args: argparse.Namespace) -> int:
+    from bridge.wandb.cli import run
+
+    return run(args, _config(args))
+
+
 COMMANDS = {
     "serve": cmd_serve,
     "worker": cmd_worker,
@@ -265,4 +322,5 @@ COMMANDS = {
     "sign": cmd_sign,
     "send-test": cmd_send_test,
     "events": cmd_events,
+    "wandb": cmd_wandb,
 }

@@ -19,6 +19,8 @@ import yaml
 from bridge.config.model import (
     DEFAULT_API_URL,
     DEFAULT_PATH,
+    NOTIFIER_KINDS,
+    OUTCOMES,
     REPO_RE,
     SOURCE_RE,
     Config,
@@ -27,18 +29,22 @@ from bridge.config.model import (
     GitHubApp,
     GitHubConfig,
     LoggingConfig,
+    Notifier,
     Route,
+    RunsConfig,
     Source,
     WandbConfig,
+    Workflow,
     parse_duration,
 )
 from bridge.config.secrets import Secret, resolve_secret
 from bridge.errors import ConfigError
-from bridge.routing.limits import MAX_PAYLOAD_KEYS
+from bridge.routing.limits import MAX_PAYLOAD_KEYS, workflow_inputs_problem
 from bridge.routing.routes import WANDB_FIELDS, is_known_field
 from bridge.routing.templates import template_problems, variables
 from bridge.store.sqlite import parse_sqlite_url
 
+WORKFLOW_FILE_RE = re.compile(r"^(?:[0-9]+|[A-Za-z0-9_.-]+\.ya?ml)$")
 _TOP = {
     "store",
     "max_body_bytes",
@@ -50,6 +56,9 @@ _TOP = {
     "logging",
     "admin",
     "wandb",
+    "runs",
+    "notify",
+    "retention",
 }
 
 
@@ -167,6 +176,11 @@ class _Parser:
         max_body = self._int(top.get("max_body_bytes"), "max_body_bytes", 1024 * 1024, 1)
         window = self._duration(top.get("dedupe_window"), "dedupe_window", 600.0)
         wandb = self._wandb(top.get("wandb"), sources)
+        runs = self._runs(top.get("runs"))
+        notify = self._notify(top.get("notify"))
+        retention = self._mapping(top.get("retention"), "retention")
+        self._unknown(retention, {"events"}, "retention")
+        keep = self._duration(retention.get("events"), "retention.events", 30 * 86400.0)
         if self.problems:
             raise ConfigError([p.lstrip(".") for p in self.problems])
         assert store is not None
@@ -182,6 +196,9 @@ class _Parser:
             admin_tokens=admin_tokens,
             warnings=tuple(self.warnings),
             wandb=wandb,
+            runs=runs,
+            notify=notify,
+            retention=keep,
         )
 
     def _store(self, raw: Any) -> Secret | None:
@@ -295,7 +312,7 @@ class _Parser:
 
     def _route(self, raw: Any, path: str, sources: set[str]) -> Route | None:
         spec = self._mapping(raw, path)
-        self._unknown(spec, {"name", "sources", "when", "dispatch"}, path)
+        self._unknown(spec, {"name", "sources", "when", "dispatch", "workflow"}, path)
         name = spec.get("name", path)
         route_sources = None
         if spec.get("sources") is not None:
@@ -312,6 +329,17 @@ class _Parser:
                     "never match"
                 )
         conditions = tuple((str(k), self._globs(v, f"{path}.when.{k}")) for k, v in when.items())
+        if ("dispatch" in spec) == ("workflow" in spec):
+            self.problems.append(
+                f"{path}: give exactly one target: dispatch (a repository_dispatch) or "
+                "workflow (a workflow_dispatch)"
+            )
+            return None
+        if "workflow" in spec:
+            workflow = self._workflow(spec["workflow"], f"{path}.workflow")
+            if workflow is None:
+                return None
+            return Route(str(name), None, route_sources, conditions, workflow)
         d = self._mapping(spec.get("dispatch"), f"{path}.dispatch")
         self._unknown(d, {"repository", "event_type", "client_payload"}, f"{path}.dispatch")
         repo = d.get("repository")
@@ -326,21 +354,125 @@ class _Parser:
         if payload is not None and not isinstance(payload, Mapping):
             self.problems.append(f"{path}.dispatch.client_payload: must be a mapping")
             payload = None
-        for problem in template_problems(event_type) + template_problems(payload):
-            self.problems.append(f"{path}.dispatch: {problem}")
-        for var in sorted(variables(event_type) | variables(payload)):
-            if not is_known_field(var):
-                self.problems.append(
-                    f"{path}.dispatch: ${{{var}}} is not a W&B payload variable; use one "
-                    "of " + ", ".join(f"${{{f}}}" for f in WANDB_FIELDS) + " or "
-                    "${artifact_metadata.<KEY>}"
-                )
+        self._templates([event_type, payload], f"{path}.dispatch")
         if isinstance(payload, Mapping) and len(payload) > MAX_PAYLOAD_KEYS:
             self.problems.append(
                 f"{path}.dispatch.client_payload: has {len(payload)} keys; GitHub takes at "
                 f"most {MAX_PAYLOAD_KEYS} (nest the rest under one key)"
             )
         return Route(str(name), Dispatch(repo, event_type, payload), route_sources, conditions)
+
+    def _templates(self, templates: list[Any], path: str) -> None:
+        """Report malformed placeholders and names that are not W&B variables."""
+        for template in templates:
+            for problem in template_problems(template):
+                self.problems.append(f"{path}: {problem}")
+        for var in sorted(set().union(*(variables(t) for t in templates))):
+            if not is_known_field(var):
+                self.problems.append(
+                    f"{path}: ${{{var}}} is not a W&B payload variable; use one "
+                    "of " + ", ".join(f"${{{f}}}" for f in WANDB_FIELDS) + " or "
+                    "${artifact_metadata.<KEY>}"
+                )
+
+    def _workflow(self, raw: Any, path: str) -> Workflow | None:
+        w = self._mapping(raw, path)
+        self._unknown(w, {"repository", "file", "ref", "inputs"}, path)
+        repo, file, ref = w.get("repository"), w.get("file"), w.get("ref")
+        ok = True
+        if not isinstance(repo, str) or not REPO_RE.match(repo):
+            self.problems.append(f"{path}.repository: must be owner/repo")
+            ok = False
+        if isinstance(file, int) and not isinstance(file, bool) and file > 0:
+            file = str(file)
+        if not isinstance(file, str) or not WORKFLOW_FILE_RE.match(file):
+            self.problems.append(
+                f"{path}.file: must be the workflow's file name (e.g. deploy.yml) or its id"
+            )
+            ok = False
+        if not isinstance(ref, str) or not ref.strip():
+            self.problems.append(f"{path}.ref: must be a branch or tag name (a template)")
+            ok = False
+        inputs = w.get("inputs")
+        if inputs is not None and not isinstance(inputs, Mapping):
+            self.problems.append(f"{path}.inputs: must be a mapping of input names to templates")
+            ok = False
+        if isinstance(inputs, Mapping):
+            problem = workflow_inputs_problem(inputs)
+            if problem:
+                self.problems.append(f"{path}.inputs: {problem}")
+                ok = False
+        self._templates([ref, inputs], path)
+        if not ok:
+            return None
+        return Workflow(str(repo), str(file), str(ref), inputs)
+
+    def _runs(self, raw: Any) -> RunsConfig:
+        r = self._mapping(raw, "runs")
+        self._unknown(
+            r, {"follow", "no_run_after", "give_up_after", "max_requests_per_hour"}, "runs"
+        )
+        dflt = RunsConfig()
+        return RunsConfig(
+            follow=self._bool(r.get("follow"), "runs.follow", dflt.follow),
+            no_run_after=self._duration(
+                r.get("no_run_after"), "runs.no_run_after", dflt.no_run_after
+            ),
+            give_up_after=self._duration(
+                r.get("give_up_after"), "runs.give_up_after", dflt.give_up_after
+            ),
+            max_requests_per_hour=self._int(
+                r.get("max_requests_per_hour"),
+                "runs.max_requests_per_hour",
+                dflt.max_requests_per_hour,
+                1,
+            ),
+        )
+
+    def _notify(self, raw: Any) -> tuple[Notifier, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            self.problems.append("notify: must be a list of notification targets")
+            return ()
+        out, names = [], set()
+        for i, item in enumerate(raw):
+            path = f"notify[{i}]"
+            n = self._mapping(item, path)
+            self._unknown(n, {"name", "outcomes", *NOTIFIER_KINDS}, path)
+            name = n.get("name", f"notify-{i}")
+            if not isinstance(name, str) or not SOURCE_RE.match(name) or name in names:
+                self.problems.append(f"{path}.name: a unique name of 1-64 letters, digits, _ . -")
+                continue
+            names.add(name)
+            outcomes = n.get("outcomes")
+            if (
+                not isinstance(outcomes, list)
+                or not outcomes
+                or any(o not in OUTCOMES for o in outcomes)
+            ):
+                self.problems.append(f"{path}.outcomes: a list of {', '.join(OUTCOMES)}")
+                continue
+            kinds = [k for k in NOTIFIER_KINDS if k in n]
+            if len(kinds) != 1:
+                self.problems.append(f"{path}: give exactly one of {', '.join(NOTIFIER_KINDS)}")
+                continue
+            kind = kinds[0]
+            spec = self._mapping(n[kind], f"{path}.{kind}")
+            url_key = "url" if kind == "webhook" else "webhook_url"
+            self._unknown(
+                spec, {url_key, "secret"} if kind == "webhook" else {url_key}, f"{path}.{kind}"
+            )
+            (url,) = self._secrets([spec.get(url_key)], f"{path}.{kind}.{url_key}") or (None,)
+            if url is not None and not url.value.startswith(("https://", "http://")):
+                self.problems.append(f"{path}.{kind}.{url_key}: must be an http(s) URL")
+                continue
+            secret = None
+            if kind == "webhook" and spec.get("secret") is not None:
+                (secret,) = self._secrets([spec["secret"]], f"{path}.webhook.secret") or (None,)
+            if url is not None:
+                out.append(Notifier(name, tuple(dict.fromkeys(outcomes)), kind, url, secret))
+        return tuple(out)
 
     def _delivery(self, raw: Any) -> DeliveryConfig:
         d = self._mapping(raw, "delivery")

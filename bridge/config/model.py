@@ -49,11 +49,51 @@ class Dispatch:
 
 
 @dataclass(frozen=True)
+class Workflow:
+    """A ``workflow_dispatch`` target: a workflow file (or id) run on ``ref``."""
+
+    repository: str
+    file: str  # the workflow's file name, or its numeric id
+    ref: str  # template
+    inputs: Mapping[str, Any] | None = None  # templates
+
+
+@dataclass(frozen=True)
 class Route:
     name: str
-    dispatch: Dispatch
+    dispatch: Dispatch | None = None  # exactly one of dispatch and workflow
     sources: tuple[str, ...] | None = None  # None: every source
     when: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    workflow: Workflow | None = None
+
+    @property
+    def repository(self) -> str:
+        target = self.dispatch or self.workflow
+        assert target is not None
+        return target.repository
+
+
+OUTCOMES = ("delivery_dead", "run_failed", "run_succeeded", "no_run_started", "delivered")
+NOTIFIER_KINDS = ("slack", "teams", "webhook")
+
+
+@dataclass(frozen=True)
+class Notifier:
+    """Where ``notify:`` announces the outcomes it names."""
+
+    name: str
+    outcomes: tuple[str, ...]
+    kind: str  # slack, teams or webhook
+    url: Secret
+    secret: Secret | None = None  # webhook only: signs the body as W&B does
+
+
+@dataclass(frozen=True)
+class RunsConfig:
+    follow: bool = True
+    no_run_after: float = 300.0
+    give_up_after: float = 6 * 3600.0
+    max_requests_per_hour: int = 1000  # GitHub requests spent following runs, all workers
 
 
 @dataclass(frozen=True)
@@ -108,6 +148,9 @@ class Config:
     admin_tokens: tuple[Secret, ...] = ()
     warnings: tuple[str, ...] = ()
     wandb: WandbConfig | None = None  # None: no ``wandb:`` block
+    runs: RunsConfig = field(default_factory=RunsConfig)
+    notify: tuple[Notifier, ...] = ()
+    retention: float = 30 * 86400.0  # finished events older than this are pruned
 
     def secrets(self) -> list[Secret]:
         """Every secret value this config holds, for redaction."""
@@ -118,6 +161,8 @@ class Config:
             found.append(self.github.token)
         if self.github.app is not None:
             found.append(self.github.app.private_key)
+        for n in self.notify:
+            found += [n.url, *([n.secret] if n.secret else [])]
         return found
 
 

@@ -12,12 +12,16 @@ import email.utils
 import json
 import logging
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import quote
 
 import requests
 
 from bridge import __version__
 from bridge.errors import PermanentDeliveryError, TransientDeliveryError
+from bridge.store.models import NewRun
 
 log = logging.getLogger(__name__)
 USER_AGENT = f"wandb-github-bridge/{__version__}"
@@ -102,8 +106,40 @@ def classify(status: int, headers: Mapping[str, str], body: str, now: float) -> 
     raise TransientDeliveryError(text, status, retry_not_before(headers, now))
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A 2xx (or 304) answer: its status, headers and parsed JSON body (None if empty)."""
+
+    status: int
+    headers: Mapping[str, str]
+    data: Any
+
+
+def parse_time(text: Any) -> float | None:
+    """GitHub's ISO 8601 time (``2026-11-29T10:00:00Z``) as epoch seconds."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def run_of(data: Mapping[str, Any]) -> NewRun:
+    """A workflow run object of GitHub's REST API as the store keeps it."""
+    return NewRun(
+        run_id=int(data["id"]),
+        workflow=str(data.get("name") or data.get("path") or "") or None,
+        html_url=data.get("html_url"),
+        status=data.get("status"),
+        conclusion=data.get("conclusion"),
+        created_at=parse_time(data.get("created_at")),
+        updated_at=parse_time(data.get("updated_at")),
+    )
+
+
 class GitHubClient:
-    """Sends one dispatch per call over a pooled session."""
+    """One request per call over a pooled session: dispatches, and reads of runs."""
 
     def __init__(
         self,
@@ -119,19 +155,37 @@ class GitHubClient:
         self.timeout = timeout
         self.clock = clock
 
-    def dispatch(self, repository: str, body: bytes) -> int:
-        """POST the dispatch; returns GitHub's status, raises a DeliveryError otherwise."""
+    def request(
+        self,
+        method: str,
+        repository: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+        etag: str | None = None,
+    ) -> Answer:
+        """One request to ``/repos/{repository}{path}``; a DeliveryError unless 2xx or 304."""
         headers = {
             "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": API_VERSION,
             "User-Agent": USER_AGENT,
             "Authorization": f"Bearer {self.tokens.token_for(repository)}",
-            "Content-Type": "application/json",
         }
-        url = f"{self.api_url}/repos/{repository}/dispatches"
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if etag:
+            headers["If-None-Match"] = etag
+        url = f"{self.api_url}/repos/{repository}{path}"
         try:
-            resp = self.session.post(
-                url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
+            resp = self.session.request(
+                method,
+                url,
+                data=body,
+                params=params,
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=False,
             )
         except requests.Timeout as exc:
             raise TransientDeliveryError(
@@ -144,5 +198,69 @@ class GitHubClient:
         with resp:
             if resp.status_code == 401:
                 self.tokens.invalidate(repository)
+            if resp.status_code == 304:
+                return Answer(304, resp.headers, None)
             classify(resp.status_code, resp.headers, resp.text, self.clock())
-            return resp.status_code
+            try:
+                data = resp.json() if resp.content else None
+            except ValueError:
+                data = None
+            return Answer(resp.status_code, resp.headers, data)
+
+    def dispatch(self, repository: str, body: bytes) -> int:
+        """POST a repository dispatch; GitHub's status, or a DeliveryError."""
+        return self.request("POST", repository, "/dispatches", body=body).status
+
+    def workflow_dispatch(
+        self, repository: str, workflow: str, ref: str, inputs_json: str
+    ) -> tuple[int, NewRun | None]:
+        """POST a workflow dispatch asking for the run's details; a server that refuses
+        the flag (GitHub Enterprise Server) is asked again without it."""
+        path = f"/actions/workflows/{quote(workflow, safe='')}/dispatches"
+        ref_json = json.dumps(ref, ensure_ascii=False)
+        body = f'{{"ref":{ref_json},"inputs":{inputs_json},"return_run_details":true}}'
+        try:
+            answer = self.request("POST", repository, path, body=body.encode())
+        except PermanentDeliveryError as exc:
+            if exc.status != 422 or "return_run_details" not in exc.message:
+                raise
+            plain = f'{{"ref":{ref_json},"inputs":{inputs_json}}}'
+            return self.request("POST", repository, path, body=plain.encode()).status, None
+        data = answer.data if isinstance(answer.data, dict) else {}
+        run_id = data.get("workflow_run_id")
+        if not isinstance(run_id, int):
+            return answer.status, None
+        run = NewRun(run_id, workflow, data.get("html_url"), "queued", None, None, None)
+        return answer.status, run
+
+    def list_runs(
+        self, repository: str, event: str, since: float, etag: str | None
+    ) -> tuple[list[NewRun], list[Mapping[str, Any]], str | None]:
+        """The repository's runs of ``event`` created since ``since`` (newest first, up to
+        100): as the store keeps them, GitHub's objects, and the ETag. A 304 is ([], [],
+        etag): nothing changed."""
+        created = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        answer = self.request(
+            "GET",
+            repository,
+            "/actions/runs",
+            params={"event": event, "created": f">={created}", "per_page": "100"},
+            etag=etag,
+        )
+        new_etag = answer.headers.get("etag") or etag
+        if answer.status == 304 or not isinstance(answer.data, dict):
+            return [], [], new_etag
+        objects: list[Mapping[str, Any]] = [
+            r for r in answer.data.get("workflow_runs") or [] if isinstance(r, dict)
+        ]
+        return [run_of(r) for r in objects], objects, new_etag
+
+    def get_run(
+        self, repository: str, run_id: int, etag: str | None
+    ) -> tuple[NewRun | None, str | None]:
+        """One run (None when GitHub answered 304: unchanged) and its ETag."""
+        answer = self.request("GET", repository, f"/actions/runs/{run_id}", etag=etag)
+        new_etag = answer.headers.get("etag") or etag
+        if answer.status == 304 or not isinstance(answer.data, dict):
+            return None, new_etag
+        return run_of(answer.data), new_etag

@@ -1,51 +1,85 @@
-"""What a worker sends a claimed delivery with: GitHub, or nothing at all (dry run)."""
+"""What a worker sends a claimed delivery with: GitHub (a repository or a workflow
+dispatch), a notification receiver, or nothing at all for GitHub (dry run)."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Protocol
 
 from bridge.delivery.github import GitHubClient
+from bridge.notify.send import NotifySender
 from bridge.routing.limits import body_of
-from bridge.store.models import Claimed
+from bridge.store.models import NOTIFY, WORKFLOW, Claimed, NewRun
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Sent:
+    """An accepted attempt: the receiver's status (None when nothing was sent), and the
+    run GitHub named for a workflow dispatch."""
+
+    status: int | None
+    run: NewRun | None = None
+
+
 class Sender(Protocol):
-    #: True when nothing really leaves the bridge (``github.dry_run``).
+    #: True when nothing really leaves the bridge for GitHub (``github.dry_run``).
     dry_run: bool
 
-    def send(self, claimed: Claimed) -> int | None:
-        """Send one attempt; GitHub's status, or a DeliveryError."""
+    def send(self, claimed: Claimed) -> Sent:
+        """Make one attempt; what was accepted, or a DeliveryError."""
         ...
 
 
 class GitHubSender:
     dry_run = False
 
-    def __init__(self, client: GitHubClient) -> None:
+    def __init__(self, client: GitHubClient, notify: NotifySender) -> None:
         self.client = client
+        self.notify = notify
 
-    def send(self, claimed: Claimed) -> int | None:
+    def send(self, claimed: Claimed) -> Sent:
+        if claimed.kind == NOTIFY:
+            return Sent(self.notify.send(claimed))
+        if claimed.kind == WORKFLOW:
+            assert claimed.workflow is not None and claimed.ref is not None
+            status, run = self.client.workflow_dispatch(
+                claimed.repository, claimed.workflow, claimed.ref, claimed.client_payload
+            )
+            return Sent(status, run)
         body = body_of(claimed.event_type, claimed.client_payload)
-        return self.client.dispatch(claimed.repository, body)
+        return Sent(self.client.dispatch(claimed.repository, body))
 
 
 class DryRunSender:
-    """``github.dry_run``: log the dispatch that would be sent, and send nothing."""
+    """``github.dry_run``: log what would be sent to GitHub, and send it nothing.
+    Notifications still go out: they are how a dry run is watched."""
 
     dry_run = True
 
-    def __init__(self, api_url: str) -> None:
+    def __init__(self, api_url: str, notify: NotifySender | None = None) -> None:
         self.api_url = api_url
+        self.notify = notify
 
-    def send(self, claimed: Claimed) -> int | None:
+    def send(self, claimed: Claimed) -> Sent:
+        if claimed.kind == NOTIFY and self.notify is not None:
+            return Sent(self.notify.send(claimed))
+        if claimed.kind == WORKFLOW:
+            what = f"actions/workflows/{claimed.workflow}/dispatches ref={claimed.ref} inputs="
+            body = claimed.client_payload
+        else:
+            what, body = (
+                "dispatches body=",
+                body_of(claimed.event_type, claimed.client_payload).decode("utf-8"),
+            )
         log.info(
-            "dry run: would POST %s/repos/%s/dispatches delivery=%s body=%s",
+            "dry run: would POST %s/repos/%s/%s%s delivery=%s",
             self.api_url,
             claimed.repository,
+            what,
+            body,
             claimed.id,
-            body_of(claimed.event_type, claimed.client_payload).decode("utf-8"),
         )
-        return None
+        return Sent(None)

@@ -21,18 +21,34 @@ from dataclasses import replace
 
 from bridge.config.model import Config
 from bridge.config.secrets import Redactor
+from bridge.delivery.follow import RunFollower
+from bridge.delivery.outcomes import Announcer
 from bridge.delivery.retry import backoff, decide
 from bridge.delivery.senders import Sender
 from bridge.errors import DeliveryError, StoreUnavailable, TransientDeliveryError
 from bridge.ops.metrics import Metrics
 from bridge.store import SqlStore, Waiter
-from bridge.store.models import DEAD, DELIVERED, GAVE_UP, OK, RETRY, Attempt, Claimed
+from bridge.store.models import (
+    DEAD,
+    DELIVERED,
+    GAVE_UP,
+    NOTIFY,
+    OK,
+    RETRY,
+    WORKFLOW,
+    Attempt,
+    Claimed,
+    NewDelivery,
+    NewRun,
+    Watch,
+)
 
 log = logging.getLogger(__name__)
 MAX_IDLE = 5.0  # a safety net only: wake-ups come from the store
 BREAKER_AFTER = 3  # transient failures in a row before the worker pauses and probes
 BREAKER_MAX_PAUSE = 60.0
 PRUNE_EVERY = 300.0
+PRUNE_BATCH = 500  # events per prune: small batches keep write locks short
 DRY_RUN = "dry_run"  # the outcome of an attempt that sent nothing (github.dry_run)
 
 
@@ -48,8 +64,13 @@ class DeliveryWorker:
         rand: Callable[[], float] = random.random,
         owner: str | None = None,
         credential: str = "github",
+        follower: RunFollower | None = None,
     ) -> None:
         self.cfg = config.delivery
+        self.runs = config.runs
+        self.retention = config.retention
+        self.announce = Announcer(config, store, clock)
+        self.follower = follower
         self.redact = Redactor(config.secrets())
         self.credential = credential  # the key of the shared rate-limit pause
         self.dedupe_window = config.dedupe_window
@@ -72,14 +93,17 @@ class DeliveryWorker:
         started = self.clock()
         error: DeliveryError | None = None
         status: int | None = None
+        run: NewRun | None = None
         try:
-            status = self.sender.send(claimed)
+            sent = self.sender.send(claimed)
+            status, run = sent.status, sent.run
         except DeliveryError as exc:
             error, status = exc, exc.status
             exc.message = self.redact(exc.message)
         except Exception as exc:  # a bug must not kill the worker; the cause is logged
-            log.error("delivery %s: unexpected error while sending: %s", claimed.id,
-                      type(exc).__name__)  # fmt: skip
+            log.error(
+                "delivery %s: unexpected error while sending: %s", claimed.id, type(exc).__name__
+            )
             error = TransientDeliveryError(f"internal error in the bridge ({type(exc).__name__})")
         now = self.clock()
         decision = decide(claimed, error, now, self.cfg, self.rand)
@@ -100,8 +124,18 @@ class DeliveryWorker:
         self._track_health(error, now)
         # counted before it is recorded, so a reader who sees the new state sees the count
         self.metrics.attempt(status, outcome, now - claimed.round_started_at)
+        watch, notices = self._consequences(claimed, decision.state, decision.reason, now)
         try:
-            held = self.store.finish(claimed, self.owner, attempt, decision.state, decision.due_at)
+            held = self.store.finish(
+                claimed,
+                self.owner,
+                attempt,
+                decision.state,
+                decision.due_at,
+                watch=watch,
+                run=run,
+                notices=notices,
+            )
         except StoreUnavailable:
             log.exception("delivery %s: cannot record attempt %d", claimed.id, claimed.attempt)
             return decision.state
@@ -121,6 +155,32 @@ class DeliveryWorker:
             log.warning("delivery %s: lease lost to another worker before recording", claimed.id)
         return decision.state
 
+    def _consequences(
+        self, claimed: Claimed, state: str, reason: str, now: float
+    ) -> tuple[Watch | None, list[NewDelivery]]:
+        """What a dispatch's final state starts: the search for its runs, notifications."""
+        if claimed.kind == NOTIFY or state not in (DELIVERED, DEAD):
+            return None, []
+        target = (claimed.event_id, claimed.repository, claimed.route)
+        if state == DEAD:
+            return None, self.announce.notices("delivery_dead", *target, error=reason)
+        watch = None
+        if self.runs.follow and not self.sender.dry_run:
+            watch = Watch(
+                claimed.id,
+                claimed.event_id,
+                claimed.repository,
+                claimed.kind,
+                claimed.workflow,
+                claimed.ref,
+                now,
+                now + self.runs.no_run_after,
+                None,
+                0,
+            )
+        workflow = claimed.workflow if claimed.kind == WORKFLOW else None
+        return watch, self.announce.notices("delivered", *target, workflow=workflow)
+
     def run_once(self) -> int:
         """Claim what is due and deliver it in this thread (tests, ``events`` tooling)."""
         batch = self.store.claim(self.owner, self.cfg.concurrency, self.cfg.lease, self.clock())
@@ -137,6 +197,12 @@ class DeliveryWorker:
             target=self._listen, args=(waiter, stop), daemon=True, name="wake-listener"
         )
         listener.start()
+        following = None
+        if self.follower is not None:
+            following = threading.Thread(
+                target=self._follow, args=(self.follower, stop), daemon=True, name="run-follower"
+            )
+            following.start()
         log.info(
             "delivery worker started owner=%s concurrency=%d", self.owner, self.cfg.concurrency
         )
@@ -151,7 +217,7 @@ class DeliveryWorker:
                 try:
                     self._claim_into(pool, now)
                     if now - last_prune > PRUNE_EVERY:
-                        self.store.prune_dedupe(now - self.dedupe_window)
+                        self._prune(now)
                         last_prune = now
                     timeout = self._idle_timeout(now)
                 except StoreUnavailable as exc:
@@ -160,8 +226,32 @@ class DeliveryWorker:
                 self._kick.wait(timeout)
             stop.set()
         listener.join(timeout=5)
+        if following is not None:
+            following.join(timeout=self.cfg.timeout + 5)
         waiter.close()
         log.info("delivery worker stopped owner=%s", self.owner)
+
+    def _prune(self, now: float) -> None:
+        """Forget old dedupe rows, and finished events past ``retention.events``."""
+        self.store.prune_dedupe(now - self.dedupe_window)
+        pruned = self.store.prune(now - self.retention, batch=PRUNE_BATCH)
+        if pruned:
+            log.info("pruned %d finished events older than retention.events", pruned)
+
+    def _follow(self, follower: RunFollower, stop: threading.Event) -> None:
+        """The run follower's loop: look at what is due, then sleep until more is."""
+        while not stop.is_set():
+            try:
+                follower.step()
+                due = self.store.runs.next_due()
+                wait = MAX_IDLE if due is None else min(MAX_IDLE, max(0.5, due - self.clock()))
+            except StoreUnavailable as exc:
+                log.error("run follower: store unavailable (%s); retrying", exc)
+                wait = 1.0
+            except Exception:  # a bug must not stop following for good
+                log.exception("run follower: unexpected error; retrying")
+                wait = MAX_IDLE
+            stop.wait(wait)
 
     def _track_health(self, error: DeliveryError | None, now: float) -> None:
         """The circuit breaker: GitHub failing one request after another (an outage, a

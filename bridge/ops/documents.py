@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from bridge.store.models import Attempt, Delivery, Event
+from bridge.store.models import NOTIFY, WORKFLOW, Attempt, Delivery, Event, Run
 
 
 def iso(t: float | None) -> str | None:
@@ -27,10 +27,36 @@ def attempt_json(a: Attempt) -> dict[str, Any]:
     }
 
 
+def run_json(r: Run) -> dict[str, Any]:
+    return {
+        "id": r.run_id,
+        "url": r.html_url,
+        "workflow": r.workflow,
+        "status": r.status,
+        "conclusion": r.conclusion,
+        "created_at": iso(r.created_at),
+        "updated_at": iso(r.updated_at),
+        "following": r.state == "following",
+        "gave_up": r.state == "unknown",
+    }
+
+
+def target(d: Delivery) -> str:
+    """``github:owner/repo``, ``github:owner/repo/workflow@ref`` or ``notify:name``."""
+    if d.kind == NOTIFY:
+        return f"notify:{d.notifier}"
+    if d.kind == WORKFLOW:
+        return f"github:{d.repository}/{d.workflow}@{d.ref}"
+    return f"github:{d.repository}"
+
+
 def delivery_json(d: Delivery, detail: bool) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": d.id,
-        "target": f"github:{d.repository}",
+        "kind": {"dispatch": "repository_dispatch", "workflow": "workflow_dispatch"}.get(
+            d.kind, "notification"
+        ),
+        "target": target(d),
         "route": d.route,
         "event_type": d.event_type,
         "state": d.state,
@@ -41,8 +67,12 @@ def delivery_json(d: Delivery, detail: bool) -> dict[str, Any]:
         "last_status": d.last_status,
         "last_error": d.last_error,
     }
+    if d.kind != NOTIFY:
+        out["runs_search"] = d.watch  # searching, done, no_run (None: not followed)
+        out["runs"] = [run_json(r) for r in d.runs]
     if detail:
-        out["client_payload"] = json.loads(d.client_payload)
+        key = {"workflow": "inputs", "notify": "message"}.get(d.kind, "client_payload")
+        out[key] = json.loads(d.client_payload)
         out["history"] = [attempt_json(a) for a in d.history]
     return out
 

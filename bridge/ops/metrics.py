@@ -98,6 +98,19 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=reg,
         )
+        self._runs = Counter(
+            "wandb_bridge_runs",
+            "Workflow runs followed to their end, by repository and conclusion (success, "
+            "failure, cancelled, ..., unknown when the bridge gave up).",
+            ["repository", "conclusion"],
+            registry=reg,
+        )
+        self._no_runs = Counter(
+            "wandb_bridge_no_run_started",
+            "Dispatches GitHub accepted that started no workflow run within runs.no_run_after.",
+            ["repository"],
+            registry=reg,
+        )
         if self._registry is not None:
             self._registry.register(self._collector)
 
@@ -116,6 +129,12 @@ class Metrics:
         self._outcomes.labels(outcome=outcome).inc()
         if outcome == DELIVERED:
             self._latency.observe(latency)
+
+    def run_concluded(self, repository: str, conclusion: str) -> None:
+        self._runs.labels(repository=repository, conclusion=conclusion).inc()
+
+    def no_run(self, repository: str) -> None:
+        self._no_runs.labels(repository=repository).inc()
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""

@@ -19,17 +19,27 @@ MAX_EVENT_TYPE = 100
 MAX_PAYLOAD_KEYS = 10
 MAX_BODY_BYTES = 65_000  # under 64 KB whether GitHub counts bytes or characters
 EVENT_ID_KEY = "bridge_event_id"
+# A workflow dispatch: at most 25 inputs, 65,535 characters in all, each a plain value.
+MAX_INPUTS = 25
+MAX_INPUTS_CHARS = 65_535
+DISPATCH, WORKFLOW = "dispatch", "workflow"  # the two kinds of GitHub delivery
 
 
 @dataclass(frozen=True)
 class PlannedDispatch:
-    """One dispatch to send: to ``repository``, produced by ``route`` (or passthrough)."""
+    """One dispatch to send: to ``repository``, produced by ``route`` (or passthrough).
+
+    A ``workflow`` one runs ``workflow`` on ``ref`` with ``client_payload`` as its inputs;
+    its ``event_type`` is empty."""
 
     repository: str
     event_type: str
     client_payload: Mapping[str, Any]
     route: str
     payload_json: str  # ``client_payload`` as stored and sent
+    kind: str = DISPATCH
+    workflow: str | None = None
+    ref: str | None = None
 
 
 def json_text(value: Any) -> str:
@@ -81,3 +91,36 @@ def plan(
         if len(body_of(event_type, json_text(with_id))) < MAX_BODY_BYTES:
             payload = with_id
     return PlannedDispatch(repository, event_type, payload, route, json_text(payload))
+
+
+def workflow_inputs_problem(inputs: Mapping[str, Any]) -> str | None:
+    """What breaks GitHub's limits on workflow inputs, or None. Templates count as their
+    text: a value that depends on the event is checked again once rendered."""
+    if len(inputs) > MAX_INPUTS:
+        return f"has {len(inputs)} inputs; GitHub takes at most {MAX_INPUTS}"
+    for name, value in inputs.items():
+        if not isinstance(value, str | int | float | bool) or value is None:
+            return f"input {name!r} must be a string, number or boolean, not {type(value).__name__}"
+    size = len(json_text(dict(inputs)))
+    if size > MAX_INPUTS_CHARS:
+        return f"the inputs are {size} characters; GitHub takes at most {MAX_INPUTS_CHARS}"
+    return None
+
+
+def plan_workflow(
+    repository: str, workflow: str, ref: Any, inputs: Any, route: str, where: str
+) -> PlannedDispatch:
+    """Check a rendered workflow dispatch against GitHub's limits (422 if it breaks one)."""
+    if not isinstance(ref, str) or not ref.strip() or len(ref) > 255:
+        raise RequestRefused(
+            422, "invalid_dispatch", f"{where}: ref rendered to {ref!r}, not a branch or tag"
+        )
+    if not isinstance(inputs, Mapping):
+        raise RequestRefused(422, "invalid_dispatch", f"{where}: inputs must be an object")
+    problem = workflow_inputs_problem(inputs)
+    if problem:
+        raise RequestRefused(422, "invalid_dispatch", f"{where}: {problem}")
+    payload = dict(inputs)
+    return PlannedDispatch(
+        repository, "", payload, route, json_text(payload), WORKFLOW, workflow, ref
+    )

@@ -13,7 +13,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from bridge.config.model import Route
-from bridge.routing.limits import EVENT_ID_KEY, PlannedDispatch, plan
+from bridge.routing.limits import EVENT_ID_KEY, PlannedDispatch, plan, plan_workflow
 from bridge.routing.templates import as_text, render
 
 # W&B's payload variables, in the order a default payload lists them.
@@ -85,7 +85,18 @@ def plan_dispatches(
     for route in routes:
         if not route_matches(route, source, fields):
             continue
+        where = f"route {route.name!r}"
+        if route.workflow is not None:
+            w = route.workflow
+            inputs = {} if w.inputs is None else render(w.inputs, fields)
+            planned.append(
+                plan_workflow(
+                    w.repository, w.file, as_text(render(w.ref, fields)), inputs, route.name, where
+                )
+            )
+            continue
         d = route.dispatch
+        assert d is not None
         event_type = as_text(render(d.event_type, fields))
         if d.client_payload is None:
             payload = default_payload(fields)
@@ -98,7 +109,7 @@ def plan_dispatches(
                 payload,
                 route.name,
                 fields[EVENT_ID_KEY],
-                f"route {route.name!r}",
+                where,
             )
         )
     return planned

@@ -9,6 +9,12 @@ QUEUED, IN_FLIGHT, DELIVERED, DEAD = "queued", "in_flight", "delivered", "dead"
 STATES = (QUEUED, IN_FLIGHT, DELIVERED, DEAD)
 # Attempt outcomes.
 OK, RETRY, GAVE_UP, ABANDONED = "delivered", "retry", "dead", "abandoned"
+# Delivery kinds: a repository_dispatch, a workflow_dispatch, a notification.
+DISPATCH, WORKFLOW, NOTIFY = "dispatch", "workflow", "notify"
+# A watch looks for the runs a dispatch started: searching, then done or no_run.
+SEARCHING, DONE, NO_RUN = "searching", "done", "no_run"
+# A run is followed until it concludes, or until the bridge gives up on it (unknown).
+FOLLOWING, CONCLUDED, UNKNOWN = "following", "concluded", "unknown"
 
 
 @dataclass(frozen=True)
@@ -26,8 +32,12 @@ class NewDelivery:
     id: str
     route: str
     repository: str
-    event_type: str
-    client_payload: str  # the JSON text that will be sent
+    event_type: str  # a notification: the outcome it announces
+    client_payload: str  # the JSON text that will be sent (a workflow's inputs)
+    kind: str = DISPATCH
+    workflow: str | None = None
+    ref: str | None = None
+    notifier: str | None = None  # a notification: the notify entry's name
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,11 @@ class Claimed:
     attempt: int  # the number of this attempt, counting from 1
     round_attempts: int  # attempts since the delivery was (re)queued, this one included
     round_started_at: float  # when it was (re)queued: max_age counts from here
+    kind: str = DISPATCH
+    workflow: str | None = None
+    ref: str | None = None
+    notifier: str | None = None
+    route: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,7 +97,61 @@ class Delivery:
     finished_at: float | None
     last_status: int | None
     last_error: str | None
+    kind: str = DISPATCH
+    workflow: str | None = None
+    ref: str | None = None
+    notifier: str | None = None
     history: tuple[Attempt, ...] = ()
+    watch: str | None = None  # the search for its runs: searching, done or no_run
+    runs: tuple[Run, ...] = ()
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """A workflow run found for a delivery (GitHub's fields, times as epoch seconds)."""
+
+    run_id: int
+    workflow: str | None
+    html_url: str | None
+    status: str | None
+    conclusion: str | None
+    created_at: float | None
+    updated_at: float | None
+
+
+@dataclass(frozen=True)
+class Run:
+    delivery_id: str
+    event_id: str
+    repository: str
+    run_id: int
+    workflow: str | None
+    html_url: str | None
+    status: str | None
+    conclusion: str | None
+    created_at: float | None
+    updated_at: float | None
+    seen_at: float
+    state: str  # following, concluded or unknown
+    etag: str | None = None
+    checks: int = 0
+
+
+@dataclass(frozen=True)
+class Watch:
+    """A delivered dispatch whose runs are being looked for."""
+
+    delivery_id: str
+    event_id: str
+    repository: str
+    kind: str
+    workflow: str | None
+    ref: str | None
+    dispatched_at: float
+    search_until: float
+    etag: str | None
+    checks: int
+    found: tuple[int, ...] = ()  # run ids already known for it
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,10 @@ Each process keeps a small pool of connections (``POOL_SIZE``, opened after a fo
 a transaction takes one and gives it back, so a process with many request threads holds
 a few connections, not one per thread; a connection that broke is dropped. A claim locks
 its rows with FOR UPDATE SKIP LOCKED, so replicas claiming at once take disjoint sets;
-dedupe rests on the primary key of ``dedupe``. A transaction that queues work sends a NOTIFY, which PostgreSQL delivers
-only if it commits; one listener thread per process LISTENs and wakes that process's
-workers. Messages name the host and database, never the URL: it may hold a password.
+dedupe rests on the primary key of ``dedupe``. A transaction that queues work sends a
+NOTIFY, which PostgreSQL delivers only if it commits; one listener thread per process
+LISTENs and wakes that process's workers. Messages name the host and database, never
+the URL: it may hold a password.
 """
 
 from __future__ import annotations

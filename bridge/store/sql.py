@@ -22,10 +22,10 @@ import abc
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, Protocol
+from typing import Any
 
 from bridge.errors import NotFound, StoreUnavailable
-from bridge.store import wake
+from bridge.store import retention, runs, wake
 from bridge.store.models import (
     ABANDONED,
     DEAD,
@@ -39,47 +39,38 @@ from bridge.store.models import (
     Event,
     NewDelivery,
     NewEvent,
+    NewRun,
     Stats,
+    Watch,
 )
+from bridge.store.tx import Cursor, Tx, insert_delivery
 from bridge.store.wake import Waiter
 
-__all__ = ["Cursor", "SqlStore", "Waiter"]
+__all__ = ["Cursor", "SqlStore", "Tx", "Waiter"]
 
 log = logging.getLogger(__name__)
 
 DELIVERY_COLS = (
     "id, event_id, route, repository, event_type, client_payload, state, attempts, due_at, "
-    "created_at, updated_at, finished_at, last_status, last_error"
+    "created_at, updated_at, finished_at, last_status, last_error, kind, workflow, ref, "
+    "notifier"
 )
 ATTEMPT_COLS = "attempt, started_at, finished_at, status, outcome, response, wait, worker"
 # Literals, not parameters, so that the partial indexes on pending and on finished rows
 # apply to every plan (a generic prepared plan cannot prove a parameter matches them).
 PENDING = f"state IN ('{QUEUED}', '{IN_FLIGHT}')"
 FINISHED = f"state IN ('{DELIVERED}', '{DEAD}')"
-
-
-class Cursor(Protocol):
-    @property
-    def rowcount(self) -> int: ...
-
-    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
-    def fetchone(self) -> Any: ...
-    def fetchall(self) -> list[Any]: ...
-
-
-class Tx:
-    """A cursor inside an open transaction. Set ``queued`` when it queues work: workers
-    are woken once it commits."""
-
-    def __init__(self, cur: Cursor, placeholder: str) -> None:
-        self.cur = cur
-        self.queued = False
-        self._placeholder = placeholder
-
-    def run(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
-        """Execute ``sql``, written with ``?`` placeholders, and return the cursor."""
-        self.cur.execute(sql.replace("?", self._placeholder), params)
-        return self.cur
+_SUCCEEDED = "('success', 'neutral', 'skipped')"
+# ``events list --run``: events by what became of the runs their dispatches started.
+RUN_FILTERS = {
+    "succeeded": "EXISTS (SELECT 1 FROM runs r WHERE r.event_id = e.id "
+    f"AND r.state = 'concluded' AND r.conclusion IN {_SUCCEEDED})",
+    "failed": "EXISTS (SELECT 1 FROM runs r WHERE r.event_id = e.id "
+    f"AND r.state = 'concluded' AND r.conclusion NOT IN {_SUCCEEDED})",
+    "running": "EXISTS (SELECT 1 FROM runs r WHERE r.event_id = e.id AND r.state = 'following')",
+    "no_run": "EXISTS (SELECT 1 FROM watches w WHERE w.event_id = e.id AND w.state = 'no_run')",
+    "unknown": "EXISTS (SELECT 1 FROM runs r WHERE r.event_id = e.id AND r.state = 'unknown')",
+}
 
 
 class SqlStore(abc.ABC):
@@ -141,6 +132,11 @@ class SqlStore(abc.ABC):
             self._announce_committed()
         except Exception:
             log.exception("waking delivery workers of %s failed; they poll", self._describe())
+
+    @property
+    def runs(self) -> runs.RunTracking:
+        """Following the workflow runs that delivered dispatches started."""
+        return runs.RunTracking(self._transaction, self._claim_lock)
 
     def waiter(self) -> Waiter:
         """A worker's wake-up line: woken by work queued in any process (a hint only)."""
@@ -214,16 +210,18 @@ class SqlStore(abc.ABC):
                 (event.id, event.source, event.endpoint, now, event.body_sha256, event.body),
             )
             for d in deliveries:
-                fields = (d.id, event.id, d.route, d.repository, d.event_type, d.client_payload)
-                tx.run(
-                    "INSERT INTO deliveries (id, event_id, route, repository, event_type, "
-                    "client_payload, state, due_at, attempts, round_attempts, "
-                    "round_started_at, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?)",
-                    (*fields, QUEUED, now, now, now, now),
-                )
+                insert_delivery(tx, event.id, d, now)
             tx.queued = bool(deliveries)
         return Accepted(event.id)
+
+    def prune(self, before: float, batch: int = 500, dry_run: bool = False) -> int:
+        """Delete up to ``batch`` finished events received before ``before`` (see
+        :mod:`bridge.store.retention`); how many. ``dry_run`` counts and deletes nothing."""
+        with self._transaction(write=not dry_run) as tx:
+            ids = retention.prunable(tx, before, batch)
+            if not dry_run:
+                retention.delete_events(tx, ids)
+            return len(ids)
 
     def prune_dedupe(self, before: float) -> int:
         """Forget dedupe rows last seen before ``before``; how many."""
@@ -237,7 +235,8 @@ class SqlStore(abc.ABC):
         with self._transaction() as tx:
             rows = tx.run(
                 "SELECT id, event_id, repository, event_type, client_payload, attempts, "
-                "round_attempts, round_started_at, state, lease_owner FROM deliveries "
+                "round_attempts, round_started_at, state, lease_owner, kind, workflow, ref, "
+                "notifier, route FROM deliveries "
                 f"WHERE {PENDING} AND due_at <= ? ORDER BY due_at LIMIT ?{self._claim_lock}",
                 (now, limit),
             ).fetchall()
@@ -253,7 +252,9 @@ class SqlStore(abc.ABC):
                     "updated_at = ? WHERE event_id = ? AND id = ?",
                     (IN_FLIGHT, now + lease, owner, now, r[1], r[0]),
                 )
-                claimed.append(Claimed(r[0], r[1], r[2], r[3], r[4], r[5] + 1, r[6] + 1, r[7]))
+                claimed.append(
+                    Claimed(r[0], r[1], r[2], r[3], r[4], r[5] + 1, r[6] + 1, r[7], *r[10:15])
+                )
             return claimed
 
     def _record(self, tx: Tx, delivery_id: str, a: Attempt) -> None:
@@ -265,10 +266,21 @@ class SqlStore(abc.ABC):
         )
 
     def finish(
-        self, claimed: Claimed, owner: str, attempt: Attempt, state: str, due_at: float
+        self,
+        claimed: Claimed,
+        owner: str,
+        attempt: Attempt,
+        state: str,
+        due_at: float,
+        *,
+        watch: Watch | None = None,
+        run: NewRun | None = None,
+        notices: Sequence[NewDelivery] = (),
     ) -> bool:
         """Record ``attempt`` and move the delivery to ``state`` (due again at ``due_at``).
 
+        With the same commit: ``watch`` starts the search for the runs it started (with
+        ``run`` already known when GitHub named it), ``notices`` queue notifications.
         Returns False when ``owner`` no longer holds the lease (another worker took the
         delivery over); the attempt is recorded all the same, the state is left alone.
         """
@@ -284,7 +296,11 @@ class SqlStore(abc.ABC):
                 (state, due_at, attempt.finished_at, finished, attempt.status, error, *lease),
             )
             held = tx.cur.rowcount == 1
-            tx.queued = held and state == QUEUED
+            if held and watch is not None:
+                runs.start_watch(tx, watch, run, attempt.finished_at)
+            for notice in notices if held else ():
+                insert_delivery(tx, claimed.event_id, notice, attempt.finished_at)
+            tx.queued = held and (state == QUEUED or bool(notices))
             return held
 
     def next_due(self) -> float | None:
@@ -328,19 +344,25 @@ class SqlStore(abc.ABC):
         by_state.update({r[0]: int(r[1]) for r in rows})
         return Stats(by_state, None if oldest is None or oldest[0] is None else oldest[0])
 
-    def list_events(self, state: str | None = None, limit: int = 50) -> list[Event]:
-        """Newest first (ids sort by time); with ``state``, only events having a delivery in
-        that state."""
+    def list_events(
+        self, state: str | None = None, limit: int = 50, run: str | None = None
+    ) -> list[Event]:
+        """Newest first (ids sort by time). ``state``: only events with a delivery in that
+        state; ``run``: only events with a run outcome (see ``RUN_FILTERS``)."""
+        where, params = [], []
+        if state is not None:
+            where.append(
+                "EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.state = ?)"
+            )
+            params.append(state)
+        if run is not None:
+            where.append(RUN_FILTERS[run])
+        sql = "SELECT id FROM events e"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
         with self._transaction(write=False) as tx:
-            if state is None:
-                ids = tx.run("SELECT id FROM events ORDER BY id DESC LIMIT ?", (limit,))
-            else:
-                ids = tx.run(
-                    "SELECT id FROM events e WHERE EXISTS (SELECT 1 FROM deliveries d "
-                    "WHERE d.event_id = e.id AND d.state = ?) ORDER BY id DESC LIMIT ?",
-                    (state, limit),
-                )
-            return [self._event(tx, r[0], history=False) for r in ids.fetchall()]
+            ids = tx.run(f"{sql} ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
+            return [self._event(tx, r[0], history=False) for r in ids]
 
     def get_event(self, event_id: str) -> Event:
         with self._transaction(write=False) as tx:
@@ -358,10 +380,14 @@ class SqlStore(abc.ABC):
             (event_id,),
         ).fetchall()
         names = [c.strip() for c in DELIVERY_COLS.split(",")]
+        found = runs.runs_of_event(tx, event_id)
+        watches = runs.watches_of_event(tx, event_id)
         deliveries = tuple(
             Delivery(
                 **dict(zip(names, r, strict=True)),
                 history=self._history(tx, r[0]) if history else (),
+                watch=watches.get(r[0]),
+                runs=tuple(x for x in found if x.delivery_id == r[0]),
             )
             for r in rows
         )

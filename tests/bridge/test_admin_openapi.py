@@ -127,8 +127,8 @@ def test_method_not_allowed_keeps_allow_header(app):
 
 
 def test_json_log_lines(capsys):
-    from bridge.ops import logs
     from bridge.config.model import LoggingConfig
+    from bridge.ops import logs
 
     logs.configure(LoggingConfig("json", "INFO"))
     try:

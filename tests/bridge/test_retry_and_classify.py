@@ -1,9 +1,9 @@
 import pytest
 
 from bridge.config.model import DeliveryConfig
-from bridge.errors import PermanentDeliveryError, TransientDeliveryError
 from bridge.delivery.github import classify, github_message
 from bridge.delivery.retry import backoff, decide
+from bridge.errors import PermanentDeliveryError, TransientDeliveryError
 from bridge.store.models import DEAD, DELIVERED, QUEUED, Claimed
 
 NOW = 1_700_000_000.0

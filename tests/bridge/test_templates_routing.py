@@ -4,6 +4,7 @@ import pytest
 
 from bridge.config.model import Dispatch, Route
 from bridge.errors import RequestRefused
+from bridge.routing.limits import MAX_BODY_BYTES
 from bridge.routing.routes import (
     WANDB_FIELDS,
     default_payload,
@@ -11,7 +12,6 @@ from bridge.routing.routes import (
     value_matches,
     webhook_fields,
 )
-from bridge.routing.limits import MAX_BODY_BYTES
 from bridge.routing.templates import render, template_problems
 
 FIELDS = {
@@ -86,7 +86,9 @@ def test_default_payload_has_wandb_fields_and_event_id_within_limit():
     body = {k: f"v-{k}" for k in (*WANDB_FIELDS, "extra1", "extra2")}
     assert len(WANDB_FIELDS) == 9  # W&B's variables (reference/wandb.md), bar the metadata
     assert len(default_payload(webhook_fields(body, "evt_1"))) == 9
-    (d,) = plan_dispatches([Route("r", Dispatch("acme/svc"))], "wandb", webhook_fields(body, "evt_1"))
+    (d,) = plan_dispatches(
+        [Route("r", Dispatch("acme/svc"))], "wandb", webhook_fields(body, "evt_1")
+    )
     assert len(d.client_payload) == 10
     assert d.client_payload["bridge_event_id"] == "evt_1"
     assert "extra1" not in d.client_payload

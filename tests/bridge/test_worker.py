@@ -9,6 +9,7 @@ import pytest
 
 from bridge.config.load import parse_config
 from bridge.delivery import worker as worker_mod
+from bridge.delivery.senders import Sent
 from bridge.delivery.worker import BREAKER_AFTER, DeliveryWorker
 from bridge.errors import PermanentDeliveryError, TransientDeliveryError
 from bridge.ops.metrics import Metrics
@@ -39,7 +40,7 @@ class ScriptedSender:
         if isinstance(step, Exception):
             raise step
         self.done.set()
-        return step
+        return Sent(step)
 
 
 def make(tmp_path, store_factory, sender, clock, **delivery):

@@ -1,0 +1,44 @@
+"""Pruning: finished events older than ``retention.events`` go, with all they hold.
+
+An event is finished when none of its deliveries is queued or in flight, no search for
+its runs is going on and none of its runs is still followed. Work in progress is never
+touched. Batches keep each write transaction short.
+"""
+
+from __future__ import annotations
+
+from bridge.store.models import FOLLOWING, SEARCHING
+from bridge.store.tx import Tx
+
+_FINISHED_EVENT = (
+    "e.received_at < ? "
+    "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id "
+    "AND d.state IN ('queued', 'in_flight')) "
+    f"AND NOT EXISTS (SELECT 1 FROM watches w WHERE w.event_id = e.id AND w.state = '{SEARCHING}') "
+    f"AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.event_id = e.id AND r.state = '{FOLLOWING}')"
+)
+
+
+def prunable(tx: Tx, before: float, limit: int) -> list[str]:
+    """Up to ``limit`` ids of finished events received before ``before``, oldest first."""
+    rows = tx.run(
+        f"SELECT e.id FROM events e WHERE {_FINISHED_EVENT} ORDER BY e.received_at LIMIT ?",
+        (before, limit),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def delete_events(tx: Tx, ids: list[str]) -> None:
+    """Delete the events ``ids`` and everything recorded under them."""
+    for event_id in ids:
+        deliveries = [
+            r[0]
+            for r in tx.run("SELECT id FROM deliveries WHERE event_id = ?", (event_id,)).fetchall()
+        ]
+        for delivery_id in deliveries:
+            tx.run("DELETE FROM attempts WHERE delivery_id = ?", (delivery_id,))
+        tx.run("DELETE FROM runs WHERE event_id = ?", (event_id,))
+        tx.run("DELETE FROM watches WHERE event_id = ?", (event_id,))
+        tx.run("DELETE FROM deliveries WHERE event_id = ?", (event_id,))
+        tx.run("DELETE FROM dedupe WHERE event_id = ?", (event_id,))
+        tx.run("DELETE FROM events WHERE id = ?", (event_id,))

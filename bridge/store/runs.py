@@ -1,0 +1,260 @@
+"""Following the workflow runs that delivered dispatches started, in the store.
+
+A *watch* is the search for a delivery's runs: it starts in the transaction that records
+the delivery as delivered, and ends ``done`` (runs found) or ``no_run`` (none within the
+window). Each run found is followed until it concludes or the bridge gives up on it.
+Watches and runs are leased to one worker at a time, like deliveries. Notifications of
+an outcome are queued in the same transaction as the outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from bridge.store.models import (
+    DONE,
+    FOLLOWING,
+    SEARCHING,
+    NewDelivery,
+    NewRun,
+    Run,
+    Watch,
+)
+from bridge.store.tx import Tx, insert_delivery
+
+RUN_COLS = (
+    "delivery_id, event_id, repository, run_id, workflow, html_url, status, conclusion, "
+    "created_at, updated_at, seen_at, state, etag, checks"
+)
+WATCH_COLS = (
+    "delivery_id, event_id, repository, kind, workflow, ref, dispatched_at, search_until, "
+    "etag, checks"
+)
+BUDGET_WINDOW = 3600.0
+
+
+def start_watch(tx: Tx, watch: Watch, run: NewRun | None, now: float) -> None:
+    """Begin looking for ``watch``'s runs; a run GitHub already named is followed at once."""
+    state = SEARCHING if run is None else DONE
+    tx.run(
+        f"INSERT INTO watches ({WATCH_COLS}, state, due_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id) DO UPDATE "
+        "SET state = excluded.state, due_at = excluded.due_at, "
+        "dispatched_at = excluded.dispatched_at, search_until = excluded.search_until, "
+        "etag = NULL, checks = 0, lease_owner = NULL",
+        (
+            watch.delivery_id,
+            watch.event_id,
+            watch.repository,
+            watch.kind,
+            watch.workflow,
+            watch.ref,
+            watch.dispatched_at,
+            watch.search_until,
+            None,
+            0,
+            state,
+            now,
+        ),
+    )
+    if run is not None:
+        insert_run(tx, watch, run, now)
+
+
+def insert_run(tx: Tx, watch: Watch, run: NewRun, now: float) -> None:
+    """Follow ``run`` from now on (a run already known is left as it is)."""
+    tx.run(
+        f"INSERT INTO runs ({RUN_COLS}, due_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (delivery_id, run_id) DO NOTHING",
+        (
+            watch.delivery_id,
+            watch.event_id,
+            watch.repository,
+            run.run_id,
+            run.workflow,
+            run.html_url,
+            run.status,
+            run.conclusion,
+            run.created_at,
+            run.updated_at,
+            now,
+            FOLLOWING,
+            None,
+            0,
+            now,
+        ),
+    )
+
+
+def runs_of_event(tx: Tx, event_id: str) -> list[Run]:
+    rows = tx.run(
+        f"SELECT {RUN_COLS} FROM runs WHERE event_id = ? ORDER BY delivery_id, run_id",
+        (event_id,),
+    ).fetchall()
+    return [Run(*r) for r in rows]
+
+
+def watches_of_event(tx: Tx, event_id: str) -> dict[str, str]:
+    """Each delivery's search state (searching, done, no_run) by delivery id."""
+    rows = tx.run("SELECT delivery_id, state FROM watches WHERE event_id = ?", (event_id,))
+    return {r[0]: r[1] for r in rows.fetchall()}
+
+
+class RunTracking:
+    """The statements of run tracking, over the store's transactions."""
+
+    def __init__(
+        self, transaction: Callable[..., AbstractContextManager[Tx]], claim_lock: str = ""
+    ) -> None:
+        self._transaction = transaction
+        self._claim_lock = claim_lock
+
+    def claim_watches(self, owner: str, limit: int, lease: float, now: float) -> list[Watch]:
+        """Lease up to ``limit`` searches that are due."""
+        with self._transaction() as tx:
+            rows = tx.run(
+                f"SELECT {WATCH_COLS} FROM watches WHERE state = '{SEARCHING}' AND due_at <= ? "
+                f"ORDER BY due_at LIMIT ?{self._claim_lock}",
+                (now, limit),
+            ).fetchall()
+            watches = []
+            for r in rows:
+                tx.run(
+                    "UPDATE watches SET due_at = ?, lease_owner = ? WHERE delivery_id = ?",
+                    (now + lease, owner, r[0]),
+                )
+                known = tx.run("SELECT run_id FROM runs WHERE delivery_id = ?", (r[0],))
+                found = tuple(int(k[0]) for k in known.fetchall())
+                watches.append(
+                    Watch(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], found)
+                )
+            return watches
+
+    def finish_watch(
+        self,
+        watch: Watch,
+        owner: str,
+        now: float,
+        *,
+        found: Sequence[NewRun] = (),
+        state: str = SEARCHING,
+        due_at: float,
+        etag: str | None = None,
+        notices: Sequence[NewDelivery] = (),
+    ) -> bool:
+        """Record one search: runs ``found``, the new state, when to look again."""
+        with self._transaction() as tx:
+            held = (
+                tx.run(
+                    "UPDATE watches SET state = ?, due_at = ?, etag = ?, lease_owner = NULL, "
+                    "checks = checks + 1 WHERE delivery_id = ? AND lease_owner = ?",
+                    (state, due_at, etag, watch.delivery_id, owner),
+                ).rowcount
+                == 1
+            )
+            if held:
+                for run in found:
+                    insert_run(tx, watch, run, now)
+                for notice in notices:
+                    insert_delivery(tx, watch.event_id, notice, now)
+                tx.queued = bool(notices)
+            return held
+
+    def claim_runs(self, owner: str, limit: int, lease: float, now: float) -> list[Run]:
+        """Lease up to ``limit`` followed runs that are due for a look."""
+        with self._transaction() as tx:
+            rows = tx.run(
+                f"SELECT {RUN_COLS} FROM runs WHERE state = '{FOLLOWING}' AND due_at <= ? "
+                f"ORDER BY due_at LIMIT ?{self._claim_lock}",
+                (now, limit),
+            ).fetchall()
+            for r in rows:
+                tx.run(
+                    "UPDATE runs SET due_at = ?, lease_owner = ? "
+                    "WHERE delivery_id = ? AND run_id = ?",
+                    (now + lease, owner, r[0], r[3]),
+                )
+            return [Run(*r) for r in rows]
+
+    def finish_run(
+        self,
+        run: Run,
+        owner: str,
+        now: float,
+        *,
+        seen: NewRun | None,
+        state: str,
+        due_at: float,
+        etag: str | None,
+        notices: Sequence[NewDelivery] = (),
+    ) -> bool:
+        """Record one look at ``run``: what GitHub said (``seen``; None for a 304)."""
+        with self._transaction() as tx:
+            sets, params = ["state = ?", "due_at = ?", "etag = ?"], [state, due_at, etag]
+            if seen is not None:
+                sets += [
+                    "status = ?",
+                    "conclusion = ?",
+                    "updated_at = ?",
+                    "html_url = ?",
+                    "workflow = COALESCE(?, workflow)",
+                ]
+                params += [
+                    seen.status,
+                    seen.conclusion,
+                    seen.updated_at,
+                    seen.html_url,
+                    seen.workflow,
+                ]
+            if state != FOLLOWING:
+                sets.append("finished_at = ?")
+                params.append(now)
+            held = (
+                tx.run(
+                    f"UPDATE runs SET {', '.join(sets)}, lease_owner = NULL, "
+                    "checks = checks + 1 WHERE delivery_id = ? AND run_id = ? "
+                    "AND lease_owner = ?",
+                    (*params, run.delivery_id, run.run_id, owner),
+                ).rowcount
+                == 1
+            )
+            if held:
+                for notice in notices:
+                    insert_delivery(tx, run.event_id, notice, now)
+                tx.queued = bool(notices)
+            return held
+
+    def next_due(self) -> float | None:
+        """When the earliest search or followed run is due (None: nothing to follow)."""
+        with self._transaction(write=False) as tx:
+            rows = [
+                tx.run(f"SELECT MIN(due_at) FROM watches WHERE state = '{SEARCHING}'").fetchone(),
+                tx.run(f"SELECT MIN(due_at) FROM runs WHERE state = '{FOLLOWING}'").fetchone(),
+            ]
+        dues = [float(r[0]) for r in rows if r is not None and r[0] is not None]
+        return min(dues) if dues else None
+
+    def take_budget(self, credential: str, now: float, per_hour: int) -> bool:
+        """Spend one GitHub request of ``credential``'s hourly budget for following runs;
+        False when the budget of this hour is spent (every worker, every replica)."""
+        with self._transaction() as tx:
+            tx.run(
+                "INSERT INTO budget (credential, window_start, used) VALUES (?, ?, 0) "
+                "ON CONFLICT (credential) DO NOTHING",
+                (credential, now),
+            )
+            expired = now - BUDGET_WINDOW
+            params: tuple[Any, ...] = (expired, now, expired, credential, expired, per_hour)
+            return (
+                tx.run(
+                    "UPDATE budget SET "
+                    "window_start = CASE WHEN window_start <= ? THEN ? ELSE window_start END, "
+                    "used = CASE WHEN window_start <= ? THEN 1 ELSE used + 1 END "
+                    "WHERE credential = ? AND (window_start <= ? OR used < ?)",
+                    params,
+                ).rowcount
+                == 1
+            )

@@ -1,0 +1,59 @@
+"""A transaction as the store's statements see it, and the one way a delivery is queued."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from bridge.store.models import QUEUED, NewDelivery
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class Tx:
+    """A cursor inside an open transaction. Set ``queued`` when it queues work: workers
+    are woken once it commits."""
+
+    def __init__(self, cur: Cursor, placeholder: str) -> None:
+        self.cur = cur
+        self.queued = False
+        self._placeholder = placeholder
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        """Execute ``sql``, written with ``?`` placeholders, and return the cursor."""
+        self.cur.execute(sql.replace("?", self._placeholder), params)
+        return self.cur
+
+
+def insert_delivery(tx: Tx, event_id: str, d: NewDelivery, now: float) -> None:
+    """Queue ``d`` under ``event_id``, due at once."""
+    tx.run(
+        "INSERT INTO deliveries (id, event_id, route, repository, event_type, "
+        "client_payload, state, due_at, attempts, round_attempts, round_started_at, "
+        "created_at, updated_at, kind, workflow, ref, notifier) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            d.id,
+            event_id,
+            d.route,
+            d.repository,
+            d.event_type,
+            d.client_payload,
+            QUEUED,
+            now,
+            now,
+            now,
+            now,
+            d.kind,
+            d.workflow,
+            d.ref,
+            d.notifier,
+        ),
+    )
