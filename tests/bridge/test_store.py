@@ -402,3 +402,26 @@ def test_many_threads_share_a_few_postgres_connections(store, postgres_url):
         ).fetchone()
     # the pool's connections, plus the wake-up listener's one
     assert held <= POOL_SIZE + 1
+
+
+def test_prune_removes_only_finished_events_past_retention(store):
+    old, new = T0 - 90 * 86400, T0
+    store.accept(event("evt_old_done", body=b"evt_old_done", at=old), [delivery("dlv_a")], 600)
+    store.accept(event("evt_old_queued", body=b"evt_old_queued", at=old), [delivery("dlv_b")], 600)
+    store.accept(event("evt_old_empty", body=b"evt_old_empty", at=old), [], 600)
+    store.accept(event("evt_new_done", body=b"evt_new_done", at=new), [delivery("dlv_c")], 600)
+    for c in store.claim("w", 10, 60, T0):
+        if c.id in ("dlv_a", "dlv_c"):
+            ok = Attempt(c.attempt, T0, T0, 204, "delivered", "ok")
+            store.finish(c, "w", ok, "delivered", T0)
+    assert store.prune(T0 - 30 * 86400, dry_run=True) == 2
+    assert store.get_event("evt_old_done")  # a dry run deletes nothing
+    assert store.prune(T0 - 30 * 86400, batch=1) == 1
+    assert store.prune(T0 - 30 * 86400, batch=10) == 1
+    assert store.prune(T0 - 30 * 86400) == 0
+    with pytest.raises(NotFound):
+        store.get_event("evt_old_done")
+    with pytest.raises(NotFound):
+        store.get_event("evt_old_empty")
+    assert store.get_event("evt_old_queued").deliveries[0].state == "in_flight"
+    assert store.get_event("evt_new_done")
