@@ -166,3 +166,101 @@ def test_a_route_keeps_its_name_whatever_its_templates_name():
         {"S": "x"},
     )
     assert [r.name for r in cfg.routes] == ["deploy-production"]
+
+
+def _routes(*routes, **top):
+    raw = {
+        "sources": {"w": {"secrets": [{"env": "S"}]}},
+        "github": {"dry_run": True},
+        "routes": list(routes),
+        **top,
+    }
+    return parse_config(raw, {"S": "x", "HOOK": "https://hooks.slack.example/T/B/x"})
+
+
+def test_a_workflow_route_and_its_limits():
+    cfg = _routes(
+        {
+            "name": "eval",
+            "when": {"event_type": "LINK_ARTIFACT"},
+            "workflow": {
+                "repository": "acme/svc",
+                "file": "evaluate.yml",
+                "ref": "main",
+                "inputs": {"model": "${artifact_version_string}", "n": 3},
+            },
+        }
+    )
+    (r,) = cfg.routes
+    assert r.workflow is not None and r.dispatch is None and r.repository == "acme/svc"
+    assert r.workflow.file == "evaluate.yml" and r.workflow.inputs["n"] == 3
+    bad = [
+        (
+            {
+                "repository": "acme/svc",
+                "file": "x.yml",
+                "ref": "main",
+                "inputs": {f"i{k}": "v" for k in range(26)},
+            },
+            "at most 25",
+        ),
+        (
+            {
+                "repository": "acme/svc",
+                "file": "x.yml",
+                "ref": "main",
+                "inputs": {"m": {"nested": 1}},
+            },
+            "string, number or boolean",
+        ),
+        ({"repository": "acme/svc", "file": "../x", "ref": "main"}, "file"),
+        ({"repository": "acme/svc", "file": "x.yml"}, "ref"),
+        ({"repository": "acme/svc", "file": "x.yml", "ref": "${nope}"}, "${nope}"),
+    ]
+    for workflow, says in bad:
+        with pytest.raises(ConfigError) as exc:
+            _routes({"name": "r", "workflow": workflow})
+        assert says in str(exc.value), (says, str(exc.value))
+    with pytest.raises(ConfigError, match="exactly one target"):
+        _routes(
+            {
+                "name": "both",
+                "dispatch": {"repository": "a/b"},
+                "workflow": {"repository": "a/b", "file": "x.yml", "ref": "main"},
+            }
+        )
+
+
+def test_notify_runs_and_retention():
+    cfg = _routes(
+        notify=[
+            {
+                "name": "ml",
+                "outcomes": ["run_failed", "delivery_dead"],
+                "slack": {"webhook_url": {"env": "HOOK"}},
+            }
+        ],
+        runs={"no_run_after": "2m", "give_up_after": "1h", "max_requests_per_hour": 50},
+        retention={"events": "7d"},
+    )
+    (n,) = cfg.notify
+    assert (
+        n.kind == "slack" and n.url.value.startswith("https://") and n.outcomes[0] == "run_failed"
+    )
+    assert cfg.runs.no_run_after == 120 and cfg.runs.max_requests_per_hour == 50
+    assert cfg.retention == 7 * 86400
+    assert "hooks.slack.example" not in repr(cfg)
+    for notify, says in [
+        (
+            [{"name": "x", "outcomes": ["run_faild"], "slack": {"webhook_url": "https://h"}}],
+            "outcomes",
+        ),
+        ([{"name": "x", "outcomes": ["delivered"]}], "exactly one of"),
+        (
+            [{"name": "x", "outcomes": ["delivered"], "teams": {"webhook_url": "ftp://h"}}],
+            "http(s) URL",
+        ),
+    ]:
+        with pytest.raises(ConfigError) as exc:
+            _routes(notify=notify)
+        assert says in str(exc.value)
