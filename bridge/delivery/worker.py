@@ -52,6 +52,15 @@ PRUNE_BATCH = 500  # events per prune: small batches keep write locks short
 DRY_RUN = "dry_run"  # the outcome of an attempt that sent nothing (github.dry_run)
 
 
+def target_of(c: Claimed) -> str:
+    """Where a delivery goes, as log lines and ``events show`` name it."""
+    if c.kind == NOTIFY:
+        return f"notify:{c.notifier}"
+    if c.kind == WORKFLOW:
+        return f"github:{c.repository}/{c.workflow}@{c.ref}"
+    return f"github:{c.repository}"
+
+
 class DeliveryWorker:
     def __init__(
         self,
@@ -141,10 +150,10 @@ class DeliveryWorker:
             return decision.state
         log.log(
             logging.INFO if decision.state == DELIVERED else logging.WARNING,
-            "delivery attempt id=%s event=%s target=github:%s attempt=%d status=%s outcome=%s%s%s",
+            "delivery attempt id=%s event=%s target=%s attempt=%d status=%s outcome=%s%s%s",
             claimed.id,
             claimed.event_id,
-            claimed.repository,
+            target_of(claimed),
             claimed.attempt,
             status,
             outcome,

@@ -15,7 +15,7 @@ from bridge.ids import new_id
 from bridge.intake import checks
 from bridge.routing.limits import PlannedDispatch
 from bridge.services import Services
-from bridge.store.models import NewDelivery, NewEvent
+from bridge.store.models import WORKFLOW, NewDelivery, NewEvent
 
 _CHUNK = 64 * 1024
 
@@ -107,7 +107,16 @@ def _commit(
     now = svc.clock()
     event = NewEvent(event_id, source, path, now, body, hashlib.sha256(body).hexdigest())
     deliveries = tuple(
-        NewDelivery(new_id("dlv", now), p.route, p.repository, p.event_type, p.payload_json)
+        NewDelivery(
+            new_id("dlv", now),
+            p.route,
+            p.repository,
+            p.event_type,
+            p.payload_json,
+            kind=p.kind,
+            workflow=p.workflow,
+            ref=p.ref,
+        )
         for p in planned
     )
     accepted = svc.store.accept(event, list(deliveries), svc.config.dedupe_window)
@@ -118,17 +127,19 @@ def _commit(
     return Result(source, event_id, deliveries)
 
 
+def target(d: NewDelivery) -> str:
+    """``github:owner/repo``, or ``github:owner/repo/workflow@ref`` for a workflow."""
+    if d.kind == WORKFLOW:
+        return f"github:{d.repository}/{d.workflow}@{d.ref}"
+    return f"github:{d.repository}"
+
+
 def answer(result: Result) -> tuple[dict[str, Any], int]:
     """The JSON body and status W&B gets for ``result``."""
     if result.duplicate:
         return {"duplicate_of": result.event_id}, 200
     deliveries = [
-        {
-            "id": d.id,
-            "target": f"github:{d.repository}",
-            "event_type": d.event_type,
-            "state": "queued",
-        }
+        {"id": d.id, "target": target(d), "event_type": d.event_type, "state": "queued"}
         for d in result.deliveries
     ]
     return {"event_id": result.event_id, "deliveries": deliveries}, 202

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from bridge.intake.accept import Request, Result, accept, answer
+from bridge.intake.accept import Request, Result, accept, answer, target
 from bridge.services import services
 
 bp = Blueprint("intake", __name__)
@@ -28,7 +28,7 @@ def _respond(result: Result) -> tuple[Response, int]:
     else:
         g.log_fields["event"] = result.event_id
         g.log_fields["deliveries"] = (
-            ",".join(f"{d.id}->github:{d.repository}" for d in result.deliveries) or "none"
+            ",".join(f"{d.id}->{target(d)}" for d in result.deliveries) or "none"
         )
     body, status = answer(result)
     return jsonify(body), status
