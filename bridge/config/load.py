@@ -421,6 +421,9 @@ class _Parser:
             give_up_after=self._duration(
                 r.get("give_up_after"), "runs.give_up_after", dflt.give_up_after
             ),
+            min_interval=self._duration(
+                r.get("min_interval"), "runs.min_interval", dflt.min_interval
+            ),
             max_requests_per_hour=self._int(
                 r.get("max_requests_per_hour"),
                 "runs.max_requests_per_hour",

@@ -94,6 +94,7 @@ class RunsConfig:
     no_run_after: float = 300.0
     give_up_after: float = 6 * 3600.0
     max_requests_per_hour: int = 1000  # GitHub requests spent following runs, all workers
+    min_interval: float = 10.0  # the shortest time between two looks at a young run
 
 
 @dataclass(frozen=True)

@@ -40,10 +40,10 @@ NO_BUDGET_WAIT = 60.0
 BATCH = 8
 
 
-def next_look(age: float) -> float:
-    """Seconds until the next look at something ``age`` seconds old: often at first,
-    then a tenth of its age, at most every 5 minutes."""
-    return min(max(age / 10, 10.0), 300.0)
+def next_look(age: float, shortest: float = 10.0) -> float:
+    """Seconds until the next look at something ``age`` seconds old: every ``shortest``
+    seconds at first, then a tenth of its age, at most every 5 minutes."""
+    return min(max(age / 10, shortest), 300.0)
 
 
 def matches(watch: Watch, obj: Mapping[str, Any]) -> bool:
@@ -118,7 +118,7 @@ class RunFollower:
                 self.owner,
                 now,
                 state=UNKNOWN if permanent else SEARCHING,
-                due_at=now + next_look(now - w.dispatched_at),
+                due_at=now + next_look(now - w.dispatched_at, self.cfg.min_interval),
                 etag=w.etag,
             )
             return
@@ -159,7 +159,7 @@ class RunFollower:
                 "",
                 error="no workflow run started for the dispatch",
             )
-        due = now + next_look(now - w.dispatched_at)
+        due = now + next_look(now - w.dispatched_at, self.cfg.min_interval)
         self.store.runs.finish_watch(
             w, self.owner, now, found=new, state=state, due_at=due, etag=etag, notices=notices
         )
@@ -178,7 +178,7 @@ class RunFollower:
                 run, self.owner, now, seen=None, state=UNKNOWN, due_at=now, etag=run.etag
             )
             return
-        due = now + next_look(now - run.seen_at)
+        due = now + next_look(now - run.seen_at, self.cfg.min_interval)
         if not self._budget(now):
             self.store.runs.finish_run(
                 run,
