@@ -6,6 +6,7 @@ import base64
 import hashlib
 import io
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,7 +129,7 @@ class Runner:
 
 
 def _read(path: Path) -> str:
-    return path.read_text(encoding="utf-8") if path.exists() else ""
+    return path.read_bytes().decode("utf-8") if path.exists() else ""  # CR kept as is
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -136,3 +137,20 @@ def tree(root: Path) -> dict[str, bytes]:
     if not root.exists():
         return {}
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def snapshot(root: Path) -> dict[str, object]:
+    """Everything under ``root`` without following links: bytes of files, ``dir`` for
+    directories, ``-> target`` for symbolic links."""
+    found: dict[str, object] = {}
+    for directory, dirs, files in os.walk(root, followlinks=False):
+        for name in dirs + files:
+            path = Path(directory) / name
+            key = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                found[key] = f"-> {os.readlink(path)}"
+            elif path.is_dir():
+                found[key] = "dir"
+            else:
+                found[key] = path.read_bytes()
+    return found

@@ -11,7 +11,8 @@
 Failure injection: :meth:`FakeWandb.fail` queues statuses (``0`` drops the connection)
 for a route; :meth:`cut` drops a file's connection halfway through the body;
 :meth:`corrupt` serves a file with one byte changed; :meth:`expire` and :meth:`refuse`
-make files' direct URLs fail.
+make files' direct URLs fail. Hostile answers: :attr:`FakeWandb.answers` replaces the
+answer to a GraphQL operation, and ``FakeArtifact.raw_manifest`` the manifest's bytes.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class FakeWandb:
         self.url_ttl = url_ttl
         self.requests: list[Seen] = []
         self.external: dict[str, bytes] = {}
+        self.answers: dict[str, tuple[int, Any]] = {}  # operation -> (status, JSON body)
         self._secret = b"fake-storage-signing-key"
         self._failures: dict[str, deque[int]] = defaultdict(deque)
         self._corrupt: set[str] = set()
@@ -134,6 +136,15 @@ class FakeWandb:
         """Direct URLs of these files are refused (403) whenever used."""
         self._refused.update(paths)
 
+    def heal(self) -> None:
+        """Forget every injected failure."""
+        with self._lock:
+            self._failures.clear()
+            self._cuts.clear()
+        self._corrupt.clear()
+        self._expired.clear()
+        self._refused.clear()
+
     def _next_failure(self, route: str) -> int | None:
         with self._lock:
             queue = self._failures[route]
@@ -162,7 +173,9 @@ class FakeWandb:
         return f"{self.url}/external/{quote(name)}"
 
     # -- request handling (called from handler threads) ---------------------------------
-    def graphql(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def graphql(self, body: dict[str, Any]) -> tuple[int, Any]:
+        if body.get("operationName") in self.answers:
+            return self.answers[body["operationName"]]
         ctx = Context(self.store, self.file_url, self.manifest_url, self.page_size)
         result = graphql_sync(
             self._schemas[self.legacy],
@@ -186,6 +199,8 @@ class FakeWandb:
         kind, _, rest = obj.partition("/")
         if kind == "manifests":
             artifact = self.store.by_id(rest)
+            if artifact and artifact.raw_manifest is not None:
+                return 200, artifact.raw_manifest
             return (200, artifact.manifest()) if artifact else (404, b"NoSuchKey")
         birth, _, rest = rest.partition("/")
         digest_hex, _, path = rest.partition("/")

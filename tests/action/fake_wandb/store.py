@@ -87,6 +87,7 @@ class FakeArtifact:
     links: list[Membership] = field(default_factory=list)
     layout: str = "V2"
     region: str = ""
+    raw_manifest: bytes | None = None  # served instead of manifest(), when set
 
     @property
     def memberships(self) -> list[Membership]:
