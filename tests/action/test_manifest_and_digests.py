@@ -13,7 +13,6 @@ import xxhash
 from action.artifact import Artifact
 from action.digests import expected_bytes, file_matches, is_supported, md5_hex
 from action.errors import ApiError
-from action.http import RetryPolicy, redact_url
 from action.manifest import Entry, parse_manifest, safe_path
 from action.plan import handler_url
 from action.progress import human_bytes
@@ -117,22 +116,6 @@ def test_handler_urls() -> None:
         f"https://w.example/artifacts/acme%20org/{raw.hex()}"
     )
     assert handler_url("https://w.example", v2, artifact, _entry("opaque")) == ""
-
-
-def test_retry_policy() -> None:
-    policy = RetryPolicy(attempts=6, base=0.5, cap=4.0)
-    for attempt in range(1, 8):
-        wait = policy.delay(attempt)
-        full = min(4.0, 0.5 * 2 ** (attempt - 1))
-        assert full / 2 <= wait <= full
-    assert policy.delay(1, "3") >= 3
-    assert policy.delay(1, "3600") <= 4.0
-
-
-def test_redact_url_drops_signatures() -> None:
-    url = "https://storage.example:8443/b/o?X-Goog-Signature=abc&X-Goog-Expires=60"
-    assert redact_url(url) == "https://storage.example:8443/b/o"
-    assert redact_url("https://user:pw@h.example/p") == "https://h.example/p"
 
 
 def test_human_bytes() -> None:
