@@ -2,9 +2,11 @@
 
 It reads the body, checks ``X-Wandb-Signature`` (base64 HMAC-SHA256 of the raw body,
 constant-time compare) and answers 202 with a small JSON body. No token, no store, no
-routing, no logging. Served by gunicorn with the same settings as ``wandb-bridge serve``:
+routing, no logging, no delivery. bench/intake.py serves it with gunicorn and the
+settings of ``wandb-bridge serve`` (gthread workers, same processes and threads):
 
-    BENCH_WEBHOOK_SECRET=... gunicorn 'bench.baseline_app:create_app()'
+    BENCH_WEBHOOK_SECRET=... gunicorn --worker-class gthread --workers 2 --threads 64 \
+        'bench.baseline_app:create_app()'
 """
 
 from __future__ import annotations

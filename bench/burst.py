@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import re
 import sqlite3
 import sys
 import tempfile
@@ -31,7 +30,6 @@ import time
 import uuid
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +46,14 @@ from bench.common import (
     wandb_body,
     write_config,
 )
+from bench.standin import GitHubStandIn
 from bridge.intake.signature import sign
 
 PATH = "/webhooks/wandb"
 REPOSITORY = "acme/churn-svc"
-DISPATCH_PATH = re.compile(r"^/repos/[^/]+/[^/]+/dispatches$")
 LOG_PATTERNS = {  # what is worth counting in the bridge's log
     "ERROR lines": " ERROR ",
+    "WARNING lines": " WARNING ",
     "tracebacks": "Traceback",
     "lease lost": "lease lost",
     "store unavailable": "store unavailable",
@@ -62,109 +61,6 @@ LOG_PATTERNS = {  # what is worth counting in the bridge's log
     "WORKER TIMEOUT": "WORKER TIMEOUT",
     "worker boots": "Booting worker",
 }
-
-
-# -- the GitHub stand-in ----------------------------------------------------------------
-
-
-@dataclass
-class GitHub:
-    """What the stand-in saw, shared by its handler threads (all under ``cond``)."""
-
-    down: bool = True
-    recovered_at: float | None = None
-    unavailable: int = 0  # 503 answers
-    ok: int = 0  # 204 answers
-    malformed: int = 0  # 204s for a dispatch without a bridge_event_id, or a wrong request
-    seen: dict[str, int] = field(default_factory=dict)  # bridge_event_id -> 204 count
-    first_at: dict[str, float] = field(default_factory=dict)
-    expected: set[str] = field(default_factory=set)
-    expected_seen: int = 0
-    cond: threading.Condition = field(default_factory=threading.Condition)
-
-    def answer(self, path: str, headers: Any, body: bytes) -> int:
-        """Record one dispatch; the status to answer."""
-        event_id = _event_id(path, headers, body)
-        now = time.time()
-        with self.cond:
-            if self.down:
-                self.unavailable += 1
-                return 503
-            self.ok += 1
-            if event_id is None:
-                self.malformed += 1
-                return 204
-            count = self.seen.get(event_id, 0) + 1
-            self.seen[event_id] = count
-            if count == 1:
-                self.first_at[event_id] = now
-                if event_id in self.expected:
-                    self.expected_seen += 1
-                    if self.expected_seen == len(self.expected):
-                        self.cond.notify_all()
-            return 204
-
-    def recover(self, expected: set[str]) -> float:
-        with self.cond:
-            self.expected = set(expected)
-            self.expected_seen = len(self.expected & self.seen.keys())
-            self.down = False
-            self.recovered_at = time.time()
-            return self.recovered_at
-
-    def wait_all(self, timeout: float) -> bool:
-        with self.cond:
-            return self.cond.wait_for(lambda: self.expected_seen >= len(self.expected), timeout)
-
-    def counts(self) -> tuple[int, int]:
-        with self.cond:
-            return self.unavailable, self.ok
-
-
-def _event_id(path: str, headers: Any, body: bytes) -> str | None:
-    """The dispatch's ``client_payload.bridge_event_id``; None if the request is off-spec."""
-    if not DISPATCH_PATH.match(path):
-        return None
-    if headers.get("Authorization") != f"Bearer {BENCH_SECRETS['BENCH_GITHUB_TOKEN']}":
-        return None
-    try:
-        event_id = json.loads(body)["client_payload"]["bridge_event_id"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    return event_id if isinstance(event_id, str) else None
-
-
-_UNAVAILABLE = b'{"message":"Service Unavailable (bench stand-in outage)"}'
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: the bridge's session pools connections
-    server: _Server
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        status = self.server.github.answer(self.path, self.headers, body)
-        self.send_response(status)
-        if status == 503:
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(_UNAVAILABLE)))
-            self.end_headers()
-            self.wfile.write(_UNAVAILABLE)
-        else:
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-    def __init__(self, github: GitHub) -> None:
-        super().__init__((HOST, 0), _Handler)
-        self.github = github
 
 
 # -- the burst --------------------------------------------------------------------------
@@ -268,7 +164,7 @@ def _config(store_url: str, api_url: str, args: argparse.Namespace) -> dict[str,
                     "event_type": "BURST",
                     "client_payload": {  # + bridge_event_id, added by the bridge
                         "artifact_version_string": "${artifact_version_string}",
-                        "bench_marker": "${bench_marker}",
+                        "bench_marker": "${artifact_metadata.bench_marker}",
                     },
                 },
             }
@@ -305,12 +201,8 @@ def run_backend(backend: str, args: argparse.Namespace) -> Result:
             store_url = server.new_database()
         else:
             store_url = f"sqlite:///{tmp / 'bridge.db'}"
-        github = GitHub()
-        httpd = _Server(github)
-        stack.callback(httpd.server_close)
-        stack.callback(httpd.shutdown)
-        threading.Thread(target=httpd.serve_forever, daemon=True, name="github").start()
-        api_url = f"http://{HOST}:{httpd.server_port}"
+        github = stack.enter_context(GitHubStandIn(down=not args.no_outage))
+        api_url = github.url
         procs = stack.enter_context(Processes())  # stopped first: before the stand-in, PG
         _run(result, args, tmp, store_url, api_url, github, procs, stop)
     return result
@@ -322,7 +214,7 @@ def _run(
     tmp: Path,
     store_url: str,
     api_url: str,
-    github: GitHub,
+    github: GitHubStandIn,
     procs: Processes,
     stop: threading.Event,
 ) -> None:
@@ -346,7 +238,6 @@ def _run(
     t_start = time.monotonic()
     proc = procs.start(cmd, env=env, cwd=tmp, log=log)
     wait_healthy(f"http://{HOST}:{port}/healthz", proc, log)
-    github.down = not args.no_outage
     say(
         f"[{result.backend}] bridge up; GitHub stand-in {api_url} "
         f"{'UP (204: control run)' if args.no_outage else 'DOWN (503)'}; sending "
@@ -376,13 +267,13 @@ def _run(
     outage_after = 0.0 if args.no_outage else args.outage_after
     time.sleep(outage_after)
     down_503, _ = github.counts()
-    recovered = github.recover(accepted)
+    recovered = github.set_down(False)
     outage = 0.0 if args.no_outage else time.monotonic() - burst.started
     say(
         f"[{result.backend}] stand-in up, {outage:.1f} s of outage; draining "
         f"(at most {args.wait:g} s)"
     )
-    drained = github.wait_all(args.wait)
+    drained = github.wait_for_ids(accepted, args.wait)
     with github.cond:
         last = max((github.first_at[e] for e in accepted if e in github.first_at), default=None)
     result.drain = max(0.0, last - recovered) if drained and last is not None else None
@@ -391,7 +282,7 @@ def _run(
     with github.cond:
         seen = dict(github.seen)
         result.attempts_503, result.attempts_204 = github.unavailable, github.ok
-        malformed = github.malformed
+        malformed = len(github.malformed)
     result.delivered = sum(1 for e in accepted if e in seen)
     result.lost = result.accepted - result.delivered
     result.doubled = sum(1 for c in seen.values() if c > 1)
@@ -420,6 +311,7 @@ def _run(
         f"{extra}; malformed dispatches: {malformed}"
     )
     d.append(f"store: {store}")
+    d.append(f"stand-in: {github.lookups()}")
     d.append("bridge log: " + ", ".join(f"{k} {v}" for k, v in log_counts.items()))
     for line in text.splitlines():
         if " ERROR " in line or "Traceback" in line:

@@ -209,7 +209,7 @@ def bridge_config(
                     "client_payload": {
                         "artifact_version_string": "${artifact_version_string}",
                         "event_author": "${event_author}",
-                        "bench_marker": "${bench_marker}",
+                        "bench_marker": "${artifact_metadata.bench_marker}",
                     },
                 },
             }
@@ -233,7 +233,7 @@ def wandb_body(marker: str, n: int) -> bytes:
         '"project_name":"churn","artifact_collection_name":"churn-model",'
         f'"artifact_version":"wandb-artifact://_id/QXJ0aWZhY3Q6{n}",'
         f'"artifact_version_string":"acme/churn/churn-model:v{n}","alias":"production",'
-        f'"bench_marker":"{marker}"}}'
+        f'"artifact_metadata":{{"bench_marker":"{marker}"}}}}'
     ).encode()
 
 

@@ -5,8 +5,10 @@
 -- Lua has no HMAC, so bench/intake.py writes one file of "<signature>\t<body>" lines
 -- per wrk thread (BODIES_PREFIX.1, .2, ...); each thread reads its own file in order.
 -- A thread that runs out starts its file again (repeats are answered 200 duplicate_of
--- by the bridge) and counts it in `wrapped`. Status codes are counted per thread, and
--- done() prints one "BENCH_RESULT {json}" line that bench/intake.py parses.
+-- by the bridge) and counts it in `wrapped`. Status codes are counted per thread; the
+-- "event_id" of each 202 answer (the bridge's; the baseline's answer has none) goes to
+-- BODIES_PREFIX.ids.<thread>, one a line, so bench/intake.py can check that each was
+-- delivered. done() prints one "BENCH_RESULT {json}" line that bench/intake.py parses.
 
 local threads = {}
 local next_id = 1
@@ -19,6 +21,8 @@ end
 
 function init(args)
    bodies = assert(io.open(args[1] .. "." .. id, "r"))
+   -- fully buffered; C's exit() flushes it when wrk ends
+   ids = assert(io.open(args[1] .. ".ids." .. id, "w"))
    path = args[2]
    token = "Bearer " .. args[3]
    wrapped = 0
@@ -43,6 +47,12 @@ end
 
 function response(status, headers, body)
    codes[status] = (codes[status] or 0) + 1
+   if status == 202 then
+      local event_id = string.match(body, '"event_id"%s*:%s*"([^"]+)"')
+      if event_id then
+         ids:write(event_id, "\n")
+      end
+   end
 end
 
 function done(summary, latency, requests)

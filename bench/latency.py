@@ -21,17 +21,13 @@ import argparse
 import http.client
 import json
 import random
-import re
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from contextlib import ExitStack
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from bench.common import (
     BENCH_SECRETS,
@@ -49,83 +45,10 @@ from bench.common import (
     wandb_body,
     write_config,
 )
+from bench.standin import GitHubStandIn
 from bridge.intake.signature import sign
 
 PATH = "/webhooks/wandb"
-DISPATCH_PATH = re.compile(r"^/repos/[^/]+/[^/]+/dispatches$")
-
-
-@dataclass
-class Arrival:
-    at: float
-    event_id: str | None
-
-
-@dataclass
-class StandIn:
-    """What the GitHub stand-in saw, shared between its handler threads."""
-
-    arrivals: dict[str, list[Arrival]] = field(default_factory=dict)
-    malformed: list[str] = field(default_factory=list)
-    cond: threading.Condition = field(default_factory=threading.Condition)
-
-    def record(self, path: str, headers: Any, body: bytes, at: float) -> None:
-        problem = _check_request(path, headers)
-        try:
-            payload = json.loads(body)["client_payload"]
-            marker, event_id = payload["bench_marker"], payload.get("bridge_event_id")
-        except (ValueError, KeyError, TypeError):
-            problem = problem or "body is not a dispatch with client_payload.bench_marker"
-            marker, event_id = None, None
-        with self.cond:
-            if problem:
-                self.malformed.append(f"{path}: {problem}")
-            if marker:
-                self.arrivals.setdefault(marker, []).append(Arrival(at, event_id))
-            self.cond.notify_all()
-
-    def wait_for(self, markers: set[str], timeout: float) -> bool:
-        with self.cond:
-            return self.cond.wait_for(lambda: markers <= self.arrivals.keys(), timeout)
-
-
-def _check_request(path: str, headers: Any) -> str | None:
-    """The first way the request differs from SPEC §5's outbound request, if any."""
-    if not DISPATCH_PATH.match(path):
-        return "unexpected path"
-    expected = {
-        "Authorization": f"Bearer {BENCH_SECRETS['BENCH_GITHUB_TOKEN']}",
-        "Accept": "application/vnd.github+json",
-        "X-GitHub-Api-Version": "2022-11-28",
-    }
-    for name, value in expected.items():
-        if headers.get(name) != value:
-            return f"header {name} is missing or wrong"
-    return None
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as GitHub: the bridge pools connections
-    server: _Server
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        at = time.time()
-        self.send_response(204)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-        self.server.seen.record(self.path, self.headers, body, at)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, seen: StandIn) -> None:
-        super().__init__((HOST, 0), _Handler)
-        self.seen = seen
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -157,18 +80,15 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         stack.enter_context(terminate_on_sigterm())
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wandb-bridge-bench-")))
-        seen = StandIn()
-        server = _Server(seen)
-        stack.callback(server.server_close)
-        stack.callback(server.shutdown)
-        threading.Thread(target=server.serve_forever, daemon=True, name="github").start()
+        seen = stack.enter_context(GitHubStandIn())
         procs = stack.enter_context(Processes())
-        return _bench(args, seed, procs, tmp, seen, f"http://{HOST}:{server.server_port}")
+        return _bench(args, seed, procs, tmp, seen)
     return 1  # not reached
 
 
-def _bench(args: argparse.Namespace, seed: int, procs: Processes, tmp: Path, seen: StandIn,
-           api_url: str) -> int:  # fmt: skip
+def _bench(args: argparse.Namespace, seed: int, procs: Processes, tmp: Path,
+           seen: GitHubStandIn) -> int:  # fmt: skip
+    api_url = seen.url
     (tmp / "metrics").mkdir()
     env = child_env({**BENCH_SECRETS, "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics")})
     config_path = write_config(tmp / "bridge.yaml", bridge_config(tmp, api_url=api_url))
@@ -187,17 +107,18 @@ def _bench(args: argparse.Namespace, seed: int, procs: Processes, tmp: Path, see
     rng = random.Random(seed)
     run = uuid.uuid4().hex[:8]
     warm = [_send(port, f"{run}-warm-{i}", i) for i in range(args.warmup)]
-    seen.wait_for({s.marker for s in warm}, args.wait)
+    seen.wait_for_markers({s.marker for s in warm}, args.wait)
     sent: list[Sent] = []
     for i in range(args.events):
         time.sleep(rng.uniform(*args.gap_ms) / 1000)
         sent.append(_send(port, f"{run}-{i}", i))
-    arrived = seen.wait_for({s.marker for s in sent}, args.wait)
+    arrived = seen.wait_for_markers({s.marker for s in sent}, args.wait)
     if not arrived:
         time.sleep(1.0)  # let a late delivery in before counting
     lines = log.read_text(errors="replace").splitlines()
     errors = sum(1 for ln in lines if " ERROR " in ln or "Traceback" in ln)
-    return _summary(args, sent, seen, errors)
+    warnings = sum(1 for ln in lines if " WARNING " in ln)
+    return _summary(args, sent, seen, errors, warnings)
 
 
 def _send(port: int, marker: str, n: int) -> Sent:
@@ -225,9 +146,10 @@ def _ms(values: list[float], p: float) -> str:
     return f"{percentile(values, p) * 1000:7.2f}"
 
 
-def _summary(args: argparse.Namespace, sent: list[Sent], seen: StandIn, errors: int) -> int:
+def _summary(args: argparse.Namespace, sent: list[Sent], seen: GitHubStandIn,
+             errors: int, warnings: int) -> int:  # fmt: skip
     with seen.cond:
-        arrivals = {k: list(v) for k, v in seen.arrivals.items()}
+        arrivals = {k: list(v) for k, v in seen.markers.items()}
         malformed = list(seen.malformed)
     delivered = [s for s in sent if s.marker in arrivals]
     doubled = sum(1 for s in sent if len(arrivals.get(s.marker, ())) > 1)
@@ -248,7 +170,8 @@ def _summary(args: argparse.Namespace, sent: list[Sent], seen: StandIn, errors: 
     say(
         f"delivered {len(delivered)}/{len(sent)} within {args.wait:g} s; answered non-202: "
         f"{not_202}; delivered twice: {doubled}; bridge_event_id mismatch: {wrong_id}; "
-        f"malformed dispatches: {len(malformed)}; ERROR lines in the bridge log: {errors}"
+        f"malformed dispatches: {len(malformed)}; ERROR lines in the bridge log: {errors}, "
+        f"WARNING lines {warnings}; stand-in: {seen.lookups()}"
     )
     say(row("webhook sent -> dispatch arrived", latency))
     say(row("202 round trip (client)", rtt))
