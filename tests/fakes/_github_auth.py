@@ -51,6 +51,11 @@ class Credentials:
         self._minted: dict[str, Minted] = {}
 
     @property
+    def repositories(self) -> frozenset[str] | None:
+        """The repositories that exist, lower-cased (None: every one)."""
+        return None if self._repos is None else frozenset(self._repos)
+
+    @property
     def minted(self) -> list[Minted]:
         with self._lock:
             return list(self._minted.values())

@@ -14,6 +14,11 @@ from werkzeug.wrappers import Request, Response
 
 DOCS = "https://docs.github.com/rest"
 DISPATCH_DOCS = "https://docs.github.com/rest/repos/repos#create-a-repository-dispatch-event"
+WORKFLOW_DISPATCH_DOCS = (
+    "https://docs.github.com/rest/actions/workflows#create-a-workflow-dispatch-event"
+)
+RUNS_DOCS = "https://docs.github.com/rest/actions/workflow-runs#list-workflow-runs-for-a-repository"
+RUN_DOCS = "https://docs.github.com/rest/actions/workflow-runs#get-a-workflow-run"
 RATE_DOCS = "https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api"
 APP_JWT_DOCS = (
     "https://docs.github.com/apps/creating-github-apps/authenticating-with-a-github-app"
@@ -56,16 +61,25 @@ def error_body(message: str, documentation_url: str = DOCS, status: int = 0) -> 
 class Reject(Exception):
     """The answer GitHub would give instead of going on."""
 
-    def __init__(self, status: int, message: str, documentation_url: str = DOCS) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        documentation_url: str = DOCS,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(f"{status} {message}")
         self.status = status
         self.message = message
         self.documentation_url = documentation_url
+        self.headers = dict(headers or {})
 
     def response(self) -> Response:
-        return json_response(
+        response = json_response(
             self.status, error_body(self.message, self.documentation_url, self.status)
         )
+        response.headers.update(self.headers)
+        return response
 
 
 def json_response(status: int, body: Any) -> Response:
@@ -88,8 +102,17 @@ def presented_credential(request: Request) -> str | None:
     return None
 
 
-def check_dispatch_headers(request: Request) -> None:
+def check_dispatch_headers(request: Request, documentation_url: str = DISPATCH_DOCS) -> None:
     """User-Agent (403, as GitHub), then the documented Accept, API version, Content-Type (400)."""
+    check_read_headers(request, documentation_url)
+    if request.mimetype != "application/json":
+        got = request.headers.get("Content-Type")
+        message = f"The Content-Type header must be 'application/json' (got {got!r})."
+        raise Reject(400, message, documentation_url)
+
+
+def check_read_headers(request: Request, documentation_url: str = RUNS_DOCS) -> None:
+    """User-Agent (403, as GitHub), then the documented Accept and API version (400)."""
     if not request.headers.get("User-Agent", "").strip():
         raise Reject(403, NO_USER_AGENT)
     wanted = {"Accept": ACCEPT, "X-GitHub-Api-Version": API_VERSION}
@@ -100,12 +123,18 @@ def check_dispatch_headers(request: Request) -> None:
                 400,
                 f"The {name} header must be {value!r} (got {got!r}): the fake GitHub insists on"
                 " the documented request.",
-                DISPATCH_DOCS,
+                documentation_url,
             )
-    if request.mimetype != "application/json":
-        got = request.headers.get("Content-Type")
-        message = f"The Content-Type header must be 'application/json' (got {got!r})."
-        raise Reject(400, message, DISPATCH_DOCS)
+
+
+def not_accessible(permission: str, documentation_url: str = DOCS) -> Reject:
+    """GitHub's 403 for a credential without ``permission`` (e.g. "actions=read")."""
+    return Reject(
+        403,
+        "Resource not accessible by integration",
+        documentation_url,
+        {"X-Accepted-GitHub-Permissions": permission},
+    )
 
 
 def check_dispatch_body(raw: bytes) -> tuple[str, dict[str, Any]]:
@@ -115,23 +144,23 @@ def check_dispatch_body(raw: bytes) -> tuple[str, dict[str, Any]]:
     except ValueError:
         raise Reject(400, "Problems parsing JSON", DISPATCH_DOCS) from None
     if not isinstance(body, dict):
-        _invalid(f"{_short(body)} is not an object.")
+        invalid(f"{short(body)} is not an object.")
     for key in body:
         if key not in ("event_type", "client_payload"):
-            _invalid(f"{json.dumps(key)} is not a permitted key.")
+            invalid(f"{json.dumps(key)} is not a permitted key.")
     if "event_type" not in body:
-        _invalid('"event_type" wasn\'t supplied.')
+        invalid('"event_type" wasn\'t supplied.')
     event_type = body["event_type"]
     where = "For 'properties/event_type',"
     if not isinstance(event_type, str):
-        _invalid(f"{where} {_short(event_type)} is not a string.")
+        invalid(f"{where} {short(event_type)} is not a string.")
     if not event_type:
-        _invalid(f'{where} "" is too short (minimum is 1 characters).')
+        invalid(f'{where} "" is too short (minimum is 1 characters).')
     if len(event_type) > MAX_EVENT_TYPE:
-        _invalid(f"{where} {_short(event_type)} is too long (maximum is 100 characters).")
+        invalid(f"{where} {short(event_type)} is too long (maximum is 100 characters).")
     payload = body.get("client_payload", {})
     if not isinstance(payload, dict):
-        _invalid(f"For 'properties/client_payload', {_short(payload)} is not an object.")
+        invalid(f"For 'properties/client_payload', {short(payload)} is not an object.")
     if len(payload) > MAX_PAYLOAD_PROPERTIES:
         message = f"No more than 10 properties are allowed; {len(payload)} were supplied."
         raise Reject(422, message, DISPATCH_DOCS)
@@ -155,11 +184,12 @@ def check_jwt_claims(claims: dict[str, Any], *, app_id: int | None, now: float) 
         raise Reject(401, UNDECODABLE, APP_JWT_DOCS)
 
 
-def _invalid(detail: str) -> NoReturn:
-    raise Reject(422, f"Invalid request.\n\n{detail}", DISPATCH_DOCS)
+def invalid(detail: str, documentation_url: str = DISPATCH_DOCS) -> NoReturn:
+    """GitHub's 422 for a body its schema refuses."""
+    raise Reject(422, f"Invalid request.\n\n{detail}", documentation_url)
 
 
-def _short(value: Any) -> str:
+def short(value: Any) -> str:
     text = json.dumps(value)
     return text if len(text) <= 120 else text[:117] + "..."
 
