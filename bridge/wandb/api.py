@@ -1,0 +1,412 @@
+"""The W&B GraphQL operations ``wandb-bridge wandb`` sends, and their answers as values.
+
+The same operations W&B's SDK sends for automations (``GetEntityAutomations``,
+``CreateAutomation``, ``UpdateAutomation``, ``DeleteAutomation``,
+``IntegrationsByEntity``, ``CreateGenericWebhookIntegration``), plus the scope, secret
+and artifact look-ups around them. Each document asks only for fields every current W&B
+release has; the entity scope is asked for only where the server says it has it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from bridge.errors import WandbError
+from bridge.wandb.client import GraphQL
+from bridge.wandb.model import SCOPE_TYPES, Automation, Integration, Scope, Target
+
+PER_PAGE = 50
+MAX_PAGES = 1000  # a server that never ends a listing must not keep us forever
+ENTITY_SCOPE = "AUTOMATION_SCOPE_ENTITY"
+ENTITY_TRIGGERS = "QUERY_AUTOMATIONS_ON_ENTITY"
+
+_PAGE = "pageInfo { endCursor hasNextPage }"
+_WEBHOOK = "__typename ... on GenericWebhookIntegration { id name urlEndpoint }"
+_TRIGGER = """
+fragment BridgeTrigger on Trigger {
+  id name description enabled
+  scope {
+    __typename
+    ... on Project { id name }
+    ... on ArtifactSequence { id name }
+    ... on ArtifactPortfolio { id name }
+    ENTITY_SCOPE
+  }
+  triggeringCondition { __typename ... on FilterEventTriggeringCondition { eventType filter } }
+  triggeredAction {
+    __typename
+    ... on GenericWebhookTriggeredAction { requestPayload integration { WEBHOOK } }
+  }
+}
+""".replace("WEBHOOK", _WEBHOOK)
+
+FEATURES = "query ServerFeaturesQuery { serverInfo { features { name isEnabled } } }"
+ENTITY = "query EntityInfo($entity: String!) { entity(name: $entity) { id name } }"
+ORG_ENTITY = """query OrgEntity($entity: String!) {
+  entity(name: $entity) { organization { orgEntity { name } } } }"""
+PROJECT = """query ProjectScope($entity: String!, $project: String!) {
+  project(name: $project, entityName: $entity) { id name } }"""
+COLLECTION = """query CollectionScope($entity: String!, $project: String!, $collection: String!) {
+  project(name: $project, entityName: $entity) {
+    id artifactCollection(name: $collection) { __typename id name } } }"""
+INTEGRATIONS = f"""query IntegrationsByEntity($entity: String!, $cursor: String, $perPage: Int) {{
+  entity(name: $entity) {{ integrations(after: $cursor, first: $perPage) {{
+    {_PAGE} edges {{ node {{ {_WEBHOOK} }} }} }} }} }}"""
+AUTOMATIONS = f"""query GetEntityAutomations($entity: String!, $cursor: String, $perPage: Int) {{
+  entity(name: $entity) {{ triggers(after: $cursor, first: $perPage) {{
+    {_PAGE} edges {{ node {{ ...BridgeTrigger }} }} }} }} }}"""
+AUTOMATIONS_LEGACY = f"""query GetEntityAutomationsLegacy(
+  $entity: String!, $cursor: String, $perPage: Int) {{
+  entity(name: $entity) {{ projects(after: $cursor, first: $perPage) {{
+    {_PAGE} edges {{ node {{ triggers {{ ...BridgeTrigger }} }} }} }} }} }}"""
+SECRETS = "query EntitySecrets($entity: String!) { entity(name: $entity) { secrets { name } } }"
+CREATE_INTEGRATION = f"""mutation CreateGenericWebhookIntegration(
+  $input: CreateGenericWebhookIntegrationInput!) {{
+  createGenericWebhookIntegration(input: $input) {{ integration {{ {_WEBHOOK} }} }} }}"""
+CREATE = """mutation CreateAutomation($input: CreateFilterTriggerInput!) {
+  createFilterTrigger(input: $input) { trigger { ...BridgeTrigger } } }"""
+UPDATE = """mutation UpdateAutomation($input: UpdateFilterTriggerInput!) {
+  updateFilterTrigger(input: $input) { trigger { ...BridgeTrigger } } }"""
+DELETE = """mutation DeleteAutomation($id: ID!) {
+  deleteTrigger(input: {triggerID: $id}) { success } }"""
+INSERT_SECRET = """mutation InsertSecret($entity: String!, $name: String!, $value: String!) {
+  insertSecret(input: {entityName: $entity, secretName: $name, secretValue: $value}) {
+    success } }"""  # noqa: S105 (a GraphQL document)
+VERSION = """query ArtifactVersion($entity: String!, $project: String!, $name: String!) {
+  project(name: $project, entityName: $entity) {
+    artifactCollectionMembership(name: $name) {
+      versionIndex aliases { alias } artifact { id metadata } } } }"""
+VERSION_LEGACY = """query ArtifactVersionLegacy(
+  $entity: String!, $project: String!, $name: String!) {
+  project(name: $project, entityName: $entity) {
+    artifact(name: $name) { id versionIndex metadata aliases { alias } } } }"""
+
+ADMIN_FIX = "use the API key of an admin of that W&B team"
+
+
+class WandbApi:
+    """The operations on one entity; remembers the server's features once asked."""
+
+    def __init__(self, gql: GraphQL, entity: str) -> None:
+        self.gql = gql
+        self.entity = entity
+        self._features: frozenset[str] | None = None
+        self._org: str | None = None
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def features(self) -> frozenset[str]:
+        """The server's enabled feature flags; none on a server too old to list them."""
+        if self._features is None:
+            try:
+                data = self.gql.execute(
+                    "list its features", "ServerFeaturesQuery", FEATURES, {}, ""
+                )
+                found = (data.get("serverInfo") or {}).get("features") or []
+                self._features = frozenset(f["name"] for f in found if f.get("isEnabled"))
+            except WandbError as exc:
+                if not exc.graphql:
+                    raise
+                self._features = frozenset()
+        return self._features
+
+    def entity_scope(self) -> Scope:
+        """The entity itself; fails with the fix when W&B has no such entity for this key."""
+        data = self._run("look up the entity", "EntityInfo", ENTITY, {"entity": self.entity})
+        node = data.get("entity")
+        if not node:
+            raise WandbError(
+                f"W&B has no entity {self.entity!r} that this API key can see; set "
+                "wandb.entity to the team's name (as in https://wandb.ai/<entity>), and use a "
+                "key of one of its members"
+            )
+        return Scope("ENTITY", node["id"], node["name"])
+
+    def org_entity(self) -> str:
+        """The entity that holds the organization's registries (``wandb-registry-*``)."""
+        if self._org is None:
+            self._org = self._read_org_entity()
+        return self._org
+
+    def _read_org_entity(self) -> str:
+        variables = {"entity": self.entity}
+        try:
+            data = self._run("look up the organization", "OrgEntity", ORG_ENTITY, variables)
+        except WandbError as exc:
+            if not exc.graphql:
+                raise
+            return self.entity  # a server without organizations: registries are the entity's
+        org = ((data.get("entity") or {}).get("organization") or {}).get("orgEntity") or {}
+        return str(org.get("name") or self.entity)
+
+    def project_scope(self, entity: str, project: str) -> Scope | None:
+        variables = {"entity": entity, "project": project}
+        node = self._run("look up a project", "ProjectScope", PROJECT, variables).get("project")
+        return Scope("PROJECT", node["id"], node["name"]) if node else None
+
+    def collection_scope(self, entity: str, project: str, collection: str) -> Scope | None:
+        variables = {"entity": entity, "project": project, "collection": collection}
+        data = self._run("look up a collection", "CollectionScope", COLLECTION, variables)
+        node = (data.get("project") or {}).get("artifactCollection")
+        if not node:
+            return None
+        return Scope("ARTIFACT_COLLECTION", node["id"], f"{project}/{node['name']}")
+
+    def integrations(self) -> list[Integration]:
+        """The entity's webhook integrations (other kinds are left out)."""
+        found = []
+        for node in self._pages(
+            "list webhook integrations", "IntegrationsByEntity", INTEGRATIONS, ("integrations",)
+        ):
+            if node and node.get("__typename") == "GenericWebhookIntegration":
+                found.append(Integration(node["id"], node["name"], node["urlEndpoint"]))
+        return found
+
+    def automations(self, entity: str | None = None) -> list[Automation]:
+        """Every automation of ``entity`` (default: ours). Servers without
+        ``Entity.triggers`` are walked project by project, as W&B's SDK does there."""
+        if ENTITY_TRIGGERS in self.features():
+            nodes = self._pages(
+                "list automations",
+                "GetEntityAutomations",
+                self._with_trigger(AUTOMATIONS),
+                ("triggers",),
+                entity,
+            )
+        else:
+            nodes = (
+                trigger
+                for project in self._pages(
+                    "list automations",
+                    "GetEntityAutomationsLegacy",
+                    self._with_trigger(AUTOMATIONS_LEGACY),
+                    ("projects",),
+                    entity,
+                )
+                for trigger in (project or {}).get("triggers") or ()
+            )
+        return [parse_automation(node) for node in nodes if node]
+
+    def secret_names(self) -> frozenset[str] | None:
+        """The names of the team's secrets; None when this W&B does not list them."""
+        try:
+            data = self.gql.execute(
+                "list team secrets", "EntitySecrets", SECRETS, {"entity": self.entity}, ADMIN_FIX
+            )
+        except WandbError as exc:
+            if exc.graphql:
+                return None
+            raise
+        secrets = (data.get("entity") or {}).get("secrets")
+        if secrets is None:
+            return None
+        return frozenset(s["name"] for s in secrets if s and s.get("name"))
+
+    def artifact_version(self, entity: str, project: str, name: str) -> dict[str, Any] | None:
+        """``versionIndex``, ``aliases``, the artifact's ``id`` and ``metadata`` of
+        ``collection:alias`` in ``entity/project``; None when W&B has no such version."""
+        variables = {"entity": entity, "project": project, "name": name}
+        try:
+            data = self._run("look up the artifact", "ArtifactVersion", VERSION, variables)
+            node = (data.get("project") or {}).get("artifactCollectionMembership")
+            if node:
+                return {**(node.get("artifact") or {}), **node}
+            return None
+        except WandbError as exc:
+            if not exc.graphql:
+                raise
+        # Older W&B Server has no membership field; the artifact by name answers there.
+        data = self._run("look up the artifact", "ArtifactVersionLegacy", VERSION_LEGACY, variables)
+        node = (data.get("project") or {}).get("artifact")
+        return dict(node) if node else None
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def create_integration(
+        self, name: str, url: str, secret: str | None, token: str | None
+    ) -> Integration:
+        payload = {
+            "entityName": self.entity,
+            "name": name,
+            "urlEndpoint": url,
+            "secretRef": secret,
+            "accessTokenRef": token,
+        }
+        data = self.gql.execute(
+            f"create the webhook integration {name!r}",
+            "CreateGenericWebhookIntegration",
+            CREATE_INTEGRATION,
+            {"input": payload},
+            "webhooks need a W&B Pro or Enterprise plan and the API key of a team admin; the "
+            "team secrets named by wandb.secret_name and wandb.access_token_name must exist",
+        )
+        node = (data.get("createGenericWebhookIntegration") or {}).get("integration") or {}
+        if not node.get("id"):
+            raise WandbError(
+                f"W&B did not return the webhook integration {name!r} it created; "
+                "run `wandb-bridge wandb list` to see whether it exists"
+            )
+        return Integration(node["id"], node.get("name", name), node.get("urlEndpoint", url))
+
+    def create_automation(self, target: Target, integration_id: str) -> None:
+        name = target.wanted.name
+        self.gql.execute(
+            f"create the automation {name!r}",
+            "CreateAutomation",
+            self._with_trigger(CREATE),
+            {"input": trigger_input(target, integration_id)},
+            "webhook automations need a W&B Pro or Enterprise plan and the API key of an admin "
+            "of the team or registry",
+        )
+
+    def update_automation(self, automation_id: str, target: Target, integration_id: str) -> None:
+        # W&B takes the whole input on update, not a patch (as its SDK sends it).
+        name = target.wanted.name
+        self.gql.execute(
+            f"update the automation {name!r}",
+            "UpdateAutomation",
+            self._with_trigger(UPDATE),
+            {"input": {"id": automation_id, **trigger_input(target, integration_id)}},
+            "run `wandb-bridge wandb plan` again: it may have been changed or deleted meanwhile",
+        )
+
+    def delete_automation(self, automation: Automation) -> None:
+        data = self.gql.execute(
+            f"delete the automation {automation.name!r}",
+            "DeleteAutomation",
+            DELETE,
+            {"id": automation.id},
+            ADMIN_FIX,
+        )
+        if not (data.get("deleteTrigger") or {}).get("success"):
+            raise WandbError(
+                f"W&B did not delete the automation {automation.name!r}; "
+                "run `wandb-bridge wandb list` to see whether it is still there"
+            )
+
+    def insert_secret(self, name: str, value: str) -> None:
+        """Store a team secret (W&B's web app's ``insertSecret``; admins only)."""
+        data = self.gql.execute(
+            f"store the team secret {name}",
+            "InsertSecret",
+            INSERT_SECRET,
+            {"entity": self.entity, "name": name, "value": value},
+            "only team admins may store secrets (and, on W&B Server, only with its secret store "
+            "enabled); create it in W&B (Team settings -> Team secrets) instead",
+        )
+        if not (data.get("insertSecret") or {}).get("success"):
+            raise WandbError(
+                f"W&B did not store the team secret {name}; create it in W&B "
+                "(Team settings -> Team secrets)"
+            )
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _run(
+        self, what: str, operation: str, query: str, variables: dict[str, Any]
+    ) -> dict[str, Any]:
+        return self.gql.execute(what, operation, query, variables, "check wandb.entity")
+
+    def _with_trigger(self, document: str) -> str:
+        entity = "... on Entity { id name }" if ENTITY_SCOPE in self.features() else ""
+        return document + _TRIGGER.replace("ENTITY_SCOPE", entity)
+
+    def _pages(
+        self,
+        what: str,
+        operation: str,
+        query: str,
+        path: tuple[str, ...],
+        entity: str | None = None,
+    ) -> Iterator[Any]:
+        """The nodes of a paged connection under ``entity { <path> }``, every page."""
+        cursor: str | None = None
+        for _ in range(MAX_PAGES):
+            variables = {"entity": entity or self.entity, "cursor": cursor, "perPage": PER_PAGE}
+            node: Any = self._run(what, operation, query, variables).get("entity")
+            if node is None:
+                raise WandbError(
+                    f"W&B has no entity {variables['entity']!r} that this API key can see; set "
+                    "wandb.entity to the team's name, and use a key of one of its members"
+                )
+            for key in path:
+                node = (node or {}).get(key) or {}
+            for edge in node.get("edges") or ():
+                yield (edge or {}).get("node")
+            page = node.get("pageInfo") or {}
+            if (
+                not page.get("hasNextPage")
+                or not page.get("endCursor")
+                or page["endCursor"] == cursor
+            ):
+                return
+            cursor = page["endCursor"]
+
+
+def trigger_input(target: Target, integration_id: str) -> dict[str, Any]:
+    """``CreateFilterTriggerInput`` for ``target``: the filter and the payload template
+    travel as JSON text; the filter is not wrapped in ``{"filter": ...}`` on the way in."""
+    w = target.wanted
+    return {
+        "name": w.name,
+        "description": w.description,
+        "enabled": True,
+        "scopeType": target.scope.type,
+        "scopeID": target.scope.id,
+        "triggeringEventType": w.event,
+        "eventFilter": json.dumps(w.filter, separators=(",", ":")),
+        "triggeredActionType": "GENERIC_WEBHOOK",
+        "triggeredActionConfig": {
+            "genericWebhookActionInput": {
+                "integrationID": integration_id,
+                "requestPayload": json.dumps(w.payload, indent=2),
+            }
+        },
+    }
+
+
+def parse_automation(node: dict[str, Any]) -> Automation:
+    """An :class:`Automation` from a ``BridgeTrigger`` node."""
+    scope_node = node.get("scope") or {}
+    scope_type = SCOPE_TYPES.get(scope_node.get("__typename", ""))
+    scope = None
+    if scope_type:
+        scope = Scope(scope_type, str(scope_node.get("id", "")), str(scope_node.get("name", "")))
+    event = node.get("triggeringCondition") or {}
+    action = node.get("triggeredAction") or {}
+    hook = action.get("integration") or {}
+    integration = None
+    if hook.get("__typename") == "GenericWebhookIntegration" and hook.get("id"):
+        integration = Integration(hook["id"], hook.get("name", ""), hook.get("urlEndpoint", ""))
+    return Automation(
+        id=node["id"],
+        name=node.get("name") or "",
+        description=node.get("description") or "",
+        enabled=bool(node.get("enabled")),
+        scope=scope,
+        event=event.get("eventType") or event.get("__typename") or "",
+        filter=saved_filter(event.get("filter")),
+        action=action.get("__typename") or "",
+        integration=integration,
+        payload=_json(action.get("requestPayload")),
+    )
+
+
+def saved_filter(text: Any) -> Any:
+    """A saved trigger's filter as a value: W&B wraps it once more as ``{"filter": ...}``,
+    sometimes with the inner filter itself as JSON text."""
+    value = _json(text)
+    if isinstance(value, dict) and set(value) == {"filter"}:
+        value = _json(value["filter"])
+    return value
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value

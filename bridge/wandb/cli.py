@@ -1,0 +1,371 @@
+"""``wandb-bridge wandb list|plan|apply|delete|render``: the W&B side, from the config.
+
+:func:`register` adds the subcommand to the main parser; :func:`run` carries it out with
+the loaded config. Results go to stdout; what stops a command goes to stderr, one line
+each, naming the cause and the fix. Text that came from W&B is printed escaped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from bridge.cli import CONFIG_HELP, CliError
+from bridge.config.model import Config, WandbConfig
+from bridge.config.secrets import resolve_secret
+from bridge.errors import ConfigError, RequestRefused, WandbError
+from bridge.ops.logs import printable
+from bridge.routing.limits import json_text
+from bridge.wandb.api import WandbApi
+from bridge.wandb.apply import apply_plan
+from bridge.wandb.client import GraphQL
+from bridge.wandb.filters import when, words
+from bridge.wandb.model import Automation
+from bridge.wandb.plan import CHANGE, CREATE, DELETE, UNCHANGED, Plan, is_managed, make_plan
+from bridge.wandb.render import fill, judge, sample_values, version_values
+from bridge.wandb.state import read_automations, survey
+from bridge.wandb.wanted import wanted
+
+ARTIFACT_RE = re.compile(r"^[^/:\s]+/[^/:\s]+/[^/:\s]+(:[^/:\s]+)?$")
+_SIGNS = {CREATE: "+", CHANGE: "~", DELETE: "-", UNCHANGED: "="}
+
+
+def register(subparsers: Any) -> None:
+    """Add ``wandb`` and its subcommands to the main parser's ``subparsers``."""
+
+    def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        # SUPPRESS: a --config given earlier on the line is not reset by this one.
+        sp.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+        return sp
+
+    w = with_config(
+        subparsers.add_parser("wandb", help="set up W&B's webhook and automations from routes")
+    )
+    sub = w.add_subparsers(dest="wandb_command", required=True)
+    s = with_config(sub.add_parser("list", help="W&B's webhook integrations and automations"))
+    s.add_argument("--json", action="store_true", help="print JSON, for tools")
+    with_config(sub.add_parser("plan", help="show what apply would change in W&B"))
+    s = with_config(sub.add_parser("apply", help="make W&B's automations match the routes"))
+    s.add_argument(
+        "--create-secrets",
+        action="store_true",
+        help="store the source's secret and token as W&B team secrets when missing",
+    )
+    s = with_config(sub.add_parser("delete", help="delete one automation this bridge manages"))
+    s.add_argument("name", help="the automation's name, as `wandb list` shows it")
+    s.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    s = with_config(sub.add_parser("render", help="fill a payload template, show what happens"))
+    s.add_argument("template", help="the W&B payload template (a file, or - for stdin)")
+    s.add_argument(
+        "--event",
+        default="ADD_ARTIFACT_ALIAS",
+        choices=["ADD_ARTIFACT_ALIAS", "LINK_ARTIFACT", "LINK_MODEL"],
+        help="the W&B event (default %(default)s)",
+    )
+    s.add_argument(
+        "--artifact",
+        type=_artifact,
+        help="ENTITY/PROJECT/NAME:ALIAS: fill in that version's real values from W&B",
+    )
+
+
+def _artifact(text: str) -> str:
+    if not ARTIFACT_RE.match(text):
+        raise argparse.ArgumentTypeError(f"must be ENTITY/PROJECT/NAME:ALIAS, not {text!r}")
+    return text if ":" in text else f"{text}:latest"
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    """Carry out ``wandb <command>`` with ``config``; the exit status."""
+    command = args.wandb_command
+    if command == "render":
+        return _render(args, config)
+    wb = wandb_block(config)
+    api = connect(config, wb)
+    try:
+        if command == "list":
+            return _list(api, wb, as_json=args.json)
+        if command == "delete":
+            return _delete(api, config, wb, args.name, confirmed=args.yes)
+        return _plan_or_apply(
+            api,
+            config,
+            wb,
+            apply=command == "apply",
+            create_secrets=command == "apply" and args.create_secrets,
+        )
+    finally:
+        api.gql.close()
+
+
+def _plan_or_apply(
+    api: WandbApi, config: Config, wb: WandbConfig, *, apply: bool, create_secrets: bool
+) -> int:
+    found = survey(api, config, wb)
+    plan = make_plan(
+        wb,
+        found.targets,
+        found.skipped,
+        found.integrations,
+        found.automations,
+        found.secret_names,
+        create_secrets=create_secrets,
+    )
+    if not apply:
+        _show_plan(plan, wb, api)
+        return _problems(plan.problems)
+    if plan.problems:
+        return _problems(plan.problems)
+    for skipped in plan.skipped:
+        print(f"not in W&B: route {skipped.route!r}: {skipped.reason}")
+    if plan.changes_nothing and not (create_secrets and False in plan.secrets.values()):
+        print(f"W&B already matches the config ({plan.count(UNCHANGED)} automations); sent nothing")
+        return 0
+    sent = apply_plan(api, config, wb, plan, print, create_secrets=create_secrets)
+    print(f"applied: {sent} change(s) sent to W&B entity {wb.entity}")
+    return 0
+
+
+def wandb_block(config: Config) -> WandbConfig:
+    if config.wandb is None:
+        raise ConfigError(
+            [
+                "wandb: the config has no wandb: block; add one with entity and bridge_url "
+                "(docs/wandb.md shows it)"
+            ]
+        )
+    return config.wandb
+
+
+def connect(config: Config, wb: WandbConfig) -> WandbApi:
+    """The API for ``wb.entity``, with the key read now (the running bridge never needs it)."""
+    kind, where = wb.api_key
+    problems: list[str] = []
+    raw: Any = where if kind == "inline" else {kind: where}
+    key = resolve_secret(raw, "wandb.api_key", os.environ, problems, [])
+    if key is None:
+        raise ConfigError(problems)
+    return WandbApi(GraphQL(wb.base_url, key, secrets=config.secrets()), wb.entity)
+
+
+def _problems(problems: tuple[str, ...]) -> int:
+    for problem in problems:
+        print(f"wandb-bridge: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+# -- list --------------------------------------------------------------------------------
+
+
+def _list(api: WandbApi, wb: WandbConfig, *, as_json: bool) -> int:
+    api.entity_scope()
+    integrations = api.integrations()
+    automations = read_automations(api)
+    prefix = wb.bridge_url + "/"
+    if as_json:
+        doc = {
+            "entity": wb.entity,
+            "integrations": [
+                {"id": i.id, "name": i.name, "url": i.url, "this_bridge": i.url.startswith(prefix)}
+                for i in integrations
+            ],
+            "automations": [_automation_json(a, wb, prefix) for a in automations],
+        }
+        print(json.dumps(doc, indent=2))
+        return 0
+    print(f"webhook integrations in {wb.entity} (* posts to this bridge):")
+    for i in integrations:
+        mark = "*" if i.url.startswith(prefix) else " "
+        print(f"  {mark} {printable(i.name)} -> {printable(i.url)}")
+    if not integrations:
+        print("  (none)")
+    print(f"automations in {wb.entity} (* posts to this bridge, M managed by this config):")
+    for a in automations:
+        url = a.integration.url if a.integration else ""
+        mark = ("*" if url.startswith(prefix) else " ") + (
+            "M" if is_managed(a, wb.integration) else " "
+        )
+        print(f"  {mark} {printable(a.name)}")
+        print(f"       {_trigger_words(a)}")
+        target = f"webhook {printable(url)}" if a.integration else printable(a.action)
+        print(f"       -> {target}, {'enabled' if a.enabled else 'disabled'}")
+    if not automations:
+        print("  (none)")
+    return 0
+
+
+def _automation_json(a: Automation, wb: WandbConfig, prefix: str) -> dict[str, Any]:
+    hook = a.integration
+    return {
+        "id": a.id,
+        "name": a.name,
+        "description": a.description,
+        "enabled": a.enabled,
+        "scope": None
+        if a.scope is None
+        else {"type": a.scope.type, "id": a.scope.id, "name": a.scope.name},
+        "event": a.event,
+        "filter": a.filter,
+        "filter_words": words(a.filter),
+        "action": a.action,
+        "integration": None
+        if hook is None
+        else {"id": hook.id, "name": hook.name, "url": hook.url},
+        "payload": a.payload,
+        "this_bridge": bool(hook and hook.url.startswith(prefix)),
+        "managed": is_managed(a, wb.integration),
+    }
+
+
+def _trigger_words(a: Automation) -> str:
+    scope = a.scope.words() if a.scope else "an unknown scope"
+    return printable(f"{a.event} on {scope}{when(a.filter)}")
+
+
+# -- plan --------------------------------------------------------------------------------
+
+
+def _show_plan(plan: Plan, wb: WandbConfig, api: WandbApi) -> None:
+    print(f"W&B entity {wb.entity} at {api.gql.base_url}")
+    state = "= unchanged" if plan.integration else "+ create"
+    print(f"webhook integration {wb.integration!r} -> {plan.integration_url}: {state}")
+    for name, exists in plan.secrets.items():
+        said = {True: "exists", False: "missing", None: "cannot check (W&B does not list them)"}
+        print(f"  team secret {name}: {said[exists]}")
+    print("automations:")
+    for step in plan.steps:
+        detail = f" ({', '.join(step.differences)})" if step.differences else ""
+        print(f"  {_SIGNS[step.action]} {step.action:<9} {printable(step.name)}{detail}")
+        if step.target is not None:
+            t = step.target
+            print(f"      {t.wanted.event} on {t.scope.words()}{when(t.wanted.filter)}")
+            for note in t.wanted.notes:
+                print(f"      note: {note}")
+    if not plan.steps:
+        print("  (none)")
+    for skipped in plan.skipped:
+        print(f"  ! not in W&B: route {skipped.route!r}: {skipped.reason}")
+    counts = ", ".join(f"{plan.count(a)} to {a}" for a in (CREATE, CHANGE, DELETE))
+    print(f"plan: {counts}, {plan.count(UNCHANGED)} unchanged")
+    if plan.problems:
+        print("apply would stop on the problems below (stderr)")
+    elif plan.changes_nothing:
+        print("W&B already matches the config; apply would send nothing")
+    else:
+        print("run `wandb-bridge wandb apply` to make these changes")
+
+
+# -- delete ------------------------------------------------------------------------------
+
+
+def _delete(api: WandbApi, config: Config, wb: WandbConfig, name: str, *, confirmed: bool) -> int:
+    api.entity_scope()
+    found = [a for a in read_automations(api) if a.name == name]
+    if not found:
+        raise WandbError(
+            f"W&B has no automation named {name!r} in {wb.entity}; `wandb-bridge wandb list` "
+            "shows their names"
+        )
+    automation = found[0]
+    if not is_managed(automation, wb.integration):
+        raise WandbError(
+            f"automation {name!r} is not managed by this bridge (its description lacks the "
+            f"marker, or it does not post to integration {wb.integration!r}); delete it in "
+            "W&B's UI if you mean to"
+        )
+    if not confirmed:
+        print(
+            f"delete automation {name!r} ({_trigger_words(automation)}) from W&B entity "
+            f"{wb.entity}? [y/N] ",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            print("wandb-bridge: not deleted (answer y to confirm, or pass --yes)", file=sys.stderr)
+            return 1
+    api.delete_automation(automation)
+    print(f"deleted automation {name!r}")
+    still = [w.route for w in wanted(config, wb, api.features())[0] if w.name == name]
+    if still:
+        print(
+            f"note: route {still[0]!r} still calls for it; the next `wandb-bridge wandb "
+            "apply` creates it again unless you change that route"
+        )
+    return 0
+
+
+# -- render ------------------------------------------------------------------------------
+
+
+def _render(args: argparse.Namespace, config: Config) -> int:
+    template = _read_template(args.template)
+    wb = config.wandb
+    if args.artifact:
+        if wb is None:
+            wandb_block(config)  # raises: the look-up needs the wandb: block's key and URL
+        assert wb is not None
+        api = connect(config, wb)
+        path, _, alias = args.artifact.rpartition(":")
+        entity, project, collection = path.split("/")
+        try:
+            found = api.artifact_version(entity, project, f"{collection}:{alias}")
+        finally:
+            api.gql.close()
+        if found is None:
+            raise WandbError(
+                f"W&B has no version {collection}:{alias} in {entity}/{project}; check "
+                "--artifact (ENTITY/PROJECT/NAME:ALIAS)"
+            )
+        values = version_values(args.event, args.artifact, found)
+        what = f"{args.event}, {args.artifact}"
+    else:
+        values = sample_values(args.event, wb.entity if wb else "acme")
+        what = f"{args.event}, sample values"
+    body, unknown = fill(template, values)
+    print(f"W&B would send ({what}):")
+    print(body.rstrip("\n"))
+    for name in dict.fromkeys(unknown):
+        print(f"note: ${{{name}}} is not a W&B variable the bridge knows; W&B may send it empty")
+    source = wb.source if wb else next(iter(config.sources))
+    print(f"\nthe bridge, at /webhooks/{source}:")
+    try:
+        verdicts = judge(config, source, body.encode("utf-8"))
+    except RequestRefused as exc:
+        print(f"  refuses it: {exc.status} {exc.code}: {exc.message}")
+        return 1
+    for v in verdicts:
+        if v.dispatch is not None:
+            d = v.dispatch
+            if d.kind == "workflow":
+                print(
+                    f"  route {v.route!r}: workflow_dispatch of {d.workflow} in {d.repository} "
+                    f"on {d.ref}"
+                )
+                print(f"      inputs: {d.payload_json}")
+            else:
+                print(f"  route {v.route!r}: repository_dispatch to {d.repository}")
+                print(f"      event_type: {json_text(d.event_type)}")
+                print(f"      client_payload: {d.payload_json}")
+        elif v.refused is not None:
+            print(f"  route {v.route!r}: matches, but the bridge refuses it: {v.refused}")
+        else:
+            print(f"  route {v.route!r}: no match: {v.why_not}")
+    if not config.routes:
+        print("  (no routes: the bridge stores the event and dispatches nothing)")
+    return 1 if any(v.refused for v in verdicts) else 0
+
+
+def _read_template(name: str) -> str:
+    try:
+        if name == "-":
+            return sys.stdin.read()
+        return Path(name).read_text(encoding="utf-8")
+    except (OSError, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise CliError(f"cannot read the template {name}: {reason}") from exc
