@@ -2,6 +2,7 @@
 
     python -m tests.action.fake_wandb --port 8787 --api-key KEY --demo [--ready-file F]
     python -m tests.action.fake_wandb --serve-dir DIR --collection bench ...
+        [--first-byte-ms 30 --stream-mb-s 40]   # storage paced like a cloud bucket
 
 ``--demo`` seeds ``acme/churn/churn-model`` (aliases ``production``, ``latest``), the
 artifact ``tests/action/fixtures/dispatch-event.json`` names. ``--serve-dir`` makes every
@@ -34,10 +35,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project", default="bench")
     parser.add_argument("--collection", default="bench-model")
     parser.add_argument("--ready-file", type=Path)
+    parser.add_argument("--first-byte-ms", type=float, default=0.0, help="storage latency")
+    parser.add_argument("--stream-mb-s", type=float, default=0.0, help="storage rate per GET")
     args = parser.parse_args(argv)
     if not args.api_key:
         parser.error("--api-key (or FAKE_WANDB_API_KEY) is required")
-    fake = FakeWandb(args.api_key, legacy=args.legacy, page_size=args.page_size, port=args.port)
+    fake = FakeWandb(
+        args.api_key,
+        legacy=args.legacy,
+        page_size=args.page_size,
+        port=args.port,
+        first_byte=args.first_byte_ms / 1000,
+        stream_rate=args.stream_mb_s * 1e6,
+    )
     if args.demo:
         fake.store.add_artifact(
             "acme",

@@ -3,6 +3,8 @@
 Queries are parsed, validated and executed by graphql-core, as a real GraphQL server
 does: a field the schema lacks is refused with "Cannot query field ... on type ...".
 The *legacy* schema drops the membership fields, as older W&B Server versions lack them.
+It also answers what the ``wandb`` SDK's ``wandb artifact get`` asks (its login check,
+server features, and the artifact fields it reads), so that the benchmark can run it.
 """
 
 from __future__ import annotations
@@ -26,28 +28,56 @@ type Query {
   project(name: String!, entityName: String): Project
   artifact(id: ID!): Artifact
   entity(name: String!): Entity
+  viewer: User  # the wandb SDK's login check
+  serverInfo: ServerInfo
 }
+type ServerInfo { features: [ServerFeature!]! }
+type ServerFeature { name: String! isEnabled: Boolean! }
+type Tag { id: ID! name: String! }
+type User {
+  id: ID!
+  entity: String
+  username: String
+  email: String
+  flags: JSONString
+  teams: EntityConnection
+}
+type EntityConnection { edges: [EntityEdge!]! }
+type EntityEdge { node: Entity }
 type Entity { id: ID! name: String! organization: Organization }
 type Organization { id: ID! name: String! orgEntity: Entity }
 type Project {
   id: ID!
+  internalId: ID!
   name: String!
   entity: Entity!
   artifact(name: String!): Artifact
   artifactCollection(name: String!): ArtifactCollection
   artifactCollectionMembership(name: String!): ArtifactCollectionMembership  # modern
 }
-type ArtifactCollection {
+interface ArtifactCollection {
   id: ID!
   name: String!
   project: Project
   artifactMembership(aliasName: String!): ArtifactCollectionMembership  # modern
 }
-type ArtifactSequence { id: ID! name: String! project: Project }
+type ArtifactPortfolio implements ArtifactCollection {
+  id: ID!
+  name: String!
+  project: Project
+  artifactMembership(aliasName: String!): ArtifactCollectionMembership  # modern
+}
+type ArtifactSequence implements ArtifactCollection {
+  id: ID!
+  name: String!
+  project: Project
+  artifactMembership(aliasName: String!): ArtifactCollectionMembership  # modern
+}
 type ArtifactType { id: ID! name: String! }
-type ArtifactAlias { id: ID! alias: String! }
+type ArtifactAlias { id: ID! alias: String! artifactCollection: ArtifactCollection }
 type ArtifactCollectionMembership {
   id: ID!
+  createdAt: String
   versionIndex: Int
   aliases: [ArtifactAlias!]!
   artifactCollection: ArtifactCollection
@@ -67,6 +97,13 @@ type Artifact {
   artifactSequence: ArtifactSequence!
   aliases: [ArtifactAlias!]!
   currentManifest: ArtifactManifest
+  ttlDurationSeconds: Int64
+  ttlIsInherited: Boolean
+  tags: [Tag!]!
+  historyStep: Int64
+  commitHash: String
+  createdAt: String
+  updatedAt: String
   files(after: String, first: Int): FileConnection!
 }
 type ArtifactManifest { id: ID! file: File! }
@@ -79,7 +116,12 @@ type PageInfo { endCursor: String hasNextPage: Boolean! }
 
 def make_schema(*, legacy: bool) -> GraphQLSchema:
     sdl = re.sub(r"^.*# modern\n", "", SDL, flags=re.MULTILINE) if legacy else SDL
-    return build_schema(sdl)
+    schema = build_schema(sdl)
+    collection = schema.type_map["ArtifactCollection"]
+    collection.resolve_type = lambda node, *_: getattr(  # type: ignore[attr-defined]
+        node, "typename", "ArtifactSequence"
+    )
+    return schema
 
 
 class Context:
@@ -123,6 +165,19 @@ class Root:
         found = self.ctx.store.by_id(id)
         return ArtifactNode(self.ctx, found) if found else None
 
+    def serverInfo(self, info: Any) -> dict[str, Any]:
+        return {"features": []}
+
+    def viewer(self, info: Any) -> dict[str, Any]:
+        return {
+            "id": "user:1",
+            "entity": "acme",
+            "username": "bench",
+            "email": None,
+            "flags": "{}",
+            "teams": {"edges": []},
+        }
+
     def entity(self, info: Any, name: str) -> dict[str, Any] | None:
         if not any(m.entity == name for m in self.ctx.store.memberships()) and name not in {
             org for _, org in self.ctx.store.org_of.values()
@@ -142,7 +197,7 @@ class Root:
 class ProjectNode:
     def __init__(self, ctx: Context, entity: str, name: str) -> None:
         self.ctx, self.name, self._entity = ctx, name, entity
-        self.id = f"project:{entity}/{name}"
+        self.id = self.internalId = f"project:{entity}/{name}"
         self.entity = _entity(entity)
 
     def _find(self, name: str) -> tuple[FakeArtifact, Membership] | None:
@@ -167,6 +222,11 @@ class CollectionNode:
     def __init__(self, ctx: Context, entity: str, project: str, name: str) -> None:
         self.ctx, self.name, self._where = ctx, name, (entity, project)
         self.id = f"collection:{entity}/{project}/{name}"
+        source = any(
+            (a.source.entity, a.source.project, a.source.collection) == (entity, project, name)
+            for a in ctx.store.artifacts
+        )
+        self.typename = "ArtifactSequence" if source else "ArtifactPortfolio"
         self.project = _project(ctx, entity, project)
 
     def artifactMembership(self, info: Any, aliasName: str) -> MembershipNode | None:
@@ -208,6 +268,7 @@ class MembershipNode:
         self.ctx, self._artifact = ctx, artifact
         self.id = f"membership:{artifact.id}:{membership.collection}"
         self.versionIndex = membership.version_index
+        self.createdAt = "2026-01-01T00:00:00"
         self.aliases = _aliases(membership.aliases)
         self.artifactCollection = CollectionNode(
             ctx, membership.entity, membership.project, membership.collection
@@ -239,6 +300,9 @@ class ArtifactNode:
             "project": _project(ctx, source.entity, source.project),
         }
         self.aliases = _aliases(source.aliases)
+        self.ttlDurationSeconds, self.ttlIsInherited, self.tags = -1, True, []
+        self.historyStep, self.commitHash = None, None
+        self.createdAt = self.updatedAt = "2026-01-01T00:00:00"
 
     def currentManifest(self, info: Any) -> dict[str, Any]:
         url = self.ctx.manifest_url(self._artifact)

@@ -60,8 +60,14 @@ class FakeWandb:
         page_size: int = 50,
         url_ttl: float = 600,
         port: int = 0,
+        first_byte: float = 0.0,
+        stream_rate: float = 0.0,
     ) -> None:
         self.api_key = api_key
+        # Storage like a cloud bucket seen from a runner: a wait before the first byte,
+        # then each response sent at ``stream_rate`` bytes/s (0: as fast as it goes).
+        self.first_byte = first_byte
+        self.stream_rate = stream_rate
         self.store = Store()
         self.legacy = legacy
         self.page_size = page_size
@@ -182,7 +188,7 @@ class FakeWandb:
             body.get("query") or "",
             root_value=Root(ctx),
             variable_values=body.get("variables") or {},
-            operation_name=body.get("operationName"),
+            operation_name=body.get("operationName") or None,
         )
         answer: dict[str, Any] = {"data": result.data}
         if result.errors:
@@ -276,10 +282,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return
+        rate = self.fake.stream_rate if getattr(self, "paced", False) else 0.0
         if isinstance(body, Path):
             if size:
                 with body.open("rb") as fh:
-                    self.connection.sendfile(fh)
+                    if rate:
+                        _paced(lambda at, n: self.connection.sendfile(fh, at, n), size, rate)
+                    else:
+                        self.connection.sendfile(fh)
+        elif rate:
+            _paced(lambda at, n: self.wfile.write(body[at : at + n]), size, rate)
         else:
             self.wfile.write(body)
 
@@ -328,6 +340,9 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         segments = [unquote(s) for s in parts.path.split("/")[1:]]
         head = segments[0] if segments else ""
+        self.paced = head in ("storage", "artifactsV2", "artifacts", "external")
+        if self.paced and self.fake.first_byte:
+            time.sleep(self.fake.first_byte)
         if head == "storage":
             obj = "/".join(segments[1:])
             route = "manifest" if obj.startswith("manifests/") else "storage"
@@ -370,6 +385,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, found, "application/octet-stream")
 
     do_HEAD = do_GET
+
+
+def _paced(send: Any, size: int, rate: float, piece: int = 1 << 18) -> None:
+    """Call ``send(offset, count)`` piece by piece, no faster than ``rate`` bytes/s."""
+    start, sent = time.monotonic(), 0
+    while sent < size:
+        count = min(piece, size - sent)
+        send(sent, count)
+        sent += count
+        ahead = start + sent / rate - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
 
 
 def demo_files() -> dict[str, bytes]:
