@@ -410,7 +410,9 @@ class _Parser:
     def _runs(self, raw: Any) -> RunsConfig:
         r = self._mapping(raw, "runs")
         self._unknown(
-            r, {"follow", "no_run_after", "give_up_after", "max_requests_per_hour"}, "runs"
+            r,
+            {"follow", "no_run_after", "give_up_after", "max_requests_per_hour", "min_interval"},
+            "runs",
         )
         dflt = RunsConfig()
         return RunsConfig(

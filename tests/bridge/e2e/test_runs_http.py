@@ -1,0 +1,300 @@
+"""From a W&B event to the workflow run's conclusion and the team's notification,
+against the bridge under gunicorn, a stateful fake GitHub and fake receivers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.bridge.e2e.conftest import GH_TOKEN, SECRET, TOKEN
+from tests.bridge.e2e.test_delivery_http import flat, send, wait_for_state
+from tests.bridge.harness import post
+from tests.fakes.github import FakeGitHub
+from tests.fakes.receivers import Receiver
+
+RUN_NAME = (
+    "Deploy ${{ github.event.client_payload.model }} "
+    "(${{ github.event.client_payload.bridge_event_id }})"
+)
+HOOK_SECRET = "notify-hook-secret-7788"
+
+
+def runs_config(slack: Receiver, hook: Receiver, **runs):
+    return {
+        "runs": {"no_run_after": "4s", "min_interval": "0.3s", **runs},
+        "notify": [
+            {
+                "name": "slack",
+                "outcomes": ["run_failed", "run_succeeded", "no_run_started", "delivery_dead"],
+                "slack": {"webhook_url": slack.url},
+            },
+            {
+                "name": "hook",
+                "outcomes": ["run_succeeded", "run_failed", "delivered"],
+                "webhook": {"url": hook.url, "secret": {"env": "HOOK_SECRET"}},
+            },
+        ],
+    }
+
+
+def wait_until(check, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_an_event_becomes_a_run_whose_conclusion_reaches_slack_and_a_signed_webhook(
+    start_bridge, fake_github
+):
+    fake_github.add_workflow(
+        "acme/churn-svc",
+        types=["DEPLOY_MODEL"],
+        run_name=RUN_NAME,
+        queued_for=0.5,
+        runs_for=1.0,
+        conclusion="failure",
+    )
+    with Receiver("slack") as slack, Receiver("generic", secret=HOOK_SECRET) as hook:
+        bridge = start_bridge(env={"HOOK_SECRET": HOOK_SECRET}, **runs_config(slack, hook))
+        event_id = send(bridge, flat(1))
+        (message,) = slack.wait_for(1, timeout=60)
+        text = json.dumps(message.payload)
+        assert "Workflow run failed" in text and "acme/model-registry/churn:v1" in text
+        assert "/actions/runs/" in text  # the run's URL
+        delivered, failed = hook.wait_for(2, timeout=30)
+        assert delivered.payload["outcome"] == "delivered"
+        assert failed.payload["outcome"] == "run_failed"
+        assert failed.payload["conclusion"] == "failure" and failed.payload["event_id"] == event_id
+        shown = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bridge",
+                "events",
+                "show",
+                event_id,
+                "--config",
+                str(bridge.config_path),
+            ],
+            capture_output=True,
+            text=True,
+            env=bridge.env,
+            check=True,
+        ).stdout
+        doc = json.loads(shown)
+        dispatch = next(d for d in doc["deliveries"] if d["kind"] == "repository_dispatch")
+        (run,) = dispatch["runs"]
+        assert run["conclusion"] == "failure" and run["url"].endswith(str(run["id"]))
+        assert {d["target"] for d in doc["deliveries"]} >= {"notify:slack", "notify:hook"}
+        listed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bridge",
+                "events",
+                "list",
+                "--run",
+                "failed",
+                "--config",
+                str(bridge.config_path),
+            ],
+            capture_output=True,
+            text=True,
+            env=bridge.env,
+            check=True,
+        ).stdout
+        assert event_id in listed and "run=failure" in listed
+        metrics = __import__("requests").get(bridge.url + "/metrics", timeout=10).text
+        assert (
+            'wandb_bridge_runs_total{conclusion="failure",repository="acme/churn-svc"} 1.0'
+            in metrics
+        )
+        # following one run cost a handful of requests, most of them free 304s
+        reads = fake_github.run_reads
+        assert reads.total <= 25, reads
+
+
+def test_a_dispatch_no_workflow_listens_to_is_recorded_as_no_run_started(start_bridge, fake_github):
+    fake_github.add_workflow("acme/churn-svc", types=["SOMETHING_ELSE"], run_name=RUN_NAME)
+    with Receiver("slack") as slack, Receiver("generic", secret=HOOK_SECRET) as hook:
+        bridge = start_bridge(env={"HOOK_SECRET": HOOK_SECRET}, **runs_config(slack, hook))
+        event_id = send(bridge, flat(2))
+        (message,) = slack.wait_for(1, timeout=60)
+        assert "No workflow run started" in json.dumps(message.payload)
+        event = wait_for_state(bridge, event_id, "delivered")
+        dispatch = next(d for d in event.deliveries if d.kind == "dispatch")
+        assert dispatch.watch == "no_run" and dispatch.runs == ()
+        log = bridge.log_path.read_text()
+        assert "no run started" in log and "types:" in log
+
+
+def test_a_dead_delivery_is_announced_with_githubs_error(start_bridge, fake_github):
+    fake_github.fail_next(422, body={"message": "No more than 10 properties are allowed"})
+    with Receiver("slack") as slack, Receiver("generic") as hook:
+        bridge = start_bridge(env={"HOOK_SECRET": HOOK_SECRET}, **runs_config(slack, hook))
+        send(bridge, flat(3))
+        (message,) = slack.wait_for(1, timeout=30)
+        text = json.dumps(message.payload)
+        assert "Delivery to GitHub failed" in text and "No more than 10 properties" in text
+        assert GH_TOKEN not in text
+
+
+def test_a_workflow_target_sends_a_workflow_dispatch_and_follows_the_named_run(
+    start_bridge, fake_github
+):
+    fake_github.add_workflow(
+        "acme/churn-svc",
+        ".github/workflows/evaluate.yml",
+        on=("workflow_dispatch",),
+        inputs={"model": {"required": True}},
+        runs_for=0.5,
+        conclusion="success",
+    )
+    route = {
+        "name": "evaluate",
+        "when": {"event_type": "LINK_ARTIFACT"},
+        "workflow": {
+            "repository": "acme/churn-svc",
+            "file": "evaluate.yml",
+            "ref": "main",
+            "inputs": {"model": "${artifact_version_string}"},
+        },
+    }
+    with Receiver("slack") as slack, Receiver("generic", secret=HOOK_SECRET) as hook:
+        bridge = start_bridge(
+            env={"HOOK_SECRET": HOOK_SECRET}, routes=[route], **runs_config(slack, hook)
+        )
+        body = json.dumps(
+            {"event_type": "LINK_ARTIFACT", "artifact_version_string": "acme/reg/churn:v9"}
+        ).encode()
+        resp = post(f"{bridge.url}/webhooks/wandb", body, secret=SECRET, token=TOKEN)
+        assert resp.status_code == 202, resp.text
+        (d,) = resp.json()["deliveries"]
+        assert d["target"] == "github:acme/churn-svc/evaluate.yml@main"
+        (sent,) = wait_until(lambda: fake_github.workflow_dispatches, what="workflow dispatch")
+        assert sent.inputs == {"model": "acme/reg/churn:v9"} and sent.ref == "main"
+        assert sent.return_run_details is True
+        messages = slack.wait_for(1, timeout=30)
+        assert "Workflow run succeeded" in json.dumps(messages[0].payload)
+
+
+def test_a_server_without_run_details_is_asked_again_without_them(start_bridge, tmp_path):
+    with FakeGitHub(tokens=[GH_TOKEN], run_details=False) as gh:
+        gh.add_workflow(
+            "acme/churn-svc",
+            ".github/workflows/evaluate.yml",
+            on=("workflow_dispatch",),
+            runs_for=0.5,
+        )
+        route = {
+            "name": "evaluate",
+            "when": {"event_type": "LINK_ARTIFACT"},
+            "workflow": {"repository": "acme/churn-svc", "file": "evaluate.yml", "ref": "main"},
+        }
+        bridge = start_bridge(
+            github={"api_url": gh.url},
+            routes=[route],
+            runs={"min_interval": "0.3s", "no_run_after": "5s"},
+        )
+        body = json.dumps({"event_type": "LINK_ARTIFACT", "artifact_version_string": "a/b/c:v1"})
+        event_id = send(bridge, body.encode())
+        event = wait_for_state(bridge, event_id, "delivered")
+        (attempt,) = event.deliveries[0].history
+        assert attempt.status == 204
+        _first, second = (
+            gh.workflow_dispatches
+            if len(gh.workflow_dispatches) == 2
+            else (None, gh.workflow_dispatches[0])
+        )
+        assert second.return_run_details is False
+        # the run is found as the one of that workflow on that ref, and followed to its end
+        wait_until(
+            lambda: [r for r in _runs(bridge, event_id) if r.state == "concluded"],
+            what="the run to be found and concluded",
+        )
+
+
+def _runs(bridge, event_id):
+    from bridge.store import open_store
+
+    store = open_store(f"sqlite:///{bridge.workdir}/bridge.db")
+    try:
+        return [r for d in store.get_event(event_id).deliveries for r in d.runs]
+    finally:
+        store.close()
+
+
+def test_a_killed_bridge_resumes_following_its_runs_after_a_restart(start_bridge, fake_github):
+    fake_github.add_workflow(
+        "acme/churn-svc", types=["DEPLOY_MODEL"], run_name=RUN_NAME, queued_for=None
+    )
+    with Receiver("slack") as slack, Receiver("generic") as hook:
+        bridge = start_bridge(env={"HOOK_SECRET": HOOK_SECRET}, **runs_config(slack, hook))
+        event_id = send(bridge, flat(4))
+        (run,) = wait_until(lambda: _runs(bridge, event_id), what="the run to be found")
+        bridge.kill9()
+        fake_github.finish_run(run.run_id, "success")
+        bridge.start()
+        (message,) = slack.wait_for(1, timeout=60)
+        assert "Workflow run succeeded" in json.dumps(message.payload)
+
+
+@pytest.mark.parametrize(
+    "store_kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_events_prune_removes_only_finished_events(start_bridge, fake_github, store_kind, request):
+    over = {"store": request.getfixturevalue("postgres_url")} if store_kind != "sqlite" else {}
+    bridge = start_bridge(runs={"follow": False}, retention={"events": "1s"}, **over)
+    done = send(bridge, flat(5))
+    fake_github.wait_for_event_ids([done])
+    wait_for_state_any(bridge, done, "delivered")
+    fake_github.set_down(True)
+    queued = send(bridge, flat(6))
+    time.sleep(1.5)
+    cli = [sys.executable, "-m", "bridge", "--config", str(bridge.config_path), "events"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*cli, *args], capture_output=True, text=True, env=bridge.env, check=False
+        )
+
+    assert "would prune 1 " in run("prune", "--dry-run").stdout
+    assert run("show", done).returncode == 0  # a dry run deletes nothing
+    assert "pruned 1 " in run("prune").stdout
+    assert run("show", done).returncode == 1  # gone, with its deliveries and attempts
+    assert json.loads(run("show", queued).stdout)["deliveries"][0]["state"] in (
+        "queued",
+        "in_flight",
+    )
+
+
+def wait_for_state_any(bridge, event_id, state):
+    show = [
+        sys.executable,
+        "-m",
+        "bridge",
+        "--config",
+        str(bridge.config_path),
+        "events",
+        "show",
+        event_id,
+    ]
+    wait_until(
+        lambda: all(
+            d["state"] == state
+            for d in json.loads(
+                subprocess.run(
+                    show, capture_output=True, text=True, env=bridge.env, check=True
+                ).stdout
+            )["deliveries"]
+        ),
+        what=f"{event_id} {state}",
+    )
