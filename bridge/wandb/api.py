@@ -1,10 +1,9 @@
-"""The W&B GraphQL operations ``wandb-bridge wandb`` sends, and their answers as values.
+"""The W&B operations ``wandb-bridge wandb`` uses, with their answers as values.
 
-The same operations W&B's SDK sends for automations (``GetEntityAutomations``,
-``CreateAutomation``, ``UpdateAutomation``, ``DeleteAutomation``,
-``IntegrationsByEntity``, ``CreateGenericWebhookIntegration``), plus the scope, secret
-and artifact look-ups around them. Each document asks only for fields every current W&B
-release has; the entity scope is asked for only where the server says it has it.
+The automation operations W&B's SDK sends (list, create, update, delete automations;
+list and create webhook integrations), plus the scope, secret and artifact look-ups
+around them (documents in :mod:`bridge.wandb.queries`). Listings are paged to the end;
+a server without ``Entity.triggers`` is walked project by project, as the SDK does.
 """
 
 from __future__ import annotations
@@ -15,73 +14,37 @@ from typing import Any
 
 from bridge.errors import WandbError
 from bridge.wandb.client import GraphQL
-from bridge.wandb.model import SCOPE_TYPES, Automation, Integration, Scope, Target
+from bridge.wandb.model import (
+    ENTITY_SCOPE,
+    ENTITY_TRIGGERS,
+    SCOPE_TYPES,
+    Automation,
+    Integration,
+    Scope,
+    Target,
+)
+from bridge.wandb.queries import (
+    AUTOMATIONS,
+    AUTOMATIONS_LEGACY,
+    COLLECTION,
+    CREATE,
+    CREATE_INTEGRATION,
+    DELETE,
+    ENTITY,
+    FEATURES,
+    INSERT_SECRET,
+    INTEGRATIONS,
+    ORG_ENTITY,
+    PROJECT,
+    SECRETS,
+    TRIGGER,
+    UPDATE,
+    VERSION,
+    VERSION_LEGACY,
+)
 
 PER_PAGE = 50
 MAX_PAGES = 1000  # a server that never ends a listing must not keep us forever
-ENTITY_SCOPE = "AUTOMATION_SCOPE_ENTITY"
-ENTITY_TRIGGERS = "QUERY_AUTOMATIONS_ON_ENTITY"
-
-_PAGE = "pageInfo { endCursor hasNextPage }"
-_WEBHOOK = "__typename ... on GenericWebhookIntegration { id name urlEndpoint }"
-_TRIGGER = """
-fragment BridgeTrigger on Trigger {
-  id name description enabled
-  scope {
-    __typename
-    ... on Project { id name }
-    ... on ArtifactSequence { id name }
-    ... on ArtifactPortfolio { id name }
-    ENTITY_SCOPE
-  }
-  triggeringCondition { __typename ... on FilterEventTriggeringCondition { eventType filter } }
-  triggeredAction {
-    __typename
-    ... on GenericWebhookTriggeredAction { requestPayload integration { WEBHOOK } }
-  }
-}
-""".replace("WEBHOOK", _WEBHOOK)
-
-FEATURES = "query ServerFeaturesQuery { serverInfo { features { name isEnabled } } }"
-ENTITY = "query EntityInfo($entity: String!) { entity(name: $entity) { id name } }"
-ORG_ENTITY = """query OrgEntity($entity: String!) {
-  entity(name: $entity) { organization { orgEntity { name } } } }"""
-PROJECT = """query ProjectScope($entity: String!, $project: String!) {
-  project(name: $project, entityName: $entity) { id name } }"""
-COLLECTION = """query CollectionScope($entity: String!, $project: String!, $collection: String!) {
-  project(name: $project, entityName: $entity) {
-    id artifactCollection(name: $collection) { __typename id name } } }"""
-INTEGRATIONS = f"""query IntegrationsByEntity($entity: String!, $cursor: String, $perPage: Int) {{
-  entity(name: $entity) {{ integrations(after: $cursor, first: $perPage) {{
-    {_PAGE} edges {{ node {{ {_WEBHOOK} }} }} }} }} }}"""
-AUTOMATIONS = f"""query GetEntityAutomations($entity: String!, $cursor: String, $perPage: Int) {{
-  entity(name: $entity) {{ triggers(after: $cursor, first: $perPage) {{
-    {_PAGE} edges {{ node {{ ...BridgeTrigger }} }} }} }} }}"""
-AUTOMATIONS_LEGACY = f"""query GetEntityAutomationsLegacy(
-  $entity: String!, $cursor: String, $perPage: Int) {{
-  entity(name: $entity) {{ projects(after: $cursor, first: $perPage) {{
-    {_PAGE} edges {{ node {{ triggers {{ ...BridgeTrigger }} }} }} }} }} }}"""
-SECRETS = "query EntitySecrets($entity: String!) { entity(name: $entity) { secrets { name } } }"
-CREATE_INTEGRATION = f"""mutation CreateGenericWebhookIntegration(
-  $input: CreateGenericWebhookIntegrationInput!) {{
-  createGenericWebhookIntegration(input: $input) {{ integration {{ {_WEBHOOK} }} }} }}"""
-CREATE = """mutation CreateAutomation($input: CreateFilterTriggerInput!) {
-  createFilterTrigger(input: $input) { trigger { ...BridgeTrigger } } }"""
-UPDATE = """mutation UpdateAutomation($input: UpdateFilterTriggerInput!) {
-  updateFilterTrigger(input: $input) { trigger { ...BridgeTrigger } } }"""
-DELETE = """mutation DeleteAutomation($id: ID!) {
-  deleteTrigger(input: {triggerID: $id}) { success } }"""
-INSERT_SECRET = """mutation InsertSecret($entity: String!, $name: String!, $value: String!) {
-  insertSecret(input: {entityName: $entity, secretName: $name, secretValue: $value}) {
-    success } }"""  # noqa: S105 (a GraphQL document)
-VERSION = """query ArtifactVersion($entity: String!, $project: String!, $name: String!) {
-  project(name: $project, entityName: $entity) {
-    artifactCollectionMembership(name: $name) {
-      versionIndex aliases { alias } artifact { id metadata } } } }"""
-VERSION_LEGACY = """query ArtifactVersionLegacy(
-  $entity: String!, $project: String!, $name: String!) {
-  project(name: $project, entityName: $entity) {
-    artifact(name: $name) { id versionIndex metadata aliases { alias } } } }"""
 
 ADMIN_FIX = "use the API key of an admin of that W&B team"
 
@@ -311,7 +274,7 @@ class WandbApi:
 
     def _with_trigger(self, document: str) -> str:
         entity = "... on Entity { id name }" if ENTITY_SCOPE in self.features() else ""
-        return document + _TRIGGER.replace("ENTITY_SCOPE", entity)
+        return document + TRIGGER.replace("ENTITY_SCOPE", entity)
 
     def _pages(
         self,

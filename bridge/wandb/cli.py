@@ -19,20 +19,16 @@ from bridge.cli import CONFIG_HELP, CliError
 from bridge.config.model import Config, WandbConfig
 from bridge.config.secrets import resolve_secret
 from bridge.errors import ConfigError, RequestRefused, WandbError
-from bridge.ops.logs import printable
-from bridge.routing.limits import json_text
 from bridge.wandb.api import WandbApi
 from bridge.wandb.apply import apply_plan
 from bridge.wandb.client import GraphQL
-from bridge.wandb.filters import when, words
-from bridge.wandb.model import Automation
-from bridge.wandb.plan import CHANGE, CREATE, DELETE, UNCHANGED, Plan, is_managed, make_plan
+from bridge.wandb.plan import UNCHANGED, is_managed, make_plan
 from bridge.wandb.render import fill, judge, sample_values, version_values
+from bridge.wandb.show import listing_json, listing_lines, plan_lines, trigger_words, verdict_lines
 from bridge.wandb.state import read_automations, survey
 from bridge.wandb.wanted import wanted
 
 ARTIFACT_RE = re.compile(r"^[^/:\s]+/[^/:\s]+/[^/:\s]+(:[^/:\s]+)?$")
-_SIGNS = {CREATE: "+", CHANGE: "~", DELETE: "-", UNCHANGED: "="}
 
 
 def register(subparsers: Any) -> None:
@@ -117,7 +113,7 @@ def _plan_or_apply(
         create_secrets=create_secrets,
     )
     if not apply:
-        _show_plan(plan, wb, api)
+        print("\n".join(plan_lines(plan, wb, api.gql.base_url)))
         return _problems(plan.problems)
     if plan.problems:
         return _problems(plan.problems)
@@ -159,105 +155,18 @@ def _problems(problems: tuple[str, ...]) -> int:
     return 1 if problems else 0
 
 
-# -- list --------------------------------------------------------------------------------
+# -- list ------------------------------------------------------------------------------
 
 
 def _list(api: WandbApi, wb: WandbConfig, *, as_json: bool) -> int:
     api.entity_scope()
     integrations = api.integrations()
     automations = read_automations(api)
-    prefix = wb.bridge_url + "/"
     if as_json:
-        doc = {
-            "entity": wb.entity,
-            "integrations": [
-                {"id": i.id, "name": i.name, "url": i.url, "this_bridge": i.url.startswith(prefix)}
-                for i in integrations
-            ],
-            "automations": [_automation_json(a, wb, prefix) for a in automations],
-        }
-        print(json.dumps(doc, indent=2))
-        return 0
-    print(f"webhook integrations in {wb.entity} (* posts to this bridge):")
-    for i in integrations:
-        mark = "*" if i.url.startswith(prefix) else " "
-        print(f"  {mark} {printable(i.name)} -> {printable(i.url)}")
-    if not integrations:
-        print("  (none)")
-    print(f"automations in {wb.entity} (* posts to this bridge, M managed by this config):")
-    for a in automations:
-        url = a.integration.url if a.integration else ""
-        mark = ("*" if url.startswith(prefix) else " ") + (
-            "M" if is_managed(a, wb.integration) else " "
-        )
-        print(f"  {mark} {printable(a.name)}")
-        print(f"       {_trigger_words(a)}")
-        target = f"webhook {printable(url)}" if a.integration else printable(a.action)
-        print(f"       -> {target}, {'enabled' if a.enabled else 'disabled'}")
-    if not automations:
-        print("  (none)")
-    return 0
-
-
-def _automation_json(a: Automation, wb: WandbConfig, prefix: str) -> dict[str, Any]:
-    hook = a.integration
-    return {
-        "id": a.id,
-        "name": a.name,
-        "description": a.description,
-        "enabled": a.enabled,
-        "scope": None
-        if a.scope is None
-        else {"type": a.scope.type, "id": a.scope.id, "name": a.scope.name},
-        "event": a.event,
-        "filter": a.filter,
-        "filter_words": words(a.filter),
-        "action": a.action,
-        "integration": None
-        if hook is None
-        else {"id": hook.id, "name": hook.name, "url": hook.url},
-        "payload": a.payload,
-        "this_bridge": bool(hook and hook.url.startswith(prefix)),
-        "managed": is_managed(a, wb.integration),
-    }
-
-
-def _trigger_words(a: Automation) -> str:
-    scope = a.scope.words() if a.scope else "an unknown scope"
-    return printable(f"{a.event} on {scope}{when(a.filter)}")
-
-
-# -- plan --------------------------------------------------------------------------------
-
-
-def _show_plan(plan: Plan, wb: WandbConfig, api: WandbApi) -> None:
-    print(f"W&B entity {wb.entity} at {api.gql.base_url}")
-    state = "= unchanged" if plan.integration else "+ create"
-    print(f"webhook integration {wb.integration!r} -> {plan.integration_url}: {state}")
-    for name, exists in plan.secrets.items():
-        said = {True: "exists", False: "missing", None: "cannot check (W&B does not list them)"}
-        print(f"  team secret {name}: {said[exists]}")
-    print("automations:")
-    for step in plan.steps:
-        detail = f" ({', '.join(step.differences)})" if step.differences else ""
-        print(f"  {_SIGNS[step.action]} {step.action:<9} {printable(step.name)}{detail}")
-        if step.target is not None:
-            t = step.target
-            print(f"      {t.wanted.event} on {t.scope.words()}{when(t.wanted.filter)}")
-            for note in t.wanted.notes:
-                print(f"      note: {note}")
-    if not plan.steps:
-        print("  (none)")
-    for skipped in plan.skipped:
-        print(f"  ! not in W&B: route {skipped.route!r}: {skipped.reason}")
-    counts = ", ".join(f"{plan.count(a)} to {a}" for a in (CREATE, CHANGE, DELETE))
-    print(f"plan: {counts}, {plan.count(UNCHANGED)} unchanged")
-    if plan.problems:
-        print("apply would stop on the problems below (stderr)")
-    elif plan.changes_nothing:
-        print("W&B already matches the config; apply would send nothing")
+        print(json.dumps(listing_json(wb, integrations, automations), indent=2))
     else:
-        print("run `wandb-bridge wandb apply` to make these changes")
+        print("\n".join(listing_lines(wb, integrations, automations)))
+    return 0
 
 
 # -- delete ------------------------------------------------------------------------------
@@ -280,7 +189,7 @@ def _delete(api: WandbApi, config: Config, wb: WandbConfig, name: str, *, confir
         )
     if not confirmed:
         print(
-            f"delete automation {name!r} ({_trigger_words(automation)}) from W&B entity "
+            f"delete automation {name!r} ({trigger_words(automation)}) from W&B entity "
             f"{wb.entity}? [y/N] ",
             end="",
             file=sys.stderr,
@@ -339,25 +248,7 @@ def _render(args: argparse.Namespace, config: Config) -> int:
     except RequestRefused as exc:
         print(f"  refuses it: {exc.status} {exc.code}: {exc.message}")
         return 1
-    for v in verdicts:
-        if v.dispatch is not None:
-            d = v.dispatch
-            if d.kind == "workflow":
-                print(
-                    f"  route {v.route!r}: workflow_dispatch of {d.workflow} in {d.repository} "
-                    f"on {d.ref}"
-                )
-                print(f"      inputs: {d.payload_json}")
-            else:
-                print(f"  route {v.route!r}: repository_dispatch to {d.repository}")
-                print(f"      event_type: {json_text(d.event_type)}")
-                print(f"      client_payload: {d.payload_json}")
-        elif v.refused is not None:
-            print(f"  route {v.route!r}: matches, but the bridge refuses it: {v.refused}")
-        else:
-            print(f"  route {v.route!r}: no match: {v.why_not}")
-    if not config.routes:
-        print("  (no routes: the bridge stores the event and dispatches nothing)")
+    print("\n".join(verdict_lines(verdicts)))
     return 1 if any(v.refused for v in verdicts) else 0
 
 

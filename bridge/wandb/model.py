@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 WEBHOOK_ACTION = "GenericWebhookTriggeredAction"  # the __typename of a webhook action
+# Server features (W&B's feature flags) this package asks about.
+ENTITY_SCOPE = "AUTOMATION_SCOPE_ENTITY"  # automations can watch a whole entity
+ENTITY_TRIGGERS = "QUERY_AUTOMATIONS_ON_ENTITY"  # Entity.triggers lists them
 # A trigger's scope __typename -> the scope type W&B's inputs take.
 SCOPE_TYPES = {
     "Project": "PROJECT",

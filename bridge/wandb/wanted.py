@@ -18,7 +18,7 @@ from bridge.routing.limits import EVENT_ID_KEY
 from bridge.routing.routes import WANDB_FIELDS
 from bridge.routing.templates import variables
 from bridge.wandb.filters import FILTERABLE, condition, event_filter, is_glob
-from bridge.wandb.model import ScopeRef, Skipped, Wanted
+from bridge.wandb.model import ENTITY_SCOPE, ScopeRef, Skipped, Wanted
 
 MARKER = "Managed by wandb-github-bridge"
 MAX_NAME = 255  # W&B's limit on an automation's name
@@ -50,7 +50,6 @@ OTHER_WANDB_EVENTS = frozenset(
 )
 # Besides the route's own variables, what the packaged action reads from a dispatch.
 ACTION_FIELDS = ("event_type", "event_author", "artifact_version", "artifact_version_string")
-ENTITY_SCOPE = "AUTOMATION_SCOPE_ENTITY"
 
 
 def wanted(

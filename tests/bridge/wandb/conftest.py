@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from bridge.cli import main
-from tests.bridge.wandb.standin import StandIn, State
+from tests.bridge.wandb.standin import StandIn
+from tests.bridge.wandb.standin_state import State
 
 API_KEY = "local-0123456789abcdef0123456789abcdef01234567"
 WEBHOOK_SECRET = "bridge-webhook-secret-value"

@@ -19,7 +19,8 @@ from tests.bridge.wandb.conftest import (
     config_dict,
     seed,
 )
-from tests.bridge.wandb.standin import StandIn, State, Trigger, Webhook
+from tests.bridge.wandb.standin import StandIn
+from tests.bridge.wandb.standin_state import State, Trigger, Webhook
 
 HOOK_URL = f"{BRIDGE_URL}/webhooks/wandb"
 

@@ -3,7 +3,8 @@
 import requests
 
 from tests.bridge.wandb.conftest import API_KEY, seed
-from tests.bridge.wandb.standin import StandIn, State
+from tests.bridge.wandb.standin import StandIn
+from tests.bridge.wandb.standin_state import State
 
 
 def post(standin, query, variables=None, key=API_KEY):

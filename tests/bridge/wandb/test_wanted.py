@@ -10,7 +10,7 @@ from bridge.wandb.filters import condition, glob_regex, words
 from bridge.wandb.model import ScopeRef
 from bridge.wandb.wanted import MARKER, payload_template, wanted
 from tests.bridge.wandb.conftest import ENV, ROUTES, config_dict
-from tests.bridge.wandb.standin import MODERN_FEATURES
+from tests.bridge.wandb.standin_state import MODERN_FEATURES
 
 ROOT = Path(__file__).resolve().parents[3]
 
