@@ -144,6 +144,7 @@ SQLITE: tuple[str, ...] = (
         used INTEGER NOT NULL
     );
     CREATE INDEX events_received ON events (received_at);
+    CREATE INDEX dedupe_event ON dedupe (event_id);
     """,
 )
 
@@ -279,5 +280,6 @@ POSTGRES: tuple[str, ...] = (
         used INTEGER NOT NULL
     );
     CREATE INDEX events_received ON events (received_at);
+    CREATE INDEX dedupe_event ON dedupe (event_id);
     """,
 )

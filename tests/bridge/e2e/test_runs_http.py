@@ -298,3 +298,24 @@ def wait_for_state_any(bridge, event_id, state):
         ),
         what=f"{event_id} {state}",
     )
+
+
+def test_without_actions_read_the_search_ends_unknown_and_says_which_permission(start_bridge):
+    with FakeGitHub(tokens=[GH_TOKEN], actions_read=False) as gh:
+        gh.add_workflow("acme/churn-svc", types=["DEPLOY_MODEL"], run_name=RUN_NAME)
+        bridge = start_bridge(github={"api_url": gh.url}, runs={"min_interval": "0.3s"})
+        event_id = send(bridge, flat(8))
+        wait_until(lambda: "actions=read" in bridge.log_path.read_text(), what="the warning")
+        event = wait_for_state(bridge, event_id, "delivered")
+        assert wait_until(lambda: _watch(bridge, event_id) == "unknown", what="unknown")
+        assert event.deliveries[0].state == "delivered"  # the dispatch itself went through
+
+
+def _watch(bridge, event_id):
+    from bridge.store import open_store
+
+    store = open_store(f"sqlite:///{bridge.workdir}/bridge.db")
+    try:
+        return store.get_event(event_id).deliveries[0].watch
+    finally:
+        store.close()
