@@ -128,8 +128,9 @@ class WandbApi:
         return found
 
     def automations(self, entity: str | None = None) -> list[Automation]:
-        """Every automation of ``entity`` (default: ours). Servers without
-        ``Entity.triggers`` are walked project by project, as W&B's SDK does there."""
+        """Every automation of ``entity`` (default: ours; another one this key cannot see
+        has none). Servers without ``Entity.triggers`` are walked project by project, as
+        W&B's SDK does there."""
         if ENTITY_TRIGGERS in self.features():
             nodes = self._pages(
                 "list automations",
@@ -289,6 +290,8 @@ class WandbApi:
         for _ in range(MAX_PAGES):
             variables = {"entity": entity or self.entity, "cursor": cursor, "perPage": PER_PAGE}
             node: Any = self._run(what, operation, query, variables).get("entity")
+            if node is None and entity not in (None, self.entity):
+                return  # the organization's entity, out of this key's sight: nothing to list
             if node is None:
                 raise WandbError(
                     f"W&B has no entity {variables['entity']!r} that this API key can see; set "
