@@ -156,7 +156,7 @@ def permissions(config: Config) -> list[str]:
     needs = ["Contents: write (repository dispatches)"]
     if any(r.workflow is not None for r in config.routes):
         needs.append("Actions: write (workflow dispatches)")
-    if config.runs.follow:
+    if config.runs.follow and not config.github.dry_run:
         needs.append("Actions: read (following the runs a dispatch started)")
     return [
         "GitHub permissions this config needs (GitHub App or fine-grained token): "

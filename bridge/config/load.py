@@ -181,6 +181,11 @@ class _Parser:
         retention = self._mapping(top.get("retention"), "retention")
         self._unknown(retention, {"events"}, "retention")
         keep = self._duration(retention.get("events"), "retention.events", 30 * 86400.0)
+        if keep < window:
+            self.warnings.append(
+                "retention.events: shorter than dedupe_window, so a repeat of a pruned event "
+                "is taken as new"
+            )
         if self.problems:
             raise ConfigError([p.lstrip(".") for p in self.problems])
         assert store is not None

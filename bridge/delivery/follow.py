@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bridge.config.model import Config
+from bridge.config.secrets import Redactor
 from bridge.delivery.github import GitHubClient
 from bridge.delivery.outcomes import Announcer
 from bridge.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
@@ -68,6 +69,8 @@ class RunFollower:
     ) -> None:
         self.cfg = config.runs
         self.lease = config.delivery.lease
+        self.max_pause = config.delivery.max_backoff
+        self.redact = Redactor(config.secrets())
         self.store = store
         self.client = client
         self.metrics = metrics
@@ -93,9 +96,9 @@ class RunFollower:
         return self.store.runs.take_budget(self.credential, now, self.cfg.max_requests_per_hour)
 
     def _failed(self, what: str, exc: DeliveryError, now: float) -> None:
-        log.warning("%s: %s", what, exc.message)
+        log.warning("%s: %s", what, self.redact(exc.message))
         if isinstance(exc, TransientDeliveryError) and exc.rate_limited:
-            until = min(exc.not_before or now, now + 3600.0)
+            until = min(exc.not_before or now, now + self.max_pause)
             self.store.pause(self.credential, until)
 
     def _search(self, w: Watch) -> None:
@@ -113,6 +116,8 @@ class RunFollower:
         except DeliveryError as exc:
             self._failed(f"looking for the runs of delivery {w.delivery_id}", exc, now)
             permanent = isinstance(exc, PermanentDeliveryError)
+            if permanent:
+                self.metrics.run_concluded(w.repository, "unknown")
             self.store.runs.finish_watch(
                 w,
                 self.owner,
@@ -156,7 +161,7 @@ class RunFollower:
                 "no_run_started",
                 w.event_id,
                 w.repository,
-                "",
+                self.announce.route_of(w.event_id, w.delivery_id),
                 error="no workflow run started for the dispatch",
             )
         due = now + next_look(now - w.dispatched_at, self.cfg.min_interval)
@@ -225,7 +230,7 @@ class RunFollower:
                 outcome,
                 run.event_id,
                 run.repository,
-                "",
+                self.announce.route_of(run.event_id, run.delivery_id),
                 workflow=seen.workflow or run.workflow,
                 run_url=seen.html_url or run.html_url,
                 conclusion=conclusion,

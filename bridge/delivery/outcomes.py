@@ -51,6 +51,14 @@ class Announcer:
         )
         return notices(self.notifiers, o, lambda: new_id("ntf", self.clock()))
 
+    def route_of(self, event_id: str, delivery_id: str) -> str:
+        """The route that made a delivery ('' when it cannot be read)."""
+        try:
+            event = self.store.get_event(event_id)
+        except BridgeError:
+            return ""
+        return next((d.route for d in event.deliveries if d.id == delivery_id), "")
+
     def _fields(self, event_id: str) -> dict[str, Any]:
         try:
             body = json.loads(self.store.get_event(event_id).body)

@@ -130,7 +130,8 @@ class DeliveryWorker:
             decision.wait,
             self.owner,
         )
-        self._track_health(error, now)
+        if claimed.kind != NOTIFY:  # a failing Slack must not hold up GitHub deliveries
+            self._track_health(error, now)
         # counted before it is recorded, so a reader who sees the new state sees the count
         self.metrics.attempt(status, outcome, now - claimed.round_started_at)
         watch, notices = self._consequences(claimed, decision.state, decision.reason, now)

@@ -16,6 +16,7 @@ from bridge.intake.signature import bearer_token, token_matches
 from bridge.ops.documents import event_json
 from bridge.services import services
 from bridge.store.models import STATES
+from bridge.store.sql import RUN_FILTERS
 
 log = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/api")
@@ -53,7 +54,12 @@ def list_events() -> Response:
         raise RequestRefused(
             400, "invalid_parameter", f"limit must be a whole number from 1 to {MAX_LIMIT}"
         )
-    events = services().store.list_events(state, int(raw_limit))
+    run = request.args.get("run")
+    if run is not None and run not in RUN_FILTERS:
+        raise RequestRefused(
+            400, "invalid_parameter", f"run must be one of {', '.join(RUN_FILTERS)}"
+        )
+    events = services().store.list_events(state, int(raw_limit), run)
     return jsonify(events=[event_json(e, detail=False) for e in events])
 
 

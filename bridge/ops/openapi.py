@@ -156,6 +156,15 @@ def document() -> dict[str, Any]:
                             "required": False,
                             "schema": {"type": "integer", "minimum": 1, "maximum": 500},
                         },
+                        {
+                            "name": "run",
+                            "in": "query",
+                            "required": False,
+                            "description": "only events whose dispatches' runs ended so",
+                            "schema": {
+                                "enum": ["succeeded", "failed", "running", "no_run", "unknown"]
+                            },
+                        },
                     ],
                     "responses": {"200": _ok("events", "EventList"), **_ADMIN_ERRORS},
                 }
@@ -202,6 +211,7 @@ def _schemas() -> dict[str, Any]:
         "required": ["id", "target", "event_type", "state"],
         "properties": {
             "id": {"type": "string"},
+            "kind": {"enum": ["repository_dispatch", "workflow_dispatch", "notification"]},
             "target": {"type": "string"},
             "route": {"type": "string"},
             "event_type": {"type": "string"},
@@ -212,6 +222,23 @@ def _schemas() -> dict[str, Any]:
             "finished_at": nullable_str,
             "last_status": {"type": ["integer", "null"]},
             "last_error": nullable_str,
+            "runs_search": {"enum": ["searching", "done", "no_run", "unknown", None]},
+            "runs": {"type": "array", "items": {"$ref": "#/components/schemas/Run"}},
+        },
+    }
+    run = {
+        "type": "object",
+        "required": ["id", "status", "conclusion"],
+        "properties": {
+            "id": {"type": "integer"},
+            "url": nullable_str,
+            "workflow": nullable_str,
+            "status": nullable_str,
+            "conclusion": nullable_str,
+            "created_at": nullable_str,
+            "updated_at": nullable_str,
+            "following": {"type": "boolean"},
+            "gave_up": {"type": "boolean"},
         },
     }
     attempt = {
@@ -221,7 +248,7 @@ def _schemas() -> dict[str, Any]:
             "started_at": {"type": "string"},
             "finished_at": {"type": "string"},
             "status": {"type": ["integer", "null"]},
-            "outcome": {"enum": ["delivered", "retry", "dead", "abandoned"]},
+            "outcome": {"enum": ["delivered", "retry", "dead", "abandoned", "dry_run"]},
             "response": nullable_str,
             "wait_seconds": {"type": ["number", "null"]},
         },
@@ -244,6 +271,8 @@ def _schemas() -> dict[str, Any]:
                 "type": "object",
                 "properties": {
                     "client_payload": {"type": "object"},
+                    "inputs": {"type": "object", "description": "a workflow dispatch's inputs"},
+                    "message": {"type": "object", "description": "a notification's body"},
                     "history": {"type": "array", "items": {"$ref": "#/components/schemas/Attempt"}},
                 },
             },
@@ -290,6 +319,7 @@ def _schemas() -> dict[str, Any]:
             "properties": {"duplicate_of": {"type": "string"}},
         },
         "Delivery": delivery,
+        "Run": run,
         "Attempt": attempt,
         "Event": event,
         "EventDetail": {

@@ -31,6 +31,7 @@ from bridge.store.models import (
     DEAD,
     DELIVERED,
     IN_FLIGHT,
+    NOTIFY,
     QUEUED,
     Accepted,
     Attempt,
@@ -69,7 +70,8 @@ RUN_FILTERS = {
     f"AND r.state = 'concluded' AND r.conclusion NOT IN {_SUCCEEDED})",
     "running": "EXISTS (SELECT 1 FROM runs r WHERE r.event_id = e.id AND r.state = 'following')",
     "no_run": "EXISTS (SELECT 1 FROM watches w WHERE w.event_id = e.id AND w.state = 'no_run')",
-    "unknown": "EXISTS (SELECT 1 FROM runs r WHERE r.event_id = e.id AND r.state = 'unknown')",
+    "unknown": "(EXISTS (SELECT 1 FROM runs r WHERE r.event_id = e.id AND r.state = 'unknown') "
+    "OR EXISTS (SELECT 1 FROM watches w WHERE w.event_id = e.id AND w.state = 'unknown'))",
 }
 
 
@@ -401,10 +403,11 @@ class SqlStore(abc.ABC):
         return tuple(Attempt(*r) for r in rows)
 
     def replay(self, event_id: str, now: float) -> list[str]:
-        """Queue every finished delivery of the event again; their ids."""
+        """Queue the event's finished dispatches again (not the notifications their
+        outcomes sent: new outcomes send new ones); their ids."""
         with self._transaction() as tx:
             self._event(tx, event_id, history=False)  # NotFound for an unknown id
-            return self._requeue(tx, "event_id = ?", (event_id,), now)
+            return self._requeue(tx, f"event_id = ? AND kind <> '{NOTIFY}'", (event_id,), now)
 
     def replay_dead(self, now: float) -> list[str]:
         """Queue every dead delivery again; their ids."""

@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -130,3 +131,28 @@ def post(
         h["X-Wandb-Signature"] = sign(secret, body)
     h.update(headers or {})
     return requests.post(url, data=body, headers=h, timeout=30)
+
+
+def assert_error(resp: requests.Response, status: int, code: str) -> None:
+    """A refusal with ``status`` and the JSON error body a W&B admin can read."""
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert body["error"] == code
+    assert isinstance(body["message"], str) and len(body["message"]) > 20
+
+
+def events_in_store(bridge: BridgeProcess) -> int:
+    """How many events the bridge's SQLite store holds."""
+    with sqlite3.connect(bridge.workdir / "bridge.db") as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+
+def events_cli(bridge: BridgeProcess, *args: str, check: bool = True) -> str:
+    """``wandb-bridge events ARGS`` on the bridge's config; its standard output."""
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", "events", *args, "--config", str(bridge.config_path)],
+        capture_output=True,
+        text=True,
+        env=bridge.env,
+        check=check,
+    ).stdout

@@ -20,16 +20,7 @@ from bridge.store.models import (
     NewRun,
     Watch,
 )
-
-T0 = 1_700_000_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.bridge.fakeclock import T0, Clock
 
 
 class ScriptedGitHub:

@@ -14,16 +14,7 @@ from bridge.delivery.worker import BREAKER_AFTER, DeliveryWorker
 from bridge.errors import PermanentDeliveryError, TransientDeliveryError
 from bridge.ops.metrics import Metrics
 from bridge.store.models import NewDelivery, NewEvent
-
-T0 = 1_700_000_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.bridge.fakeclock import T0, Clock
 
 
 class ScriptedSender:

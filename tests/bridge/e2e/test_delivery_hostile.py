@@ -4,15 +4,13 @@ the same body meant for two repositories. Against the bridge under gunicorn."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 
 import requests
 
 from tests.bridge.e2e.conftest import GH_TOKEN, SECRET, TOKEN
 from tests.bridge.e2e.test_delivery_http import flat, send, wait_for_state
-from tests.bridge.harness import post
+from tests.bridge.harness import events_cli, post
 
 ADMIN = "adm-e2e-hostile-9876543210"
 
@@ -37,22 +35,7 @@ def test_credentials_github_echoes_back_are_redacted_everywhere(start_bridge, fa
     event_id = send(bridge, flat())
     (d,) = wait_for_state(bridge, event_id, "dead").deliveries
     assert "***" in d.last_error
-    shown = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bridge",
-            "events",
-            "show",
-            event_id,
-            "--config",
-            str(bridge.config_path),
-        ],
-        capture_output=True,
-        text=True,
-        env=bridge.env,
-        check=True,
-    ).stdout
+    shown = events_cli(bridge, "show", event_id)
     api = requests.get(
         f"{bridge.url}/api/events/{event_id}",
         headers={"Authorization": f"Bearer {ADMIN}"},

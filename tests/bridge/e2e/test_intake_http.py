@@ -11,7 +11,7 @@ import requests
 
 from bridge.intake.signature import sign
 from tests.bridge.e2e.conftest import RETIRED_SECRET, ROTATING_SECRET, SECRET, TOKEN
-from tests.bridge.harness import post
+from tests.bridge.harness import assert_error, events_in_store, post
 
 # W&B's GitHub example body, as W&B fills it in.
 GITHUB_SHAPED = json.dumps(
@@ -35,19 +35,6 @@ FLAT = json.dumps(
         "alias": "production",
     }
 ).encode()
-
-
-def events_in_store(bridge) -> int:
-    db = bridge.workdir / "bridge.db"
-    with sqlite3.connect(db) as conn:
-        return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
-
-
-def assert_error(resp: requests.Response, status: int, code: str) -> None:
-    assert resp.status_code == status, resp.text
-    body = resp.json()
-    assert body["error"] == code
-    assert isinstance(body["message"], str) and len(body["message"]) > 20
 
 
 def test_passthrough_accepts_wandb_github_example(bridge, fake_github):

@@ -4,15 +4,13 @@ against the bridge under gunicorn, a stateful fake GitHub and fake receivers."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 
 import pytest
 
 from tests.bridge.e2e.conftest import GH_TOKEN, SECRET, TOKEN
 from tests.bridge.e2e.test_delivery_http import flat, send, wait_for_state
-from tests.bridge.harness import post
+from tests.bridge.harness import events_cli, post
 from tests.fakes.github import FakeGitHub
 from tests.fakes.receivers import Receiver
 
@@ -73,44 +71,13 @@ def test_an_event_becomes_a_run_whose_conclusion_reaches_slack_and_a_signed_webh
         assert delivered.payload["outcome"] == "delivered"
         assert failed.payload["outcome"] == "run_failed"
         assert failed.payload["conclusion"] == "failure" and failed.payload["event_id"] == event_id
-        shown = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bridge",
-                "events",
-                "show",
-                event_id,
-                "--config",
-                str(bridge.config_path),
-            ],
-            capture_output=True,
-            text=True,
-            env=bridge.env,
-            check=True,
-        ).stdout
+        shown = events_cli(bridge, "show", event_id)
         doc = json.loads(shown)
         dispatch = next(d for d in doc["deliveries"] if d["kind"] == "repository_dispatch")
         (run,) = dispatch["runs"]
         assert run["conclusion"] == "failure" and run["url"].endswith(str(run["id"]))
         assert {d["target"] for d in doc["deliveries"]} >= {"notify:slack", "notify:hook"}
-        listed = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bridge",
-                "events",
-                "list",
-                "--run",
-                "failed",
-                "--config",
-                str(bridge.config_path),
-            ],
-            capture_output=True,
-            text=True,
-            env=bridge.env,
-            check=True,
-        ).stdout
+        listed = events_cli(bridge, "list", "--run", "failed")
         assert event_id in listed and "run=failure" in listed
         metrics = __import__("requests").get(bridge.url + "/metrics", timeout=10).text
         assert (
@@ -259,45 +226,24 @@ def test_events_prune_removes_only_finished_events(start_bridge, fake_github, st
     fake_github.set_down(True)
     queued = send(bridge, flat(6))
     time.sleep(1.5)
-    cli = [sys.executable, "-m", "bridge", "--config", str(bridge.config_path), "events"]
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*cli, *args], capture_output=True, text=True, env=bridge.env, check=False
-        )
-
-    assert "would prune 1 " in run("prune", "--dry-run").stdout
-    assert run("show", done).returncode == 0  # a dry run deletes nothing
-    assert "pruned 1 " in run("prune").stdout
-    assert run("show", done).returncode == 1  # gone, with its deliveries and attempts
-    assert json.loads(run("show", queued).stdout)["deliveries"][0]["state"] in (
+    assert "would prune 1 " in events_cli(bridge, "prune", "--dry-run")
+    assert events_cli(bridge, "show", done)  # a dry run deletes nothing
+    assert "pruned 1 " in events_cli(bridge, "prune")
+    assert events_cli(bridge, "show", done, check=False) == ""  # gone, with all it held
+    assert json.loads(events_cli(bridge, "show", queued))["deliveries"][0]["state"] in (
         "queued",
         "in_flight",
     )
 
 
 def wait_for_state_any(bridge, event_id, state):
-    show = [
-        sys.executable,
-        "-m",
-        "bridge",
-        "--config",
-        str(bridge.config_path),
-        "events",
-        "show",
-        event_id,
-    ]
-    wait_until(
-        lambda: all(
-            d["state"] == state
-            for d in json.loads(
-                subprocess.run(
-                    show, capture_output=True, text=True, env=bridge.env, check=True
-                ).stdout
-            )["deliveries"]
-        ),
-        what=f"{event_id} {state}",
-    )
+    """On any store: through the CLI, as an operator would look."""
+
+    def reached() -> bool:
+        deliveries = json.loads(events_cli(bridge, "show", event_id))["deliveries"]
+        return all(d["state"] == state for d in deliveries)
+
+    wait_until(reached, what=f"{event_id} {state}")
 
 
 def test_without_actions_read_the_search_ends_unknown_and_says_which_permission(start_bridge):

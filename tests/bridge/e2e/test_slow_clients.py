@@ -13,11 +13,11 @@ from tests.bridge.e2e.test_delivery_http import flat
 from tests.bridge.harness import post
 
 SLOW = 50
+HEAD = b"POST /webhooks/wandb HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
 
 
-def _trickle(port: int, data: bytes, stop: threading.Event, opened: list[socket.socket]) -> None:
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    opened.append(s)
+def _drip(s: socket.socket, data: bytes, stop: threading.Event) -> None:
+    """Send ``data`` a byte a second until done, stopped, or refused."""
     for byte in data:
         if stop.wait(1.0):
             return
@@ -28,25 +28,16 @@ def _trickle(port: int, data: bytes, stop: threading.Event, opened: list[socket.
 
 
 def test_slow_clients_do_not_stop_health_checks_or_webhooks(bridge, fake_github):
-    header_only = b"POST /webhooks/wandb HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-    body_short = (
-        b"POST /webhooks/wandb HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Content-Length: 1000\r\n\r\n{"
-    )
-    stop, opened = threading.Event(), []
-    threads = []
+    stop, opened, threads = threading.Event(), [], []
     for i in range(SLOW):
-        if i % 2:  # half send their headers in whole and their body a byte at a time
-            data = body_short + b" " * 200
-            s = socket.create_connection(("127.0.0.1", bridge.port), timeout=10)
-            s.sendall(body_short)
-            opened.append(s)
+        s = socket.create_connection(("127.0.0.1", bridge.port), timeout=10)
+        opened.append(s)
+        if i % 2:  # the headers in whole, then the body a byte at a time
+            s.sendall(HEAD + b"Content-Length: 1000\r\n\r\n{")
             data = b" " * 200
-            t = threading.Thread(target=_drip, args=(s, data, stop), daemon=True)
-        else:
-            t = threading.Thread(
-                target=_trickle, args=(bridge.port, header_only * 5, stop, opened), daemon=True
-            )
+        else:  # the headers themselves a byte at a time
+            data = HEAD * 5
+        t = threading.Thread(target=_drip, args=(s, data, stop), daemon=True)
         t.start()
         threads.append(t)
     try:
@@ -66,13 +57,3 @@ def test_slow_clients_do_not_stop_health_checks_or_webhooks(bridge, fake_github)
             t.join(5)
         for s in opened:
             s.close()
-
-
-def _drip(s: socket.socket, data: bytes, stop: threading.Event) -> None:
-    for byte in data:
-        if stop.wait(1.0):
-            return
-        try:
-            s.sendall(bytes([byte]))
-        except OSError:
-            return
