@@ -41,6 +41,7 @@ from bridge.store.models import (
     NewDelivery,
     NewRun,
     Watch,
+    target_name,
 )
 
 log = logging.getLogger(__name__)
@@ -53,12 +54,7 @@ DRY_RUN = "dry_run"  # the outcome of an attempt that sent nothing (github.dry_r
 
 
 def target_of(c: Claimed) -> str:
-    """Where a delivery goes, as log lines and ``events show`` name it."""
-    if c.kind == NOTIFY:
-        return f"notify:{c.notifier}"
-    if c.kind == WORKFLOW:
-        return f"github:{c.repository}/{c.workflow}@{c.ref}"
-    return f"github:{c.repository}"
+    return target_name(c.kind, c.repository, c.workflow, c.ref, c.notifier)
 
 
 class DeliveryWorker:

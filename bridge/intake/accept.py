@@ -15,7 +15,7 @@ from bridge.ids import new_id
 from bridge.intake import checks
 from bridge.routing.limits import PlannedDispatch
 from bridge.services import Services
-from bridge.store.models import WORKFLOW, NewDelivery, NewEvent
+from bridge.store.models import NewDelivery, NewEvent, target_name
 
 _CHUNK = 64 * 1024
 
@@ -128,10 +128,7 @@ def _commit(
 
 
 def target(d: NewDelivery) -> str:
-    """``github:owner/repo``, or ``github:owner/repo/workflow@ref`` for a workflow."""
-    if d.kind == WORKFLOW:
-        return f"github:{d.repository}/{d.workflow}@{d.ref}"
-    return f"github:{d.repository}"
+    return target_name(d.kind, d.repository, d.workflow, d.ref, d.notifier)
 
 
 def answer(result: Result) -> tuple[dict[str, Any], int]:

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from bridge.store.models import NOTIFY, WORKFLOW, Attempt, Delivery, Event, Run
+from bridge.store.models import NOTIFY, Attempt, Delivery, Event, Run, target_name
 
 
 def iso(t: float | None) -> str | None:
@@ -41,22 +41,13 @@ def run_json(r: Run) -> dict[str, Any]:
     }
 
 
-def target(d: Delivery) -> str:
-    """``github:owner/repo``, ``github:owner/repo/workflow@ref`` or ``notify:name``."""
-    if d.kind == NOTIFY:
-        return f"notify:{d.notifier}"
-    if d.kind == WORKFLOW:
-        return f"github:{d.repository}/{d.workflow}@{d.ref}"
-    return f"github:{d.repository}"
-
-
 def delivery_json(d: Delivery, detail: bool) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": d.id,
         "kind": {"dispatch": "repository_dispatch", "workflow": "workflow_dispatch"}.get(
             d.kind, "notification"
         ),
-        "target": target(d),
+        "target": target_name(d.kind, d.repository, d.workflow, d.ref, d.notifier),
         "route": d.route,
         "event_type": d.event_type,
         "state": d.state,

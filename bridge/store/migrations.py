@@ -8,6 +8,64 @@ keyed under its event.
 
 from __future__ import annotations
 
+
+def _runs_and_notifications(real: str) -> str:
+    """6: workflow dispatches and notifications are deliveries too (``kind``); the runs a
+    delivered dispatch started, the search for them, and the GitHub requests spent."""
+    return f"""
+    ALTER TABLE deliveries ADD COLUMN kind TEXT NOT NULL DEFAULT 'dispatch';
+    ALTER TABLE deliveries ADD COLUMN workflow TEXT;
+    ALTER TABLE deliveries ADD COLUMN ref TEXT;
+    ALTER TABLE deliveries ADD COLUMN notifier TEXT;
+    CREATE TABLE watches (
+        delivery_id TEXT PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        repository TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        workflow TEXT,
+        ref TEXT,
+        dispatched_at {real} NOT NULL,
+        search_until {real} NOT NULL,
+        state TEXT NOT NULL,
+        etag TEXT,
+        due_at {real} NOT NULL,
+        lease_owner TEXT,
+        checks INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX watches_due ON watches (due_at) WHERE state = 'searching';
+    CREATE INDEX watches_event ON watches (event_id);
+    CREATE TABLE runs (
+        delivery_id TEXT NOT NULL,
+        run_id BIGINT NOT NULL,
+        event_id TEXT NOT NULL,
+        repository TEXT NOT NULL,
+        workflow TEXT,
+        html_url TEXT,
+        status TEXT,
+        conclusion TEXT,
+        created_at {real},
+        updated_at {real},
+        seen_at {real} NOT NULL,
+        state TEXT NOT NULL,
+        etag TEXT,
+        due_at {real} NOT NULL,
+        lease_owner TEXT,
+        checks INTEGER NOT NULL DEFAULT 0,
+        finished_at {real},
+        PRIMARY KEY (delivery_id, run_id)
+    );
+    CREATE INDEX runs_due ON runs (due_at) WHERE state = 'following';
+    CREATE INDEX runs_event ON runs (event_id);
+    CREATE TABLE budget (
+        credential TEXT PRIMARY KEY,
+        window_start {real} NOT NULL,
+        used INTEGER NOT NULL
+    );
+    CREATE INDEX events_received ON events (received_at);
+    CREATE INDEX dedupe_event ON dedupe (event_id);
+    """
+
+
 SQLITE: tuple[str, ...] = (
     """
     CREATE TABLE events (
@@ -92,60 +150,7 @@ SQLITE: tuple[str, ...] = (
     CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), beat_at REAL NOT NULL);
     INSERT INTO heartbeat (id, beat_at) VALUES (1, 0);
     """,
-    # 6: workflow dispatches and notifications are deliveries too (``kind``); the runs a
-    # delivered dispatch started, the search for them, and the GitHub requests spent.
-    """
-    ALTER TABLE deliveries ADD COLUMN kind TEXT NOT NULL DEFAULT 'dispatch';
-    ALTER TABLE deliveries ADD COLUMN workflow TEXT;
-    ALTER TABLE deliveries ADD COLUMN ref TEXT;
-    ALTER TABLE deliveries ADD COLUMN notifier TEXT;
-    CREATE TABLE watches (
-        delivery_id TEXT PRIMARY KEY,
-        event_id TEXT NOT NULL,
-        repository TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        workflow TEXT,
-        ref TEXT,
-        dispatched_at REAL NOT NULL,
-        search_until REAL NOT NULL,
-        state TEXT NOT NULL,
-        etag TEXT,
-        due_at REAL NOT NULL,
-        lease_owner TEXT,
-        checks INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX watches_due ON watches (due_at) WHERE state = 'searching';
-    CREATE INDEX watches_event ON watches (event_id);
-    CREATE TABLE runs (
-        delivery_id TEXT NOT NULL,
-        run_id BIGINT NOT NULL,
-        event_id TEXT NOT NULL,
-        repository TEXT NOT NULL,
-        workflow TEXT,
-        html_url TEXT,
-        status TEXT,
-        conclusion TEXT,
-        created_at REAL,
-        updated_at REAL,
-        seen_at REAL NOT NULL,
-        state TEXT NOT NULL,
-        etag TEXT,
-        due_at REAL NOT NULL,
-        lease_owner TEXT,
-        checks INTEGER NOT NULL DEFAULT 0,
-        finished_at REAL,
-        PRIMARY KEY (delivery_id, run_id)
-    );
-    CREATE INDEX runs_due ON runs (due_at) WHERE state = 'following';
-    CREATE INDEX runs_event ON runs (event_id);
-    CREATE TABLE budget (
-        credential TEXT PRIMARY KEY,
-        window_start REAL NOT NULL,
-        used INTEGER NOT NULL
-    );
-    CREATE INDEX events_received ON events (received_at);
-    CREATE INDEX dedupe_event ON dedupe (event_id);
-    """,
+    _runs_and_notifications("REAL"),
 )
 
 POSTGRES: tuple[str, ...] = (
@@ -228,58 +233,5 @@ POSTGRES: tuple[str, ...] = (
     );
     INSERT INTO heartbeat (id, beat_at) VALUES (1, 0);
     """,
-    # 6: workflow dispatches and notifications are deliveries too (``kind``); the runs a
-    # delivered dispatch started, the search for them, and the GitHub requests spent.
-    """
-    ALTER TABLE deliveries ADD COLUMN kind TEXT NOT NULL DEFAULT 'dispatch';
-    ALTER TABLE deliveries ADD COLUMN workflow TEXT;
-    ALTER TABLE deliveries ADD COLUMN ref TEXT;
-    ALTER TABLE deliveries ADD COLUMN notifier TEXT;
-    CREATE TABLE watches (
-        delivery_id TEXT PRIMARY KEY,
-        event_id TEXT NOT NULL,
-        repository TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        workflow TEXT,
-        ref TEXT,
-        dispatched_at DOUBLE PRECISION NOT NULL,
-        search_until DOUBLE PRECISION NOT NULL,
-        state TEXT NOT NULL,
-        etag TEXT,
-        due_at DOUBLE PRECISION NOT NULL,
-        lease_owner TEXT,
-        checks INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX watches_due ON watches (due_at) WHERE state = 'searching';
-    CREATE INDEX watches_event ON watches (event_id);
-    CREATE TABLE runs (
-        delivery_id TEXT NOT NULL,
-        run_id BIGINT NOT NULL,
-        event_id TEXT NOT NULL,
-        repository TEXT NOT NULL,
-        workflow TEXT,
-        html_url TEXT,
-        status TEXT,
-        conclusion TEXT,
-        created_at DOUBLE PRECISION,
-        updated_at DOUBLE PRECISION,
-        seen_at DOUBLE PRECISION NOT NULL,
-        state TEXT NOT NULL,
-        etag TEXT,
-        due_at DOUBLE PRECISION NOT NULL,
-        lease_owner TEXT,
-        checks INTEGER NOT NULL DEFAULT 0,
-        finished_at DOUBLE PRECISION,
-        PRIMARY KEY (delivery_id, run_id)
-    );
-    CREATE INDEX runs_due ON runs (due_at) WHERE state = 'following';
-    CREATE INDEX runs_event ON runs (event_id);
-    CREATE TABLE budget (
-        credential TEXT PRIMARY KEY,
-        window_start DOUBLE PRECISION NOT NULL,
-        used INTEGER NOT NULL
-    );
-    CREATE INDEX events_received ON events (received_at);
-    CREATE INDEX dedupe_event ON dedupe (event_id);
-    """,
+    _runs_and_notifications("DOUBLE PRECISION"),
 )

@@ -17,6 +17,18 @@ SEARCHING, DONE, NO_RUN = "searching", "done", "no_run"
 FOLLOWING, CONCLUDED, UNKNOWN = "following", "concluded", "unknown"
 
 
+def target_name(
+    kind: str, repository: str, workflow: str | None, ref: str | None, notifier: str | None
+) -> str:
+    """Where a delivery goes, as answers, logs and ``events show`` name it:
+    ``github:owner/repo``, ``github:owner/repo/file@ref`` or ``notify:name``."""
+    if kind == NOTIFY:
+        return f"notify:{notifier}"
+    if kind == WORKFLOW:
+        return f"github:{repository}/{workflow}@{ref}"
+    return f"github:{repository}"
+
+
 @dataclass(frozen=True)
 class NewEvent:
     id: str
