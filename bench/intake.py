@@ -137,6 +137,7 @@ class Deliveries:
     drain_s: float = 0.0  # end of the last bridge round -> the last accepted event arrived
     during_load: int = 0  # events delivered before the load stopped
     lookups: str = ""  # the stand-in's GETs
+    checked: bool = True  # False with --no-worker: nothing is delivered
     delivered: int = 0  # accepted ids that reached the stand-in
     doubled: int = 0  # ids the stand-in answered 204 more than once
     extra: int = 0  # ids delivered that no 202 wrk received carried (answers in flight)
@@ -148,6 +149,8 @@ class Deliveries:
 
     @property
     def ok(self) -> bool:
+        if not self.checked:
+            return True
         # Every delivery in the store delivered, one per stored event (one route matches),
         # and exactly those reached the stand-in, once each.
         states_ok = self.store_states.get("delivered") == self.stored_events and not any(
@@ -185,6 +188,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--settle", type=float, default=3.0,
                    help="seconds after the drain before counting again (late doubles)")  # fmt: skip
     g = p.add_argument_group("bridge config variants (for investigation; defaults = spec)")
+    g.add_argument("--no-worker", action="store_true",
+                   help="serve --no-worker: the accept path alone, nothing delivered")  # fmt: skip
     g.add_argument("--log-level", default="INFO", help="the bridge's logging.level")
     g.add_argument("--dedupe-window", default="10m", help="the bridge's dedupe_window")
     g.add_argument(
@@ -238,7 +243,7 @@ def _bench(args: argparse.Namespace, procs: Processes, tmp: Path, store_dir: Pat
     ])  # fmt: skip
     bridge = _start(procs, tmp, env, "bridge", lambda port: [
         sys.executable, "-m", "bridge", "serve", "--config", str(config_path),
-        "--bind", f"{HOST}:{port}", *sizing,
+        "--bind", f"{HOST}:{port}", *sizing, *(["--no-worker"] if args.no_worker else []),
     ])  # fmt: skip
     pause = max(args.duration, args.warmup) <= MAX_PAUSE
     wrk_flags = ["-t", str(args.threads), "-c", str(args.connections), "--timeout", "10s"]
@@ -282,7 +287,10 @@ def _bench(args: argparse.Namespace, procs: Processes, tmp: Path, store_dir: Pat
     say(f"  delivering: {len(accepted)} accepted events (from {answered} 202s; "
         f"{during_load} delivered while the load ran) to reach the stand-in, now answering "
         f"{answering}, at most {args.drain_wait:g} s ...")  # fmt: skip
-    deliveries = _check_deliveries(args, github, accepted, store_dir / "bridge.db")
+    if args.no_worker:
+        deliveries = Deliveries(accepted=len(accepted), checked=False)
+    else:
+        deliveries = _check_deliveries(args, github, accepted, store_dir / "bridge.db")
     deliveries.during_load = during_load
     deliveries.lookups = github.lookups()
     procs.stop(bridge.proc)
@@ -455,15 +463,20 @@ def _summary(args: argparse.Namespace, runs: list[Run], d: Deliveries, answered:
     bad = [f"{r.server} {r.label}: {r.problems}" for r in runs if r.problems]
     say("responses: all 202, no socket errors" if not bad else "ERRORS: " + "; ".join(bad))
     load_s = sum(r.seconds for r in brid)
-    say(
-        f"deliveries: {d.delivered}/{d.accepted} accepted events reached the stand-in "
-        f"({'all' if d.drained else 'NOT all'} within {args.drain_wait:g} s; the last "
-        f"{d.drain_s:.1f} s after the load stopped), doubled {d.doubled}, malformed "
-        f"{d.malformed}, delivered without a 202 wrk read {d.extra} (answers in flight "
-        f"when wrk stopped); {d.during_load} delivered while the load ran (the bridge "
-        f"was running, not paused, for about {load_s + args.warmup:.0f} s of it)"
-    )
-    if d.store_error:
+    if not d.checked:
+        say("deliveries: not checked (--no-worker: the bridge delivered nothing)")
+    else:
+        say(
+            f"deliveries: {d.delivered}/{d.accepted} accepted events reached the stand-in "
+            f"({'all' if d.drained else 'NOT all'} within {args.drain_wait:g} s; the last "
+            f"{d.drain_s:.1f} s after the load stopped), doubled {d.doubled}, malformed "
+            f"{d.malformed}, delivered without a 202 wrk read {d.extra} (answers in flight "
+            f"when wrk stopped); {d.during_load} delivered while the load ran (the bridge "
+            f"was running, not paused, for about {load_s + args.warmup:.0f} s of it)"
+        )
+    if not d.checked:
+        pass
+    elif d.store_error:
         say(f"store: cannot read it: {d.store_error}")
     else:
         states = " ".join(f"{k} {v}" for k, v in d.store_states.items())
@@ -476,7 +489,8 @@ def _summary(args: argparse.Namespace, runs: list[Run], d: Deliveries, answered:
         f"{'meets' if p99_b <= 100 else 'MISSES'}")  # fmt: skip
     say(f"  errors: {'none (meets)' if not bad else 'SOME (misses)'}")
     once = d.ok and answered == d.accepted
-    say(f"  every accepted event delivered exactly once: {'yes' if once else 'NO'}")
+    if d.checked:
+        say(f"  every accepted event delivered exactly once: {'yes' if once else 'NO'}")
     say(f"machine at the end: {machine_load()} (wrk, both servers and the stand-in share "
         "these CPUs)")  # fmt: skip
     say("=" * 79)

@@ -11,8 +11,13 @@ process on loopback, which answers 204 at once and records when each dispatch ar
 Events go one at a time, a random 20-50 ms apart, each with a unique body carrying a
 marker that the route copies into ``client_payload``. Latency is the stand-in's
 ``time.time()`` at arrival minus ``time.time()`` just before the webhook was sent (one
-machine, one clock). The 202 round trip is reported separately. Figures are printed,
-never asserted.
+machine, one clock). The 202 round trip is reported separately.
+
+The baseline, in the same run: after each event (and a pause like the others) the
+benchmark sends the stand-in, itself, the dispatch the bridge would send (same headers,
+a new connection each): one loopback HTTP hop from a Python client, the least any
+relay costs on this machine at this moment. The ratios are bridge ÷ direct. Figures
+are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -109,16 +114,44 @@ def _bench(args: argparse.Namespace, seed: int, procs: Processes, tmp: Path,
     warm = [_send(port, f"{run}-warm-{i}", i) for i in range(args.warmup)]
     seen.wait_for_markers({s.marker for s in warm}, args.wait)
     sent: list[Sent] = []
+    direct: list[Sent] = []
     for i in range(args.events):
         time.sleep(rng.uniform(*args.gap_ms) / 1000)
         sent.append(_send(port, f"{run}-{i}", i))
-    arrived = seen.wait_for_markers({s.marker for s in sent}, args.wait)
+        time.sleep(rng.uniform(*args.gap_ms) / 1000)
+        direct.append(_send_direct(seen, f"{run}-direct-{i}"))
+    arrived = seen.wait_for_markers({s.marker for s in sent + direct}, args.wait)
     if not arrived:
         time.sleep(1.0)  # let a late delivery in before counting
     lines = log.read_text(errors="replace").splitlines()
     errors = sum(1 for ln in lines if " ERROR " in ln or "Traceback" in ln)
     warnings = sum(1 for ln in lines if " WARNING " in ln)
-    return _summary(args, sent, seen, errors, warnings)
+    return _summary(args, sent, direct, seen, errors, warnings)
+
+
+def _send_direct(standin: GitHubStandIn, marker: str) -> Sent:
+    """The baseline: the dispatch sent straight to the stand-in, as the bridge sends it."""
+    body = json.dumps(
+        {"event_type": "DEPLOY_MODEL",
+         "client_payload": {"bench_marker": marker, "bridge_event_id": marker}}
+    ).encode()  # fmt: skip
+    headers = {
+        "Content-Type": "application/json",
+        "Authorization": f"Bearer {BENCH_SECRETS['BENCH_GITHUB_TOKEN']}",
+        "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": "2022-11-28",
+    }
+    port = int(standin.url.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        sent_at = time.time()
+        conn.request("POST", "/repos/acme/churn-svc/dispatches", body, headers)
+        resp = conn.getresponse()
+        resp.read()
+        answered_at = time.time()
+    finally:
+        conn.close()
+    return Sent(marker, sent_at, answered_at, resp.status, marker)
 
 
 def _send(port: int, marker: str, n: int) -> Sent:
@@ -146,8 +179,8 @@ def _ms(values: list[float], p: float) -> str:
     return f"{percentile(values, p) * 1000:7.2f}"
 
 
-def _summary(args: argparse.Namespace, sent: list[Sent], seen: GitHubStandIn,
-             errors: int, warnings: int) -> int:  # fmt: skip
+def _summary(args: argparse.Namespace, sent: list[Sent], direct: list[Sent],
+             seen: GitHubStandIn, errors: int, warnings: int) -> int:  # fmt: skip
     with seen.cond:
         arrivals = {k: list(v) for k, v in seen.markers.items()}
         malformed = list(seen.malformed)
@@ -158,6 +191,8 @@ def _summary(args: argparse.Namespace, sent: list[Sent], seen: GitHubStandIn,
     latency = [arrivals[s.marker][0].at - s.sent_at for s in delivered]
     rtt = [s.answered_at - s.sent_at for s in sent]
     after = [arrivals[s.marker][0].at - s.answered_at for s in delivered]
+    hop = [arrivals[d.marker][0].at - d.sent_at for d in direct if d.marker in arrivals]
+    direct_bad = sum(1 for d in direct if d.status != 204 or d.marker not in arrivals)
 
     def row(name: str, values: list[float]) -> str:
         return (f"{name:34} p50 {_ms(values, 50)}  p90 {_ms(values, 90)}  "
@@ -176,7 +211,13 @@ def _summary(args: argparse.Namespace, sent: list[Sent], seen: GitHubStandIn,
     say(row("webhook sent -> dispatch arrived", latency))
     say(row("202 round trip (client)", rtt))
     say(row("202 received -> dispatch arrived", after))
+    say(row("direct to the stand-in (baseline)", hop))
     p50, p99 = percentile(latency, 50) * 1000, percentile(latency, 99) * 1000
+    h50, h99 = percentile(hop, 50) * 1000, percentile(hop, 99) * 1000
+    say(
+        f"ratio bridge / direct: p50 {p50 / h50:.1f}x, p99 {p99 / h99:.1f}x "
+        f"(direct dispatches not answered 204 or not seen: {direct_bad})"
+    )
     say(
         f"bars: p50 {p50:.2f} ms vs 20 ms ({'meets' if p50 <= 20 else 'MISSES'}), "
         f"p99 {p99:.2f} ms vs 100 ms ({'meets' if p99 <= 100 else 'MISSES'})"
@@ -185,7 +226,8 @@ def _summary(args: argparse.Namespace, sent: list[Sent], seen: GitHubStandIn,
         say(f"  malformed: {line}")
     say(f"machine at the end: {machine_load()}")
     say("=" * 79)
-    ok = len(delivered) == len(sent) and not (doubled or wrong_id or not_202 or malformed)
+    bad = doubled or wrong_id or not_202 or malformed or direct_bad
+    ok = len(delivered) == len(sent) and not bad
     return 0 if ok else 1
 
 
