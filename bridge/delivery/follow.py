@@ -39,6 +39,7 @@ SUCCEEDED = frozenset({"success", "neutral", "skipped"})
 CLOCK_SKEW = 60.0  # GitHub's clock and ours: look this far before the dispatch
 NO_BUDGET_WAIT = 60.0
 BATCH = 8
+SEARCH_BATCH = 100  # due searches taken at once, grouped by repository
 
 
 def next_look(age: float, shortest: float = 10.0) -> float:
@@ -82,17 +83,25 @@ class RunFollower:
     def step(self) -> int:
         """Look for due runs and at due runs once; how many were handled."""
         now = self.clock()
-        watches = self.store.runs.claim_watches(self.owner, BATCH, self.lease, now)
-        for watch in watches:
-            self._search(watch)
+        if not self._may_ask(now):
+            return 0  # nothing is claimed (or written) until GitHub may be asked again
+        watches = self.store.runs.claim_watches(self.owner, SEARCH_BATCH, self.lease, now)
+        groups: dict[tuple[str, str], list[Watch]] = {}
+        for w in watches:  # one listing per repository serves every dispatch to it
+            groups.setdefault((w.repository, w.kind), []).append(w)
+        for group in groups.values():
+            self._search(group)
         runs = self.store.runs.claim_runs(self.owner, BATCH, self.lease, self.clock())
         for run in runs:
             self._look(run)
         return len(watches) + len(runs)
 
-    def _budget(self, now: float) -> bool:
+    def _may_ask(self, now: float) -> bool:
         if self.store.paused_until(self.credential, now) is not None:
             return False
+        return self.store.runs.budget_left(self.credential, now, self.cfg.max_requests_per_hour)
+
+    def _budget(self, now: float) -> bool:
         return self.store.runs.take_budget(self.credential, now, self.cfg.max_requests_per_hour)
 
     def _failed(self, what: str, exc: DeliveryError, now: float) -> None:
@@ -101,35 +110,52 @@ class RunFollower:
             until = min(exc.not_before or now, now + self.max_pause)
             self.store.pause(self.credential, until)
 
-    def _search(self, w: Watch) -> None:
+    def _search(self, group: list[Watch]) -> None:
+        """Look once for the runs of every dispatch in ``group`` (one repository, one
+        kind), in the repository's runs created since the earliest of them."""
         now = self.clock()
+        first = min(group, key=lambda w: w.dispatched_at)
         if not self._budget(now):
-            self.store.runs.finish_watch(
-                w, self.owner, now, due_at=now + NO_BUDGET_WAIT, etag=w.etag
-            )
+            for w in group:
+                self.store.runs.finish_watch(
+                    w, self.owner, now, due_at=now + NO_BUDGET_WAIT, etag=w.etag
+                )
             return
-        event = "workflow_dispatch" if w.kind == WORKFLOW else "repository_dispatch"
+        event = "workflow_dispatch" if first.kind == WORKFLOW else "repository_dispatch"
         try:
             runs, objects, etag = self.client.list_runs(
-                w.repository, event, w.dispatched_at - CLOCK_SKEW, w.etag
+                first.repository, event, first.dispatched_at - CLOCK_SKEW, first.etag
             )
         except DeliveryError as exc:
-            self._failed(f"looking for the runs of delivery {w.delivery_id}", exc, now)
+            self._failed(f"looking for the runs of {first.repository}", exc, now)
             permanent = isinstance(exc, PermanentDeliveryError)
-            if permanent:
-                self.metrics.run_concluded(w.repository, "unknown")
-            self.store.runs.finish_watch(
-                w,
-                self.owner,
-                now,
-                state=UNKNOWN if permanent else SEARCHING,
-                due_at=now + next_look(now - w.dispatched_at, self.cfg.min_interval),
-                etag=w.etag,
-            )
+            for w in group:
+                if permanent:
+                    self.metrics.run_concluded(w.repository, "unknown")
+                self.store.runs.finish_watch(
+                    w,
+                    self.owner,
+                    now,
+                    state=UNKNOWN if permanent else SEARCHING,
+                    due_at=now + next_look(now - w.dispatched_at, self.cfg.min_interval),
+                    etag=w.etag,
+                )
             return
+        for w in group:
+            self._record_search(w, runs, objects, etag if w is first else w.etag, now)
+
+    def _record_search(
+        self,
+        w: Watch,
+        runs: list[NewRun],
+        objects: list[Mapping[str, Any]],
+        etag: str | None,
+        now: float,
+    ) -> None:
         mine = [r for r, o in zip(runs, objects, strict=True) if matches(w, o)]
         if w.kind == WORKFLOW:  # the one created right after the dispatch
-            mine = sorted(mine, key=lambda r: r.created_at or 0)[:1]
+            after = [r for r in mine if (r.created_at or 0) >= w.dispatched_at - CLOCK_SKEW]
+            mine = sorted(after, key=lambda r: r.created_at or 0)[:1]
         new = [r for r in mine if r.run_id not in w.found]
         for r in new:
             log.info(

@@ -237,6 +237,14 @@ class RunTracking:
         dues = [float(r[0]) for r in rows if r is not None and r[0] is not None]
         return min(dues) if dues else None
 
+    def budget_left(self, credential: str, now: float, per_hour: int) -> bool:
+        """Whether a request of this hour's budget is left (reads only)."""
+        with self._transaction(write=False) as tx:
+            row = tx.run(
+                "SELECT window_start, used FROM budget WHERE credential = ?", (credential,)
+            ).fetchone()
+        return row is None or row[0] <= now - BUDGET_WINDOW or int(row[1]) < per_hour
+
     def take_budget(self, credential: str, now: float, per_hour: int) -> bool:
         """Spend one GitHub request of ``credential``'s hourly budget for following runs;
         False when the budget of this hour is spent (every worker, every replica)."""

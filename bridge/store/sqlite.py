@@ -3,6 +3,9 @@
 Each process and thread opens its own connection (after a fork too). A write takes
 SQLite's write lock up front (BEGIN IMMEDIATE), so a transaction never has to upgrade a
 read lock halfway; a writer that finds it taken waits up to ``BUSY_TIMEOUT`` seconds.
+Within a process, writers take turns on a plain lock first: SQLite's busy handler
+sleeps and retries, so many threads of one process racing for its lock would leave some
+waiting far longer than the writes they wait for.
 SQLite checkpoints the WAL by itself (``wal_autocheckpoint``, left at its default).
 
 Only ``migrate`` creates the database file. Every connection after that opens an
@@ -62,6 +65,7 @@ class SqliteStore(SqlStore):
         self.wake_path = self.path + "-wake"
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._writers = (os.getpid(), threading.Lock())  # one writer at a time per process
         self._open: list[tuple[int, sqlite3.Connection]] = []
         self._file: tuple[int, int] | None = None  # (device, inode) of the file in use
 
@@ -114,8 +118,24 @@ class SqliteStore(SqlStore):
         with suppress(sqlite3.Error):
             conn.close()
 
+    def _writer_lock(self) -> threading.Lock:
+        """This process's writer lock (a forked child makes its own)."""
+        with self._lock:
+            if self._writers[0] != os.getpid():
+                self._writers = (os.getpid(), threading.Lock())
+            return self._writers[1]
+
     @contextmanager
     def _begin(self, write: bool) -> Iterator[Cursor]:
+        if not write:
+            with self._transaction_on(write=False) as cur:
+                yield cur
+            return
+        with self._writer_lock(), self._transaction_on(write=True) as cur:
+            yield cur
+
+    @contextmanager
+    def _transaction_on(self, write: bool) -> Iterator[Cursor]:
         conn = None
         try:
             conn = self._connection()

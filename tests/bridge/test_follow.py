@@ -264,3 +264,29 @@ def test_a_workflow_run_matches_its_file_and_ref(workflow, obj, expected):
 
 def test_looks_grow_rarer_as_a_run_ages():
     assert next_look(0) == 10 and next_look(600) == 60 and next_look(86_400) == 300
+
+
+def test_one_listing_serves_every_dispatch_to_a_repository(store_factory):
+    clock = Clock()
+    store, worker, follower, github = setup(store_factory, clock)
+    for i in range(2, 7):
+        body = f'{{"n": {i}}}'.encode()
+        store.accept(
+            NewEvent(
+                f"evt_{i}", "w", "/webhooks/w", clock.now, body, hashlib.sha256(body).hexdigest()
+            ),
+            [NewDelivery(f"dlv_{i}", "deploy", "acme/svc", "DEPLOY", "{}")],
+            600,
+        )
+    while worker.run_once():
+        pass
+    github.runs[3] = run_obj(3, "Deploy (evt_3)")
+    github.runs[5] = run_obj(5, "Deploy (evt_5)")
+    clock.now += 10
+    follower.step()
+    assert [c for c in github.calls if c[0] == "list"] == [("list", False)]
+    found = {
+        e: [r.run_id for r in store.get_event(e).deliveries[0].runs]
+        for e in ("evt_3", "evt_5", "evt_4")
+    }
+    assert found == {"evt_3": [3], "evt_5": [5], "evt_4": []}
