@@ -1,7 +1,7 @@
 """A stateful fake of the few GitHub REST endpoints the bridge calls, with failure injection.
 
 It runs a real threaded HTTP server on ``127.0.0.1`` (port 0) inside the test process and
-checks what GitHub checks (see ``/work/shared/reference/github.md``), stricter on purpose
+checks what GitHub's REST API documentation says GitHub checks, stricter on purpose
 where that proves the bridge sends exactly the documented request (``Accept`` and
 ``X-GitHub-Api-Version`` must be the documented values, else 400).
 
