@@ -2,7 +2,7 @@
 
     python -m bench.burst [--backend sqlite|postgresql|both] [--events 5000]
 
-SPEC §8: "5,000 events accepted while GitHub answers 503 for a while: every one delivered
+The quality bar: "5,000 events accepted while GitHub answers 503 for a while: every one delivered
 exactly once afterwards, none lost, none doubled".
 
 The bridge runs as in production, ``wandb-bridge serve --workers 2`` with a delivery

@@ -3,7 +3,7 @@ bare signature-checking Flask app.
 
     python -m bench.intake [--duration 10] [--rounds 2] [--threads 2] [--connections 16]
 
-SPEC §8: events/s accepted by ``wandb-bridge serve`` (default settings: 2 gunicorn
+The quality bar: events/s accepted by ``wandb-bridge serve`` (default settings: 2 gunicorn
 processes of 64 threads, a delivery worker in each), every event sent on to a GitHub
 stand-in that answers 204 after 100 ms, ≥ 0.25x a bare Flask app that only verifies the
 signature (bench/baseline_app.py) under the same gunicorn settings, same load generator

@@ -2,7 +2,7 @@
 
     python -m bench.latency [--events 300] [--gap-ms 20 50] [--workers 2]
 
-SPEC §8: the delivery latency the bridge adds (webhook received → request at a local
+The quality bar: the delivery latency the bridge adds (webhook received → request at a local
 GitHub stand-in that answers at once), p50 ≤ 20 ms and p99 ≤ 100 ms at light load.
 
 The bridge runs as in production, ``wandb-bridge serve`` with its delivery worker in

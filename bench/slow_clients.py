@@ -2,7 +2,7 @@
 
     python -m bench.slow_clients [--slow 50] [--duration 30] [--byte-every 2]
 
-SPEC §8: 50 connections that send their headers or body a byte every few seconds do not
+The quality bar: 50 connections that send their headers or body a byte every few seconds do not
 stop the bridge: ``/healthz`` answers within a second and signed webhooks are accepted
 throughout.
 

@@ -1,4 +1,4 @@
-"""The checks an inbound webhook passes, in SPEC §3's order, as pure functions.
+"""The checks an inbound webhook passes, in the order docs/http.md gives, as pure functions.
 
 Each check raises :class:`~bridge.errors.RequestRefused` with the status, the stable
 error code and a sentence a W&B admin can act on. Nothing here reads a clock, a socket

@@ -1,4 +1,4 @@
-"""Every row of SPEC §3's table, against the bridge under gunicorn."""
+"""Every row of the intake checks table (docs/http.md), against the bridge under gunicorn."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every refusal of SPEC-style intake checks, and hostile input, against one bridge.
+"""Every refusal of the intake checks, and hostile input, against one bridge.
 
 Nothing here is ever accepted, so the module shares one bridge under gunicorn (starting
 one per test cost a minute of set-up for a second of tests).
