@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from bridge.config.load import find_config_path, load_config
 from bridge.config.model import Config
-from bridge.errors import RequestRefused, StoreUnavailable
+from bridge.errors import ConfigError, RequestRefused, StoreUnavailable
 from bridge.intake import views
 from bridge.ops import admin, health
 from bridge.ops.logs import log_request
@@ -43,7 +43,7 @@ def create_app(
     """Build the app. Without ``config``, load the file ``--config``/``$WANDB_BRIDGE_CONFIG``
     names (``flask --app bridge run``)."""
     if config is None:
-        config = load_config(find_config_path(None, os.environ))
+        config = _config_from_environment()
     if store is None:
         store = open_store(config.store.value)
     if migrate:
@@ -62,6 +62,22 @@ def create_app(
     app.after_request(_log_request)
     app.register_error_handler(Exception, _error)
     return app
+
+
+def _config_from_environment() -> Config:
+    """``flask --app bridge run``: the file ``$WANDB_BRIDGE_CONFIG`` names; a missing or
+    broken one ends the process with one line saying how to give one (no traceback)."""
+    path = find_config_path(None, os.environ)
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        how = (
+            ""
+            if "WANDB_BRIDGE_CONFIG" in os.environ
+            else "; set $WANDB_BRIDGE_CONFIG to the config file "
+            "(or run wandb-bridge serve --config PATH)"
+        )
+        raise SystemExit(f"wandb-bridge: {exc}{how}") from None
 
 
 def _metrics(svc: Services) -> Response:

@@ -173,3 +173,18 @@ def test_warnings_print_once_from_check_config_not_from_every_command(tmp_path):
         capture_output=True, cwd=tmp_path, timeout=60, check=False,
     )  # fmt: skip
     assert listed.returncode == 0 and b"plain string" not in listed.stderr
+
+
+def test_flask_run_without_a_config_says_how_to_give_one(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_BRIDGE_CONFIG"}
+    res = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "bridge", "run", "--port", "0"],
+        capture_output=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    err = res.stderr.decode()
+    assert res.returncode != 0 and "Traceback" not in err, err
+    assert "$WANDB_BRIDGE_CONFIG" in err and "--config" in err
