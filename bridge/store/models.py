@@ -132,17 +132,12 @@ class NewRun:
 
 
 @dataclass(frozen=True)
-class Run:
+class Run(NewRun):
+    """A run the store follows, for the delivery that started it."""
+
     delivery_id: str
     event_id: str
     repository: str
-    run_id: int
-    workflow: str | None
-    html_url: str | None
-    status: str | None
-    conclusion: str | None
-    created_at: float | None
-    updated_at: float | None
     seen_at: float
     state: str  # following, concluded or unknown
     etag: str | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import astuple
 from typing import Any
 
 from bridge.store.models import (
@@ -24,9 +25,9 @@ from bridge.store.models import (
 )
 from bridge.store.tx import Tx, insert_delivery
 
-RUN_COLS = (
-    "delivery_id, event_id, repository, run_id, workflow, html_url, status, conclusion, "
-    "created_at, updated_at, seen_at, state, etag, checks"
+RUN_COLS = (  # in the order of Run's fields
+    "run_id, workflow, html_url, status, conclusion, created_at, updated_at, "
+    "delivery_id, event_id, repository, seen_at, state, etag, checks"
 )
 WATCH_COLS = (
     "delivery_id, event_id, repository, kind, workflow, ref, dispatched_at, search_until, "
@@ -70,16 +71,10 @@ def insert_run(tx: Tx, watch: Watch, run: NewRun, now: float) -> None:
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (delivery_id, run_id) DO NOTHING",
         (
+            *astuple(run),
             watch.delivery_id,
             watch.event_id,
             watch.repository,
-            run.run_id,
-            run.workflow,
-            run.html_url,
-            run.status,
-            run.conclusion,
-            run.created_at,
-            run.updated_at,
             now,
             FOLLOWING,
             None,
@@ -112,14 +107,18 @@ class RunTracking:
         self._transaction = transaction
         self._claim_lock = claim_lock
 
+    def _due(self, tx: Tx, table: str, cols: str, state: str, now: float, limit: int) -> list[Any]:
+        """Up to ``limit`` rows of ``table`` in ``state`` that are due, locked to claim."""
+        return tx.run(
+            f"SELECT {cols} FROM {table} WHERE state = '{state}' AND due_at <= ? "
+            f"ORDER BY due_at LIMIT ?{self._claim_lock}",
+            (now, limit),
+        ).fetchall()
+
     def claim_watches(self, owner: str, limit: int, lease: float, now: float) -> list[Watch]:
         """Lease up to ``limit`` searches that are due."""
         with self._transaction() as tx:
-            rows = tx.run(
-                f"SELECT {WATCH_COLS} FROM watches WHERE state = '{SEARCHING}' AND due_at <= ? "
-                f"ORDER BY due_at LIMIT ?{self._claim_lock}",
-                (now, limit),
-            ).fetchall()
+            rows = self._due(tx, "watches", WATCH_COLS, SEARCHING, now, limit)
             watches = []
             for r in rows:
                 tx.run(
@@ -166,16 +165,12 @@ class RunTracking:
     def claim_runs(self, owner: str, limit: int, lease: float, now: float) -> list[Run]:
         """Lease up to ``limit`` followed runs that are due for a look."""
         with self._transaction() as tx:
-            rows = tx.run(
-                f"SELECT {RUN_COLS} FROM runs WHERE state = '{FOLLOWING}' AND due_at <= ? "
-                f"ORDER BY due_at LIMIT ?{self._claim_lock}",
-                (now, limit),
-            ).fetchall()
+            rows = self._due(tx, "runs", RUN_COLS, FOLLOWING, now, limit)
             for r in rows:
                 tx.run(
                     "UPDATE runs SET due_at = ?, lease_owner = ? "
                     "WHERE delivery_id = ? AND run_id = ?",
-                    (now + lease, owner, r[0], r[3]),
+                    (now + lease, owner, r[7], r[0]),
                 )
             return [Run(*r) for r in rows]
 

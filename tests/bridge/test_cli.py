@@ -12,15 +12,20 @@ from bridge.intake.signature import sign
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(*args, env=None, stdin=b""):
+def run(*args, env=None, stdin=b"", cwd=None, module="bridge"):
     return subprocess.run(
-        [sys.executable, "-m", "bridge", *args],
+        [sys.executable, "-m", module, *args],
         input=stdin,
         capture_output=True,
         env={**os.environ, **(env or {})},
+        cwd=cwd,
         timeout=60,
         check=False,
     )
+
+
+def without_config_env():
+    return {k: v for k, v in os.environ.items() if k != "WANDB_BRIDGE_CONFIG"}
 
 
 def test_check_config_ok_and_bad(tmp_path):
@@ -135,16 +140,11 @@ def test_every_cli_failure_is_one_line_without_a_traceback(tmp_path):
         (("events", "list"), "--config"),  # no config anywhere: says how to give one
         (("check-config", "--config", "/nonexistent.yaml"), "/nonexistent.yaml"),
     ]
-    env = {k: v for k, v in os.environ.items() if k != "WANDB_BRIDGE_CONFIG"}
     for args, names in cases:
         res = subprocess.run(
             [sys.executable, "-m", "bridge", *args],
-            capture_output=True,
-            env=env,
-            cwd=tmp_path,
-            timeout=60,
-            check=False,
-        )
+            capture_output=True, env=without_config_env(), cwd=tmp_path, timeout=60, check=False,
+        )  # fmt: skip
         err = res.stderr.decode()
         assert res.returncode in (1, 2), (args, err)
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1, (args, err)
@@ -176,15 +176,10 @@ def test_warnings_print_once_from_check_config_not_from_every_command(tmp_path):
 
 
 def test_flask_run_without_a_config_says_how_to_give_one(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "WANDB_BRIDGE_CONFIG"}
     res = subprocess.run(
         [sys.executable, "-m", "flask", "--app", "bridge", "run", "--port", "0"],
-        capture_output=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
+        capture_output=True, env=without_config_env(), cwd=tmp_path, timeout=60, check=False,
+    )  # fmt: skip
     err = res.stderr.decode()
     assert res.returncode != 0 and "Traceback" not in err, err
     assert "$WANDB_BRIDGE_CONFIG" in err and "--config" in err
