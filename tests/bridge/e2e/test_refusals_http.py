@@ -250,6 +250,7 @@ def test_drop_in_names_must_be_github_names_before_the_allow_list(bridge, fake_g
 def _raw(port: int, request: bytes) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
         s.sendall(request)
+        s.shutdown(socket.SHUT_WR)  # nothing more is coming: the server sees the end at once
         answer = b""
         try:
             while chunk := s.recv(65536):
