@@ -49,12 +49,10 @@ import hashlib
 import itertools
 import json
 import math
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
 
@@ -94,7 +92,7 @@ from tests.fakes._github_runs import (
     select_runs,
     workflow_dispatch_context,
 )
-from tests.fakes._server import LoopbackServer
+from tests.fakes._server import Scripted, ServedFake
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -185,15 +183,9 @@ class Seen:
     time: float  # clock()
 
 
-@dataclass(frozen=True)
-class _Scripted:
-    status: int
-    headers: Mapping[str, str]
-    body: Any
-
-
-class FakeGitHub:
-    """See the module docstring. Use as a context manager, or ``start()`` / ``stop()``."""
+class FakeGitHub(ServedFake):
+    """See the module docstring. Use as a context manager, or ``start()`` / ``stop()``;
+    ``url`` is the bridge's ``github.api_url``."""
 
     def __init__(
         self,
@@ -213,6 +205,7 @@ class FakeGitHub:
         """``actions_read`` / ``actions_write`` / ``contents_write``: what every credential
         may do (``set_permissions`` for one token). ``run_details=False``: GitHub Enterprise
         Server, where a workflow dispatch with ``return_run_details`` is a 422."""
+        super().__init__("fake-github", "fake GitHub")
         self._auth = Credentials(
             tokens=tokens,
             repositories=repositories,
@@ -223,10 +216,8 @@ class FakeGitHub:
             clock=clock,
         )
         self._clock = clock
-        self._cond = threading.Condition()
-        self._stopping = threading.Event()
         self._delays: dict[Target, deque[float]] = {t: deque() for t in _TARGETS}
-        self._script: dict[Target, deque[_Scripted]] = {t: deque() for t in _TARGETS}
+        self._script: dict[Target, deque[Scripted]] = {t: deque() for t in _TARGETS}
         self._down: dict[Target, int | None] = dict.fromkeys(_TARGETS)
         self._windows: dict[str, tuple[float, int]] = {}  # credential -> (reset, used)
         self._dispatches: list[Dispatch] = []
@@ -242,45 +233,10 @@ class FakeGitHub:
         self._runs: list[RunState] = []
         self._workflow_ids = itertools.count(100_000_001)
         self._run_ids = itertools.count(12_000_000_001)  # over 2**32, as GitHub's are
-        self._errors: list[Exception] = []
-        self._server = LoopbackServer(self._wsgi, "fake-github")
         self._urls = Map(
             [Rule(path, methods=[method], endpoint=name) for path, method, name in _ROUTES],
             merge_slashes=False,
         )
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT``: the bridge's ``github.api_url``."""
-        return self._server.url
-
-    def start(self) -> FakeGitHub:
-        self._stopping.clear()
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, leaving nothing open (a held ``delay_next`` request goes on at once).
-        Raises if the fake itself failed while answering, so its bugs cannot pass for a 500."""
-        self._stopping.set()
-        self._server.stop()
-        with self._cond:
-            errors, self._errors = self._errors, []
-        if errors:
-            raise RuntimeError(f"the fake GitHub failed {len(errors)} time(s)") from errors[0]
-
-    def __enter__(self) -> FakeGitHub:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- failure injection ---------------------------------------------------------------------
 
@@ -297,7 +253,7 @@ class FakeGitHub:
         ``body``: None for a GitHub-style message, ``bytes``/``str`` sent as is, anything
         else as JSON."""
         with self._cond:
-            self._script[to].extend([_Scripted(status, dict(headers or {}), body)] * count)
+            self._script[to].extend([Scripted(status, dict(headers or {}), body)] * count)
 
     def rate_limit_next(
         self, reset_at: float, *, count: int = 1, to: Target = "dispatches"
@@ -572,7 +528,7 @@ class FakeGitHub:
         if down is not None:
             raise Reject(down, phrase(down))
         if scripted is not None:
-            return _scripted_response(scripted)
+            return scripted.response(_error, "application/json; charset=utf-8")
         return None
 
     def _require(self, token: str, grant: str, documentation_url: str) -> None:
@@ -796,17 +752,8 @@ class FakeGitHub:
         return json_response(200, body)
 
 
-def _scripted_response(scripted: _Scripted) -> Response:
-    if scripted.status in (204, 304):
-        response = Response(status=scripted.status)
-    elif scripted.body is None:
-        response = Reject(scripted.status, phrase(scripted.status)).response()
-    elif isinstance(scripted.body, bytes | str):
-        response = Response(scripted.body, status=scripted.status)
-    else:
-        response = json_response(scripted.status, scripted.body)
-    response.headers.update(scripted.headers)
-    return response
+def _error(status: int) -> Response:
+    return Reject(status, phrase(status)).response()
 
 
 def _conditional(request: Request, body: Any, headers: Mapping[str, str] | None = None) -> Response:

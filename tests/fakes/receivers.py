@@ -32,18 +32,16 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from werkzeug.wrappers import Request, Response
 
 from tests.fakes._github_rules import phrase
-from tests.fakes._server import LoopbackServer
+from tests.fakes._server import Scripted, ServedFake
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -102,13 +100,6 @@ class Received:
         return 200 <= self.status < 300
 
 
-@dataclass(frozen=True)
-class _Scripted:
-    status: int
-    headers: Mapping[str, str]
-    body: Any
-
-
 class _Refuse(Exception):
     def __init__(self, status: int, answer: str, reason: str) -> None:
         super().__init__(f"{status} {reason}")
@@ -117,8 +108,9 @@ class _Refuse(Exception):
         self.reason = reason
 
 
-class Receiver:
-    """See the module docstring. Use as a context manager, or ``start()`` / ``stop()``."""
+class Receiver(ServedFake):
+    """See the module docstring. Use as a context manager, or ``start()`` / ``stop()``;
+    any path below ``url`` is answered."""
 
     def __init__(
         self,
@@ -131,53 +123,15 @@ class Receiver:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         if secret is not None and kind != "generic":
             raise ValueError("a secret is for the generic receiver")
+        super().__init__(f"fake-{kind}-receiver", "fake receiver")
         self.kind = kind
         self._secret = secret
         self._clock = clock
-        self._cond = threading.Condition()
-        self._stopping = threading.Event()
         self._delays: deque[float] = deque()
-        self._script: deque[_Scripted] = deque()
+        self._script: deque[Scripted] = deque()
         self._holding = False
         self._in_flight = 0
         self._received: list[Received] = []
-        self._errors: list[Exception] = []
-        self._server = LoopbackServer(self._wsgi, f"fake-{kind}-receiver")
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT``; any path below it is answered."""
-        return self._server.url
-
-    def start(self) -> Receiver:
-        self._stopping.clear()
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving (held and delayed answers go out at once). Raises if the fake itself
-        failed while answering."""
-        with self._cond:
-            self._stopping.set()
-            self._cond.notify_all()
-        self._server.stop()
-        with self._cond:
-            errors, self._errors = self._errors, []
-        if errors:
-            raise RuntimeError(f"the fake receiver failed {len(errors)} time(s)") from errors[0]
-
-    def __enter__(self) -> Receiver:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- failure injection ---------------------------------------------------------------------
 
@@ -192,7 +146,7 @@ class Receiver:
         """Answer the next ``count`` requests with ``status``. ``body``: None for the status's
         reason phrase, ``bytes``/``str`` as is, anything else as JSON."""
         with self._cond:
-            self._script.extend([_Scripted(status, dict(headers or {}), body)] * count)
+            self._script.extend([Scripted(status, dict(headers or {}), body)] * count)
 
     def delay_next(self, seconds: float, *, count: int = 1) -> None:
         """Hold the answers to the next ``count`` requests ``seconds`` each."""
@@ -315,7 +269,7 @@ class Receiver:
         with self._cond:
             scripted = self._script.popleft() if self._script else None
         if scripted is not None:
-            return _scripted_response(scripted)
+            return scripted.response(_phrase, "application/json")
         if self.kind == "generic":
             self._check_signature(request, raw)
             return Response(status=200)
@@ -469,16 +423,5 @@ def _text(status: int, text: str, content_type: str = "text/plain; charset=utf-8
     return Response(text, status=status, content_type=content_type)
 
 
-def _scripted_response(scripted: _Scripted) -> Response:
-    if scripted.status in (204, 304):
-        response = Response(status=scripted.status)
-    elif scripted.body is None:
-        response = _text(scripted.status, phrase(scripted.status))
-    elif isinstance(scripted.body, bytes | str):
-        response = Response(scripted.body, status=scripted.status)
-    else:
-        response = Response(
-            json.dumps(scripted.body), status=scripted.status, content_type="application/json"
-        )
-    response.headers.update(scripted.headers)
-    return response
+def _phrase(status: int) -> Response:
+    return _text(status, phrase(status))
