@@ -1,23 +1,7 @@
-"""In-process fakes of the services the bridge talks to, for its tests."""
+"""In-process fakes of the services the bridge talks to, for its tests.
 
-from tests.fakes.github import (
-    Dispatch,
-    FakeGitHub,
-    Minted,
-    Run,
-    RunReads,
-    Seen,
-    Workflow,
-    WorkflowDispatch,
-)
+The package exports what :mod:`tests.fakes.github` exports.
+"""
 
-__all__ = [
-    "Dispatch",
-    "FakeGitHub",
-    "Minted",
-    "Run",
-    "RunReads",
-    "Seen",
-    "Workflow",
-    "WorkflowDispatch",
-]
+from tests.fakes.github import *  # noqa: F403
+from tests.fakes.github import __all__ as __all__
