@@ -17,33 +17,12 @@ from github.Requester import Requester
 from urllib3.util import SKIP_HEADER
 
 from tests.fakes import FakeGitHub
+from tests.fakes.helpers import HEADERS, OTHER, REPO, TOKEN, FakeClock, message
 from tests.fakes.keys import KeyPair, new_key_pair
 
 APP_ID = 4242
 INSTALLATION = 77
-REPO = "acme/models"
-OTHER = "acme/other"
-TOKEN = "ghp_fake_token"
-HEADERS = {
-    "Accept": "application/vnd.github+json",
-    "X-GitHub-Api-Version": "2022-11-28",
-    "User-Agent": "wandb-github-bridge-tests/0",
-    "Authorization": f"Bearer {TOKEN}",
-}
 BODY: dict[str, Any] = {"event_type": "model-promoted", "client_payload": {"event_id": "e1"}}
-
-
-class FakeClock:
-    """Starts at the wall clock, so PyGithub's JWTs (made from time.time()) are current."""
-
-    def __init__(self) -> None:
-        self.now = float(int(time.time()))
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture(scope="session")
@@ -54,11 +33,6 @@ def app_key() -> KeyPair:
 @pytest.fixture(scope="session")
 def other_key() -> KeyPair:
     return new_key_pair()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture
@@ -115,13 +89,6 @@ def mint(fake: FakeGitHub, bearer: str) -> requests.Response:
         headers={"Authorization": f"Bearer {bearer}", "Accept": "application/vnd.github+json"},
         timeout=5,
     )
-
-
-def message(response: requests.Response) -> str:
-    body = response.json()
-    assert body["documentation_url"].startswith("https://docs.github.com/")
-    text: str = body["message"]
-    return text
 
 
 # -- accepted dispatches ---------------------------------------------------------------------

@@ -15,39 +15,13 @@ import requests
 from urllib3.util import SKIP_HEADER
 
 from tests.fakes import FakeGitHub, Workflow
+from tests.fakes.helpers import HEADERS, OTHER, REPO, TOKEN, FakeClock, message
 from tests.fakes.keys import new_key_pair
 
-REPO = "acme/models"
-OTHER = "acme/other"
-TOKEN = "ghp_fake_token"
-HEADERS = {
-    "Accept": "application/vnd.github+json",
-    "X-GitHub-Api-Version": "2022-11-28",
-    "User-Agent": "wandb-github-bridge-tests/0",
-    "Authorization": f"Bearer {TOKEN}",
-}
 RUN_NAME = (
     "Deploy ${{ github.event.client_payload.artifact_version_string }}"
     " (${{ github.event.client_payload.bridge_event_id }})"
 )
-
-
-class FakeClock:
-    """Starts on a whole second, so the seconds of GitHub's timestamps follow it exactly."""
-
-    def __init__(self) -> None:
-        self.now = float(int(time.time()))
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture
@@ -102,13 +76,6 @@ def get(
         headers={**HEADERS, **(headers or {})},
         timeout=5,
     )
-
-
-def message(response: requests.Response) -> str:
-    body = response.json()
-    assert body["documentation_url"].startswith("https://docs.github.com/")
-    text: str = body["message"]
-    return text
 
 
 def iso(t: float) -> str:
