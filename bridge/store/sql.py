@@ -119,19 +119,22 @@ class SqlStore(abc.ABC):
 
     @contextmanager
     def _transaction(self, write: bool = True) -> Iterator[Tx]:
+        local = wake.bell(self.database)
         with self._begin(write) as cur:
             tx = Tx(cur, self._placeholder)
             yield tx
-            if tx.queued:
+            others = tx.queued and not local.has_waiters()
+            if others:  # no worker here to take it: tell the other processes
                 self._announce(tx)
         if tx.queued:
-            self._wake()
+            self._wake(local, others)
 
-    def _wake(self) -> None:
+    def _wake(self, local: wake.Bell, others: bool) -> None:
         # The transaction is committed: nothing here may turn it into an error.
         try:
-            wake.bell(self.database).ring()
-            self._announce_committed()
+            local.ring()
+            if others:
+                self._announce_committed()
         except Exception:
             log.exception("waking delivery workers of %s failed; they poll", self._describe())
 

@@ -8,7 +8,9 @@ event):
   the delivery worker each open their own).
 - From other processes, a listener thread per process and database rings the same bell:
   for SQLite it reads a named pipe beside the database file (``notify`` writes to it
-  after a commit); PostgreSQL LISTENs (see :mod:`bridge.store.postgres`).
+  after a commit); PostgreSQL LISTENs (see :mod:`bridge.store.postgres`). A process
+  that has a worker of its own leaves the others be: its own worker takes the work, with
+  no system call per commit (``serve`` runs one in every process).
 
 A committer tags its pipe bytes or NOTIFY payload with this process's token, and the
 listener skips its own: those waiters were rung directly already.
@@ -73,6 +75,11 @@ class Bell:
         with self._cond:
             self._rung += 1
             self._cond.notify_all()
+
+    def has_waiters(self) -> bool:
+        """Whether a worker of this process waits on this bell (and so will take work)."""
+        with self._cond:
+            return self._waiters > 0
 
     def waiter(self, listen: Callable[[Bell], None]) -> BellWaiter:
         """A new waiter. Starts ``listen(bell)`` in a thread unless one runs already; it

@@ -258,3 +258,19 @@ def _notify_until_woken(conn, waiter, seconds=10.0):
                 pass
             return
         assert time.monotonic() < deadline, "the waiter was not woken by NOTIFY"
+
+
+def test_a_process_with_a_worker_of_its_own_tells_no_other_process(tmp_path, monkeypatch):
+    store = open_store(f"sqlite:///{tmp_path}/b.db")
+    store.migrate()
+    written: list[str] = []
+    monkeypatch.setattr(wake, "notify", written.append)
+    waiter = store.waiter()
+    try:
+        store.accept(event("evt_1", body=b"1"), [delivery("dlv_1")], 600)
+        assert waiter.wait(5) and written == []  # woken here, no system call for the others
+    finally:
+        waiter.close()
+    store.accept(event("evt_2", body=b"2"), [delivery("dlv_2")], 600)
+    assert written == [store.wake_path]  # no worker here: the others are told
+    store.close()
