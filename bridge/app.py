@@ -115,7 +115,10 @@ def _start_timer() -> None:
 
 
 def _log_request(resp: Response) -> Response:
+    """The request's log line, written once the answer is sent (a writer waiting for the
+    log's lock never holds up a 202)."""
     ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-    fields, error = g.get("log_fields", {}), g.get("log_error")
-    log_request(log, request.method, request.path, resp.status_code, fields, error, ms)
+    args = (request.method, request.path, resp.status_code, g.get("log_fields", {}))
+    error = g.get("log_error")
+    resp.call_on_close(lambda: log_request(log, *args, error, ms))
     return resp
