@@ -13,7 +13,7 @@ from typing import Any
 import requests
 
 from action.errors import ApiError, AuthenticationError, UnsupportedFieldError
-from action.http import RetryPolicy, Sleep, send
+from action.http import RetryPolicy, Sleep, request_once, retrying
 
 _MISSING_FIELD = re.compile(r"Cannot query field \W?(\w+)\W? on type \W?(\w+)")
 KEY_FIX = (
@@ -42,17 +42,16 @@ class GraphQLClient:
 
     def execute(self, operation: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         """Run one operation and return its ``data``; raise on any error."""
-        response = send(
-            self._session,
-            "POST",
-            f"{self.base_url}/graphql",
+        url = f"{self.base_url}/graphql"
+        payload = {"operationName": operation, "query": query, "variables": variables}
+        response = retrying(
+            lambda: request_once(self._session, "POST", url, json=payload, auth=self._auth),
+            url=url,
             what=f"W&B API request {operation}",
             error=ApiError,
             fix=f"W&B at {self.base_url} is unavailable; re-run the job later.",
             sleep=self._sleep,
             policy=self._policy,
-            json={"operationName": operation, "query": query, "variables": variables},
-            auth=self._auth,
         )
         with response:
             status = response.status_code

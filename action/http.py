@@ -134,27 +134,14 @@ def retrying(
     )
 
 
-def send(
-    session: requests.Session,
-    method: str,
-    url: str,
-    *,
-    what: str,
-    error: type[ActionError],
-    fix: str,
-    sleep: Sleep,
-    policy: RetryPolicy,
-    **kwargs: Any,
+def request_once(
+    session: requests.Session, method: str, url: str, **kwargs: Any
 ) -> requests.Response:
-    """Send a request with :func:`retrying`; the first answer that is not a 5xx or 429
-    is returned (the caller judges 4xx)."""
+    """One attempt for :func:`retrying`: the answer, unless it is a 5xx or 429, which is
+    raised as :class:`Transient` (the caller judges 4xx)."""
     kwargs.setdefault("timeout", (CONNECT_TIMEOUT, READ_TIMEOUT))
-
-    def once() -> requests.Response:
-        response = session.request(method, url, **kwargs)
-        if is_transient_status(response.status_code):
-            response.close()
-            raise Transient(f"HTTP {response.status_code}", response.headers.get("Retry-After"))
-        return response
-
-    return retrying(once, url=url, what=what, error=error, fix=fix, sleep=sleep, policy=policy)
+    response = session.request(method, url, **kwargs)
+    if is_transient_status(response.status_code):
+        response.close()
+        raise Transient(f"HTTP {response.status_code}", response.headers.get("Retry-After"))
+    return response

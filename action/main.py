@@ -20,7 +20,7 @@ from action.download import Downloader, Outcome
 from action.errors import ActionError, ApiError, DownloadError, InputError
 from action.event import event_type_matches, load_event, read_trigger
 from action.graphql import GraphQLClient
-from action.http import RetryPolicy, Sleep, make_session, redact_url, send
+from action.http import RetryPolicy, Sleep, make_session, redact_url, request_once, retrying
 from action.inputs import PREFIX, Settings, read_settings
 from action.manifest import Manifest, is_safe_path, parse_manifest
 from action.plan import plan
@@ -212,8 +212,14 @@ def _fetch_manifest(
     url = api.manifest_url(artifact)
     fix = "Re-run the job; if it persists, check that the runner can reach W&B's storage."
     what = "fetching the manifest"
-    response = send(
-        session, "GET", url, what=what, error=DownloadError, fix=fix, sleep=sleep, policy=policy
+    response = retrying(
+        lambda: request_once(session, "GET", url),
+        url=url,
+        what=what,
+        error=DownloadError,
+        fix=fix,
+        sleep=sleep,
+        policy=policy,
     )
     with response:
         if response.status_code != 200:
