@@ -68,6 +68,15 @@ class Run:
         return [line for line in self.stdout.splitlines() if line.startswith("::error")]
 
 
+def failed_with(run: Run, *fragments: str) -> str:
+    """The run failed with one ``::error`` naming every fragment; return that line."""
+    assert run.code == 1, run.stdout
+    assert len(run.errors) == 1, run.stdout
+    for fragment in fragments:
+        assert fragment in run.errors[0], run.errors[0]
+    return run.errors[0]
+
+
 class Runner:
     """A fake GitHub runner job: event file, output files, workspace, and inputs."""
 

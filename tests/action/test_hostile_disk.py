@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.action.fake_wandb import FakeArtifact, FakeWandb, md5_b64
-from tests.action.harness import Run, Runner, snapshot, tree
+from tests.action.harness import Run, Runner, failed_with, snapshot, tree
 
 SETTINGS = settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -23,10 +23,7 @@ _SERIAL = itertools.count()
 
 
 def _failed(run: Run, *fragments: str) -> None:
-    assert run.code == 1, run.stdout
-    assert len(run.errors) == 1, run.stdout
-    for fragment in fragments:
-        assert fragment in run.errors[0], run.errors[0]
+    failed_with(run, *fragments)
     assert "Internal error" not in run.stdout
 
 

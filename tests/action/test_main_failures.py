@@ -8,18 +8,15 @@ from pathlib import Path
 import pytest
 
 from tests.action.fake_wandb import FakeArtifact, FakeWandb, demo_files, md5_b64
-from tests.action.harness import Run, Runner, tree
+from tests.action.harness import Run, Runner, failed_with, tree
 
 
 def _failed(run: Run, *fragments: str) -> str:
-    """The run failed with one ``::error`` naming every fragment; return that line."""
-    assert run.code == 1, run.stdout
-    assert len(run.errors) == 1, run.stdout
-    for fragment in fragments:
-        assert fragment in run.errors[0], run.errors[0]
+    """:func:`failed_with`, with no traceback and no output written; return the error line."""
+    error = failed_with(run, *fragments)
     assert "Traceback" not in run.stdout
     assert run.output_text == ""
-    return run.errors[0]
+    return error
 
 
 def _untouched(runner: Runner) -> None:
