@@ -23,7 +23,6 @@ import argparse
 import http.client
 import json
 import sqlite3
-import sys
 import tempfile
 import threading
 import time
@@ -34,22 +33,19 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
-    BENCH_SECRETS,
     HOST,
+    WEBHOOK_PATH,
     Processes,
-    child_env,
-    free_port,
+    first_error,
+    log_line,
     run_main,
     say,
+    start_bridge,
     terminate_on_sigterm,
-    wait_healthy,
-    wandb_body,
-    write_config,
+    webhook_request,
 )
 from bench.standin import GitHubStandIn
-from bridge.intake.signature import sign
 
-PATH = "/webhooks/wandb"
 REPOSITORY = "acme/churn-svc"
 LOG_PATTERNS = {  # what is worth counting in the bridge's log
     "ERROR lines": " ERROR ",
@@ -79,16 +75,8 @@ class Burst:
 def _send_all(
     port: int, n_events: int, threads: int, deadline: float, stop: threading.Event, run: str
 ) -> Burst:
-    secret, token = BENCH_SECRETS["BENCH_WEBHOOK_SECRET"], BENCH_SECRETS["BENCH_WEBHOOK_TOKEN"]
-    requests = []
-    for i in range(n_events):  # signed ahead of time: the clients only send
-        body = wandb_body(f"{run}-{i}", i)
-        headers = {
-            "Content-Type": "application/json",
-            "Authorization": f"Bearer {token}",
-            "X-Wandb-Signature": sign(secret, body),
-        }
-        requests.append((body, headers))
+    # Signed ahead of time: the clients only send.
+    requests = [webhook_request(f"{run}-{i}", i) for i in range(n_events)]
     burst = Burst([None] * n_events, [None] * n_events)
 
     def client(k: int) -> None:
@@ -98,7 +86,7 @@ def _send_all(
             body, headers = requests[i]
             conn = http.client.HTTPConnection(HOST, port, timeout=30)
             try:
-                conn.request("POST", PATH, body, headers)
+                conn.request("POST", WEBHOOK_PATH, body, headers)
                 resp = conn.getresponse()
                 data = resp.read()
                 burst.statuses[i] = resp.status
@@ -218,26 +206,10 @@ def _run(
     procs: Processes,
     stop: threading.Event,
 ) -> None:
-    (tmp / "metrics").mkdir()
-    env = child_env({**BENCH_SECRETS, "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics")})
-    config_path = write_config(tmp / "bridge.yaml", _config(store_url, api_url, args))
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "bridge",
-        "serve",
-        "--config",
-        str(config_path),
-        "--bind",
-        f"{HOST}:{port}",
-        "--workers",
-        str(args.workers),
-    ]
-    log = tmp / "bridge.log"
     t_start = time.monotonic()
-    proc = procs.start(cmd, env=env, cwd=tmp, log=log)
-    wait_healthy(f"http://{HOST}:{port}/healthz", proc, log)
+    config = _config(store_url, api_url, args)
+    bridge = start_bridge(procs, tmp, config, "--workers", str(args.workers))
+    port = bridge.port
     say(
         f"[{result.backend}] bridge up; GitHub stand-in {api_url} "
         f"{'UP (204: control run)' if args.no_outage else 'DOWN (503)'}; sending "
@@ -288,10 +260,9 @@ def _run(
     result.doubled = sum(1 for c in seen.values() if c > 1)
     extra = sum(1 for e in seen if e not in accepted)
     by_state, store = _store_check(store_url)
-    procs.stop(proc)
+    procs.stop(bridge.proc)
     total = time.monotonic() - t_start
-    text = log.read_text(errors="replace")
-    log_counts = {k: text.count(v) for k, v in LOG_PATTERNS.items()}
+    text = bridge.log.read_text(errors="replace")
 
     after_burst = down_503 - burst_503
     d = result.details
@@ -312,11 +283,9 @@ def _run(
     )
     d.append(f"store: {store}")
     d.append(f"stand-in: {github.lookups()}")
-    d.append("bridge log: " + ", ".join(f"{k} {v}" for k, v in log_counts.items()))
-    for line in text.splitlines():
-        if " ERROR " in line or "Traceback" in line:
-            d.append(f"  first error: {line[:200]}")
-            break
+    d.append(log_line(text, LOG_PATTERNS))
+    if (error := first_error(text)) is not None:
+        d.append(f"  first error: {error[:200]}")
     if args.keep_logs:
         Path(args.keep_logs).mkdir(parents=True, exist_ok=True)
         kept = Path(args.keep_logs) / f"burst-{result.backend}.log"

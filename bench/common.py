@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmarks: ports, process groups, health checks, configs, stats.
+"""Helpers shared by the benchmarks: ports, process groups, health checks, starting the
+bridge, configs, signed webhooks, its log, stats.
 
 Every process a benchmark starts runs in its own process group (session) and is owned by
 a :class:`Processes` stack, so it is stopped with all its children (gunicorn's workers)
@@ -19,13 +20,24 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 import yaml
 
+from bridge.intake.signature import sign
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
+WEBHOOK_PATH = "/webhooks/wandb"
+LOG_PATTERNS = {  # what is worth counting in the bridge's log
+    "ERROR lines": " ERROR ",
+    "WARNING lines": " WARNING ",
+    "tracebacks": "Traceback",
+    "WORKER TIMEOUT": "WORKER TIMEOUT",
+    "worker boots": "Booting worker",
+}
 
 
 def free_port() -> int:
@@ -139,6 +151,56 @@ def wait_healthy(
     raise RuntimeError(f"{url}: no 200 within {timeout:g} s{tail(log)}")
 
 
+@dataclass(frozen=True)
+class Started:
+    """A server that :func:`start_server` started and saw healthy on ``port``."""
+
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+    command: list[str]
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+def start_server(
+    procs: Processes,
+    command: Callable[[int], list[str]],
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    log: Path,
+) -> Started:
+    """Start ``command(port)`` on a free port, its output to ``log``; return once its
+    ``/healthz`` answers 200."""
+    port = free_port()
+    cmd = command(port)
+    proc = procs.start(cmd, env=env, cwd=cwd, log=log)
+    wait_healthy(f"http://{HOST}:{port}/healthz", proc, log)
+    return Started(port, proc, log, cmd)
+
+
+def bridge_env(tmp: Path) -> dict[str, str]:
+    """The environment of a bridge run in ``tmp``: the benchmark's secrets, and a metrics
+    directory of its own (``serve`` would otherwise make one in /tmp and leave it)."""
+    (tmp / "metrics").mkdir(exist_ok=True)
+    return child_env({**BENCH_SECRETS, "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics")})
+
+
+def start_bridge(procs: Processes, tmp: Path, config: Mapping[str, Any], *flags: str) -> Started:
+    """``wandb-bridge serve`` (as ``python -m bridge serve``) with ``config`` and ``flags``,
+    run in ``tmp`` (config ``bridge.yaml``, log ``bridge.log``); returns once healthy."""
+    config_path = write_config(tmp / "bridge.yaml", config)
+
+    def command(port: int) -> list[str]:
+        return [sys.executable, "-m", "bridge", "serve", "--config", str(config_path),
+                "--bind", f"{HOST}:{port}", *flags]  # fmt: skip
+
+    return start_server(procs, command, env=bridge_env(tmp), cwd=tmp, log=tmp / "bridge.log")
+
+
 def tail(log: Path | None, lines: int = 20) -> str:
     if log is None or not log.exists():
         return ""
@@ -226,6 +288,20 @@ BENCH_SECRETS = {
 }
 
 
+def log_line(text: str, patterns: Mapping[str, str] = LOG_PATTERNS) -> str:
+    """``bridge log: ERROR lines 0, ...``: how many times each of ``patterns`` stands in
+    the bridge's log ``text``."""
+    return "bridge log: " + ", ".join(f"{k} {text.count(v)}" for k, v in patterns.items())
+
+
+def first_error(text: str) -> str | None:
+    """The first ERROR or Traceback line of the log ``text``, if any."""
+    for line in text.splitlines():
+        if " ERROR " in line or "Traceback" in line:
+            return line
+    return None
+
+
 def wandb_body(marker: str, n: int) -> bytes:
     """A W&B "alias added" payload, unique through ``marker`` (the dedupe key is the body)."""
     return (
@@ -235,6 +311,17 @@ def wandb_body(marker: str, n: int) -> bytes:
         f'"artifact_version_string":"acme/churn/churn-model:v{n}","alias":"production",'
         f'"artifact_metadata":{{"bench_marker":"{marker}"}}}}'
     ).encode()
+
+
+def webhook_request(marker: str, n: int) -> tuple[bytes, dict[str, str]]:
+    """:func:`wandb_body` and the headers W&B sends with it (token, signature)."""
+    body = wandb_body(marker, n)
+    headers = {
+        "Content-Type": "application/json",
+        "Authorization": f"Bearer {BENCH_SECRETS['BENCH_WEBHOOK_TOKEN']}",
+        "X-Wandb-Signature": sign(BENCH_SECRETS["BENCH_WEBHOOK_SECRET"], body),
+    }
+    return body, headers
 
 
 def percentile(values: Sequence[float], p: float) -> float:

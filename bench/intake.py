@@ -22,9 +22,6 @@ replayed by bench/intake.lua. Figures are printed, never asserted.
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
-import hmac
 import json
 import math
 import os
@@ -40,30 +37,33 @@ import uuid
 from contextlib import ExitStack, closing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from bench.common import (
     BENCH_SECRETS,
     HOST,
     REPO_ROOT,
+    WEBHOOK_PATH,
     Processes,
+    Started,
     bridge_config,
+    bridge_env,
     child_env,
-    free_port,
+    first_error,
     group_cpu_seconds,
+    log_line,
     machine_load,
     run_main,
     say,
+    start_bridge,
+    start_server,
     tail,
     terminate_on_sigterm,
-    wait_healthy,
     wandb_body,
-    write_config,
 )
 from bench.standin import GitHubStandIn
+from bridge.intake.signature import sign
 
 LUA = REPO_ROOT / "bench" / "intake.lua"
-PATH = "/webhooks/wandb"
 # The gunicorn settings bridge/server.py uses (threaded workers, timeouts, no access log,
 # no control socket, errors to stderr, app preloaded), as command-line flags; --workers
 # and --threads are added from the options, for both servers.
@@ -71,13 +71,6 @@ GUNICORN_FLAGS = ("--worker-class", "gthread", "--timeout", "30", "--graceful-ti
                   "--error-logfile", "-", "--no-control-socket", "--preload")  # fmt: skip
 FIRST_GUESS = 4000.0  # req/s: the fewest bodies a run gets; later runs use measurements
 MAX_PAUSE = 25  # s: gunicorn's master kills a worker silent for 30 s, paused time included
-LOG_PATTERNS = {
-    "ERROR lines": " ERROR ",
-    "WARNING lines": " WARNING ",
-    "tracebacks": "Traceback",
-    "WORKER TIMEOUT": "WORKER TIMEOUT",
-    "worker boots": "Booting worker",
-}
 
 
 @dataclass
@@ -145,7 +138,7 @@ class Deliveries:
     stored_events: int | None = None
     store_states: dict[str, int] = field(default_factory=dict)
     store_error: str = ""
-    log_counts: dict[str, int] = field(default_factory=dict)
+    log_line: str = ""  # what is worth counting in the bridge's log
 
     @property
     def ok(self) -> bool:
@@ -224,9 +217,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _bench(args: argparse.Namespace, procs: Processes, tmp: Path, store_dir: Path,
            github: GitHubStandIn) -> int:  # fmt: skip
-    # Our own metrics directory: ``serve`` would otherwise make one in /tmp and leave it.
-    (tmp / "metrics").mkdir()
-    env = child_env({**BENCH_SECRETS, "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics")})
     config = bridge_config(
         store_dir,
         api_url=github.url,
@@ -234,17 +224,19 @@ def _bench(args: argparse.Namespace, procs: Processes, tmp: Path, store_dir: Pat
         log_level=args.log_level,
         synchronous=args.synchronous,
     )
-    config_path = write_config(tmp / "bridge.yaml", config)
     sizing = ["--workers", str(args.workers), "--threads", str(args.server_threads)]
 
-    baseline = _start(procs, tmp, env, "baseline", lambda port: [
-        sys.executable, "-m", "gunicorn", "--bind", f"{HOST}:{port}", *sizing,
-        *GUNICORN_FLAGS, "bench.baseline_app:create_app()",
-    ])  # fmt: skip
-    bridge = _start(procs, tmp, env, "bridge", lambda port: [
-        sys.executable, "-m", "bridge", "serve", "--config", str(config_path),
-        "--bind", f"{HOST}:{port}", *sizing, *(["--no-worker"] if args.no_worker else []),
-    ])  # fmt: skip
+    def baseline_command(port: int) -> list[str]:
+        return [sys.executable, "-m", "gunicorn", "--bind", f"{HOST}:{port}", *sizing,
+                *GUNICORN_FLAGS, "bench.baseline_app:create_app()"]  # fmt: skip
+
+    # The baseline runs with the bridge's environment (the same secrets).
+    env, log = bridge_env(tmp), tmp / "baseline.log"
+    baseline = _server(
+        "baseline", start_server(procs, baseline_command, env=env, cwd=REPO_ROOT, log=log)
+    )
+    no_worker = ["--no-worker"] if args.no_worker else []
+    bridge = _server("bridge", start_bridge(procs, tmp, config, *sizing, *no_worker))
     pause = max(args.duration, args.warmup) <= MAX_PAUSE
     wrk_flags = ["-t", str(args.threads), "-c", str(args.connections), "--timeout", "10s"]
     say(f"intake benchmark (figures only, nothing asserted); {machine_load()}")
@@ -302,12 +294,10 @@ def _bench(args: argparse.Namespace, procs: Processes, tmp: Path, store_dir: Pat
         for server in (baseline, bridge):
             shutil.copyfile(server.log, keep / f"intake-{server.name}.log")
         say(f"  logs kept in {keep}")
-    deliveries.log_counts = {k: text.count(v) for k, v in LOG_PATTERNS.items()}
+    deliveries.log_line = log_line(text)
     _summary(args, runs, deliveries, answered)
-    for line in text.splitlines():
-        if " ERROR " in line or "Traceback" in line:
-            say(f"first error in the bridge's log: {line[:300]}")
-            break
+    if (error := first_error(text)) is not None:
+        say(f"first error in the bridge's log: {error[:300]}")
     clean = all(not r.problems for r in warmups + runs)
     return 0 if clean and deliveries.ok and answered == len(accepted) else 1
 
@@ -328,13 +318,8 @@ class _paused:
             os.killpg(self.pgid, signal.SIGCONT)
 
 
-def _start(procs: Processes, tmp: Path, env: dict[str, str], name: str, command: Any) -> Server:
-    port = free_port()
-    cmd = command(port)
-    log = tmp / f"{name}.log"
-    proc = procs.start(cmd, env=env, cwd=tmp if name == "bridge" else REPO_ROOT, log=log)
-    wait_healthy(f"http://{HOST}:{port}/healthz", proc, log)
-    return Server(name, f"http://{HOST}:{port}", proc, log, cmd)
+def _server(name: str, started: Started) -> Server:
+    return Server(name, started.url, started.proc, started.log, started.command)
 
 
 def _write_bodies(prefix: Path, threads: int, per_thread: int, marker: str) -> None:
@@ -344,8 +329,7 @@ def _write_bodies(prefix: Path, threads: int, per_thread: int, marker: str) -> N
         lines = []
         for i in range(per_thread):
             body = wandb_body(f"{marker}-{t}-{i}", i)
-            sig = base64.b64encode(hmac.new(key, body, hashlib.sha256).digest())
-            lines.append(sig + b"\t" + body + b"\n")
+            lines.append(sign(key, body).encode() + b"\t" + body + b"\n")
         Path(f"{prefix}.{t}").write_bytes(b"".join(lines))
 
 
@@ -357,8 +341,8 @@ def _wrk(procs: Processes, tmp: Path, server: Server, flags: list[str], seconds:
     per_thread = math.ceil(rate * seconds / threads) + 1000
     prefix = tmp / "bodies"
     _write_bodies(prefix, threads, per_thread, f"{marker}-{server.name}-{label.replace(' ', '')}")
-    cmd = ["wrk", *flags, f"-d{seconds}s", "-s", str(LUA), server.url + PATH, "--",
-           str(prefix), PATH, BENCH_SECRETS["BENCH_WEBHOOK_TOKEN"]]  # fmt: skip
+    cmd = ["wrk", *flags, f"-d{seconds}s", "-s", str(LUA), server.url + WEBHOOK_PATH, "--",
+           str(prefix), WEBHOOK_PATH, BENCH_SECRETS["BENCH_WEBHOOK_TOKEN"]]  # fmt: skip
     cpu_before = group_cpu_seconds(server.proc.pid)
     proc = procs.start(cmd, env=child_env(), cwd=tmp)
     try:
@@ -482,7 +466,7 @@ def _summary(args: argparse.Namespace, runs: list[Run], d: Deliveries, answered:
         states = " ".join(f"{k} {v}" for k, v in d.store_states.items())
         say(f"store: {d.stored_events} events; deliveries {states}")
     say(f"stand-in: {d.lookups} (the bridge following the runs of its dispatches)")
-    say("bridge log: " + ", ".join(f"{k} {v}" for k, v in d.log_counts.items()))
+    say(d.log_line)
     say("bars:")
     say(f"  events/s ratio {ratio:.2f} vs >= 0.25: {'meets' if ratio >= 0.25 else 'MISSES'}")
     say(f"  p99 of the 202 {p99_b:.1f} ms (worst round; baseline {p99_a:.1f} ms) vs <= 100 ms: "

@@ -26,7 +26,6 @@ import argparse
 import http.client
 import json
 import random
-import sys
 import tempfile
 import time
 import uuid
@@ -37,23 +36,18 @@ from pathlib import Path
 from bench.common import (
     BENCH_SECRETS,
     HOST,
+    WEBHOOK_PATH,
     Processes,
     bridge_config,
-    child_env,
-    free_port,
     machine_load,
     percentile,
     run_main,
     say,
+    start_bridge,
     terminate_on_sigterm,
-    wait_healthy,
-    wandb_body,
-    write_config,
+    webhook_request,
 )
 from bench.standin import GitHubStandIn
-from bridge.intake.signature import sign
-
-PATH = "/webhooks/wandb"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -94,17 +88,12 @@ def main(argv: list[str] | None = None) -> int:
 def _bench(args: argparse.Namespace, seed: int, procs: Processes, tmp: Path,
            seen: GitHubStandIn) -> int:  # fmt: skip
     api_url = seen.url
-    (tmp / "metrics").mkdir()
-    env = child_env({**BENCH_SECRETS, "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics")})
-    config_path = write_config(tmp / "bridge.yaml", bridge_config(tmp, api_url=api_url))
-    port = free_port()
-    cmd = [sys.executable, "-m", "bridge", "serve", "--config", str(config_path),
-           "--bind", f"{HOST}:{port}", "--workers", str(args.workers)]  # fmt: skip
-    log = tmp / "bridge.log"
-    proc = procs.start(cmd, env=env, cwd=tmp, log=log)
-    wait_healthy(f"http://{HOST}:{port}/healthz", proc, log)
+    bridge = start_bridge(
+        procs, tmp, bridge_config(tmp, api_url=api_url), "--workers", str(args.workers)
+    )
+    port = bridge.port
     say(f"delivery latency benchmark (figures only, nothing asserted); {machine_load()}")
-    say(f"  bridge:   {' '.join(cmd[1:])}")
+    say(f"  bridge:   {' '.join(bridge.command[1:])}")
     say(f"            with a delivery worker in each process; GitHub stand-in {api_url} (204)")
     say(f"  load:     {args.warmup} warm-up + {args.events} events one at a time, "
         f"{args.gap_ms[0]:g}-{args.gap_ms[1]:g} ms apart (seed {seed})")  # fmt: skip
@@ -123,7 +112,7 @@ def _bench(args: argparse.Namespace, seed: int, procs: Processes, tmp: Path,
     arrived = seen.wait_for_markers({s.marker for s in sent + direct}, args.wait)
     if not arrived:
         time.sleep(1.0)  # let a late delivery in before counting
-    lines = log.read_text(errors="replace").splitlines()
+    lines = bridge.log.read_text(errors="replace").splitlines()
     errors = sum(1 for ln in lines if " ERROR " in ln or "Traceback" in ln)
     warnings = sum(1 for ln in lines if " WARNING " in ln)
     return _summary(args, sent, direct, seen, errors, warnings)
@@ -156,16 +145,11 @@ def _send_direct(standin: GitHubStandIn, marker: str) -> Sent:
 
 def _send(port: int, marker: str, n: int) -> Sent:
     """Send one webhook as W&B does; the clock starts once the body is signed."""
-    body = wandb_body(marker, n)
-    headers = {
-        "Content-Type": "application/json",
-        "Authorization": f"Bearer {BENCH_SECRETS['BENCH_WEBHOOK_TOKEN']}",
-        "X-Wandb-Signature": sign(BENCH_SECRETS["BENCH_WEBHOOK_SECRET"], body),
-    }
+    body, headers = webhook_request(marker, n)
     conn = http.client.HTTPConnection(HOST, port, timeout=30)
     try:
         sent_at = time.time()
-        conn.request("POST", PATH, body, headers)
+        conn.request("POST", WEBHOOK_PATH, body, headers)
         resp = conn.getresponse()
         data = resp.read()
         answered_at = time.time()

@@ -43,34 +43,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import (
-    BENCH_SECRETS,
     HOST,
+    WEBHOOK_PATH,
     Processes,
     bridge_config,
-    child_env,
-    free_port,
+    first_error,
+    log_line,
     machine_load,
     percentile,
     run_main,
     say,
+    start_bridge,
     terminate_on_sigterm,
-    wait_healthy,
-    wandb_body,
-    write_config,
+    webhook_request,
 )
 from bench.standin import GitHubStandIn
-from bridge.intake.signature import sign
 
-PATH = "/webhooks/wandb"
 TIMEOUT = 10.0  # s: a probe or webhook that takes longer counts as failed
 HEALTHZ_BAR = 1.0  # s
-LOG_PATTERNS = {
-    "ERROR lines": " ERROR ",
-    "WARNING lines": " WARNING ",
-    "tracebacks": "Traceback",
-    "WORKER TIMEOUT": "WORKER TIMEOUT",
-    "worker boots": "Booting worker",
-}
 
 
 @dataclass
@@ -128,28 +118,18 @@ def _probe(port: int, until: float, every: float, out: Timed) -> None:
         next_at = max(next_at + every, time.monotonic())
 
 
-def _webhook_request(marker: str, n: int) -> tuple[bytes, dict[str, str]]:
-    body = wandb_body(marker, n)
-    headers = {
-        "Content-Type": "application/json",
-        "Authorization": f"Bearer {BENCH_SECRETS['BENCH_WEBHOOK_TOKEN']}",
-        "X-Wandb-Signature": sign(BENCH_SECRETS["BENCH_WEBHOOK_SECRET"], body),
-    }
-    return body, headers
-
-
 def _send_webhooks(port: int, until: float, every: float, marker: str, out: Timed) -> None:
     """A signed, distinct webhook every ``every`` s on a new connection until ``until``."""
     next_at = time.monotonic()
     n = 0
     while next_at < until:
         time.sleep(max(0.0, next_at - time.monotonic()))
-        body, headers = _webhook_request(f"{marker}-{n}", n)
+        body, headers = webhook_request(f"{marker}-{n}", n)
         n += 1
         conn = http.client.HTTPConnection(HOST, port, timeout=TIMEOUT)
         started = time.monotonic()
         try:
-            conn.request("POST", PATH, body, headers)
+            conn.request("POST", WEBHOOK_PATH, body, headers)
             resp = conn.getresponse()
             data = resp.read()
             took = time.monotonic() - started
@@ -186,8 +166,8 @@ def _open_slow(
     now = time.monotonic()
     n_body = round(n * body_share)
     for i in range(n):
-        body, headers = _webhook_request(f"{marker}-slow-{i}", i)
-        head = f"POST {PATH} HTTP/1.1\r\nHost: {HOST}:{port}\r\n" + "".join(
+        body, headers = webhook_request(f"{marker}-slow-{i}", i)
+        head = f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: {HOST}:{port}\r\n" + "".join(
             f"{k}: {v}\r\n" for k, v in {**headers, "Content-Length": str(len(body))}.items()
         )
         request = head.encode() + b"\r\n" + body
@@ -345,25 +325,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _bench(args: argparse.Namespace, procs: Processes, tmp: Path, github: GitHubStandIn) -> int:
-    (tmp / "metrics").mkdir()
-    env = child_env({**BENCH_SECRETS, "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics")})
-    config_path = write_config(tmp / "bridge.yaml", bridge_config(tmp, api_url=github.url))
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "bridge",
-        "serve",
-        "--config",
-        str(config_path),
-        "--bind",
-        f"{HOST}:{port}",
-    ]
-    log = tmp / "bridge.log"
-    proc = procs.start(cmd, env=env, cwd=tmp, log=log)
-    wait_healthy(f"http://{HOST}:{port}/healthz", proc, log)
+    bridge = start_bridge(procs, tmp, bridge_config(tmp, api_url=github.url))
+    port = bridge.port
     say(f"slow-clients benchmark (figures only, nothing asserted); {machine_load()}")
-    say(f"  bridge:   {' '.join(cmd[1:])} (defaults: 2 processes, gthread, delivery workers)")
+    say(
+        f"  bridge:   {' '.join(bridge.command[1:])} (defaults: 2 processes, gthread, "
+        "delivery workers)"
+    )
     say(f"            GitHub stand-in {github.url} answering 204 at once")
     say(
         f"  measure:  GET /healthz every {args.probe_every:g} s, a signed webhook every "
@@ -387,15 +355,12 @@ def _bench(args: argparse.Namespace, procs: Processes, tmp: Path, github: GitHub
     drained = github.wait_for_ids(accepted, args.wait)
     time.sleep(1.0)  # late doubles
     seen = github.delivered()
-    procs.stop(proc)
-    text = log.read_text(errors="replace")
-    log_counts = {k: text.count(v) for k, v in LOG_PATTERNS.items()}
+    procs.stop(bridge.proc)
+    text = bridge.log.read_text(errors="replace")
     delivered = sum(1 for e in accepted if e in seen)
     doubled = sum(1 for n in seen.values() if n > 1)
     lookups = github.lookups()
-    return _summary(
-        args, phases, len(accepted), delivered, doubled, drained, log_counts, text, lookups
-    )
+    return _summary(args, phases, len(accepted), delivered, doubled, drained, text, lookups)
 
 
 def _phase_line(ph: Phase) -> str:
@@ -423,7 +388,6 @@ def _summary(
     delivered: int,
     doubled: int,
     drained: bool,
-    log_counts: dict[str, int],
     text: str,
     lookups: str,
 ) -> int:
@@ -469,11 +433,9 @@ def _summary(
         f"({'all' if drained else 'NOT all'} within {args.wait:g} s), doubled {doubled}"
     )
     say(f"stand-in: {lookups}")
-    say("bridge log: " + ", ".join(f"{k} {v}" for k, v in log_counts.items()))
-    for line in text.splitlines():
-        if " ERROR " in line or "Traceback" in line:
-            say(f"first error in the bridge's log: {line[:300]}")
-            break
+    say(log_line(text))
+    if (error := first_error(text)) is not None:
+        say(f"first error in the bridge's log: {error[:300]}")
     h_ok = not slow.healthz.failures and slow.healthz.ms(100) <= HEALTHZ_BAR * 1000
     w_ok = not slow.webhooks.failures and len(slow.webhooks.latencies) > 0
     say("bars:")
