@@ -75,8 +75,12 @@ class Timed:
         self.failures[what] = self.failures.get(what, 0) + 1
 
     @property
+    def failed(self) -> int:
+        return sum(self.failures.values())
+
+    @property
     def count(self) -> int:
-        return len(self.latencies) + sum(self.failures.values())
+        return len(self.latencies) + self.failed
 
     def ms(self, p: float) -> float:
         return percentile(self.latencies, p) * 1000
@@ -367,9 +371,9 @@ def _phase_line(ph: Phase) -> str:
     h, w = ph.healthz, ph.webhooks
     text = (
         f"    /healthz {h.count} probes: p50 {h.ms(50):.1f} ms, p99 {h.ms(99):.1f} ms, max "
-        f"{h.ms(100):.1f} ms, failed {sum(h.failures.values())} {h.failures or ''}\n"
+        f"{h.ms(100):.1f} ms, failed {h.failed} {h.failures or ''}\n"
         f"    webhooks {w.count} sent: {len(w.latencies)} x 202, p50 {w.ms(50):.1f} ms, p99 "
-        f"{w.ms(99):.1f} ms, max {w.ms(100):.1f} ms, other {sum(w.failures.values())} "
+        f"{w.ms(99):.1f} ms, max {w.ms(100):.1f} ms, other {w.failed} "
         f"{w.failures or ''}"
     )
     if ph.slow_report:
@@ -379,6 +383,14 @@ def _phase_line(ph: Phase) -> str:
 
 def _ratio(a: float, b: float) -> str:
     return f"{b / a:.2f}x" if a > 0 else "n/a"
+
+
+def _ms_rows(name: str, control: Timed, slow: Timed) -> list[tuple[str, float, float, bool]]:
+    """The p50, p99 and max rows of one kind of request in the summary's table."""
+    return [
+        (f"{name} {label} ms", control.ms(p), slow.ms(p), True)
+        for label, p in (("p50", 50), ("p99", 99), ("max", 100))
+    ]
 
 
 def _summary(
@@ -401,26 +413,12 @@ def _summary(
     say(f"{'':22} {'control':>10} {'slow':>10} {'ratio':>7}")
     rows = [
         ("/healthz probes", control.healthz.count, slow.healthz.count, None),
-        ("/healthz p50 ms", control.healthz.ms(50), slow.healthz.ms(50), True),
-        ("/healthz p99 ms", control.healthz.ms(99), slow.healthz.ms(99), True),
-        ("/healthz max ms", control.healthz.ms(100), slow.healthz.ms(100), True),
-        (
-            "/healthz failed",
-            sum(control.healthz.failures.values()),
-            sum(slow.healthz.failures.values()),
-            None,
-        ),
+        *_ms_rows("/healthz", control.healthz, slow.healthz),
+        ("/healthz failed", control.healthz.failed, slow.healthz.failed, None),
         ("webhooks sent", control.webhooks.count, slow.webhooks.count, None),
         ("webhooks 202", len(control.webhooks.latencies), len(slow.webhooks.latencies), None),
-        ("webhook p50 ms", control.webhooks.ms(50), slow.webhooks.ms(50), True),
-        ("webhook p99 ms", control.webhooks.ms(99), slow.webhooks.ms(99), True),
-        ("webhook max ms", control.webhooks.ms(100), slow.webhooks.ms(100), True),
-        (
-            "webhooks not 202",
-            sum(control.webhooks.failures.values()),
-            sum(slow.webhooks.failures.values()),
-            None,
-        ),
+        *_ms_rows("webhook", control.webhooks, slow.webhooks),
+        ("webhooks not 202", control.webhooks.failed, slow.webhooks.failed, None),
     ]
     for name, a, b, ratio in rows:
         if ratio:
@@ -441,7 +439,7 @@ def _summary(
     say("bars:")
     say(
         f"  /healthz within 1 s with {args.slow} slow clients: max {slow.healthz.ms(100):.0f} "
-        f"ms, {sum(slow.healthz.failures.values())} failed: {'meets' if h_ok else 'MISSES'}"
+        f"ms, {slow.healthz.failed} failed: {'meets' if h_ok else 'MISSES'}"
     )
     say(
         f"  webhooks accepted throughout: {len(slow.webhooks.latencies)}/{slow.webhooks.count}"
