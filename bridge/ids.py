@@ -18,3 +18,9 @@ def new_id(prefix: str, now: float | None = None) -> str:
     """``evt_01j...``: 48 bits of milliseconds then 80 random bits (like a ULID)."""
     ms = int((time.time() if now is None else now) * 1000) & ((1 << 48) - 1)
     return f"{prefix}_{encode((ms << 80) | int.from_bytes(os.urandom(10), 'big'))}"
+
+
+def first_id(prefix: str, t: float) -> str:
+    """The smallest id ``new_id`` can make at time ``t``: every id made before sorts
+    before it."""
+    return f"{prefix}_{encode((int(t * 1000) & ((1 << 48) - 1)) << 80)}"

@@ -61,8 +61,6 @@ def _runs_and_notifications(real: str) -> str:
         window_start {real} NOT NULL,
         used INTEGER NOT NULL
     );
-    CREATE INDEX events_received ON events (received_at);
-    CREATE INDEX dedupe_event ON dedupe (event_id);
     """
 
 

@@ -30,3 +30,12 @@ def test_ids_sort_by_time(earlier: float, gap: float) -> None:
 
 def test_ids_made_in_the_same_millisecond_differ() -> None:
     assert len({new_id("dlv", 1_700_000_000.0) for _ in range(1000)}) == 1000
+
+
+def test_first_id_sorts_after_every_id_made_before_and_before_every_later_one():
+    from bridge.ids import first_id
+
+    t = 1_700_000_000.5
+    cutoff = first_id("evt", t)
+    assert all(new_id("evt", t - d) < cutoff for d in (0.001, 1, 86400 * 90))
+    assert all(new_id("evt", t + d) >= cutoff for d in (0, 0.001, 1))

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from bridge.errors import NotFound, StoreUnavailable
+from bridge.ids import new_id
 from bridge.store import open_store
 from bridge.store.models import (
     ABANDONED,
@@ -380,11 +381,17 @@ def test_many_threads_share_a_few_postgres_connections(store, postgres_url):
             for j in range(5):
                 body = f"{i}-{j}".encode()
                 store.accept(
-                    NewEvent(f"evt_{i}_{j}", "w", "/webhooks/w", time.time(), body,
-                             hashlib.sha256(body).hexdigest()),
+                    NewEvent(
+                        f"evt_{i}_{j}",
+                        "w",
+                        "/webhooks/w",
+                        time.time(),
+                        body,
+                        hashlib.sha256(body).hexdigest(),
+                    ),
                     [NewDelivery(f"dlv_{i}_{j}", "r", "acme/x", "E", "{}")],
                     600,
-                )  # fmt: skip
+                )
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -406,22 +413,31 @@ def test_many_threads_share_a_few_postgres_connections(store, postgres_url):
 
 def test_prune_removes_only_finished_events_past_retention(store):
     old, new = T0 - 90 * 86400, T0
-    store.accept(event("evt_old_done", body=b"evt_old_done", at=old), [delivery("dlv_a")], 600)
-    store.accept(event("evt_old_queued", body=b"evt_old_queued", at=old), [delivery("dlv_b")], 600)
-    store.accept(event("evt_old_empty", body=b"evt_old_empty", at=old), [], 600)
-    store.accept(event("evt_new_done", body=b"evt_new_done", at=new), [delivery("dlv_c")], 600)
+    ids = {
+        name: new_id("evt", at)
+        for name, at in (
+            ("old_done", old),
+            ("old_queued", old),
+            ("old_empty", old),
+            ("new_done", new),
+        )
+    }
+    store.accept(event(ids["old_done"], body=b"old_done", at=old), [delivery("dlv_a")], 600)
+    store.accept(event(ids["old_queued"], body=b"old_queued", at=old), [delivery("dlv_b")], 600)
+    store.accept(event(ids["old_empty"], body=b"old_empty", at=old), [], 600)
+    store.accept(event(ids["new_done"], body=b"new_done", at=new), [delivery("dlv_c")], 600)
     for c in store.claim("w", 10, 60, T0):
         if c.id in ("dlv_a", "dlv_c"):
             ok = Attempt(c.attempt, T0, T0, 204, "delivered", "ok")
             store.finish(c, "w", ok, "delivered", T0)
     assert store.prune(T0 - 30 * 86400, dry_run=True) == 2
-    assert store.get_event("evt_old_done")  # a dry run deletes nothing
+    assert store.get_event(ids["old_done"])  # a dry run deletes nothing
     assert store.prune(T0 - 30 * 86400, batch=1) == 1
     assert store.prune(T0 - 30 * 86400, batch=10) == 1
     assert store.prune(T0 - 30 * 86400) == 0
     with pytest.raises(NotFound):
-        store.get_event("evt_old_done")
+        store.get_event(ids["old_done"])
     with pytest.raises(NotFound):
-        store.get_event("evt_old_empty")
-    assert store.get_event("evt_old_queued").deliveries[0].state == "in_flight"
-    assert store.get_event("evt_new_done")
+        store.get_event(ids["old_empty"])
+    assert store.get_event(ids["old_queued"]).deliveries[0].state == "in_flight"
+    assert store.get_event(ids["new_done"])
