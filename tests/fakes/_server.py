@@ -11,6 +11,7 @@ context manager, ``url``, and the fake's own failures raised by ``stop``;
 
 from __future__ import annotations
 
+import abc
 import json
 import socket
 import threading
@@ -99,7 +100,7 @@ class LoopbackServer:
         server.server_close()  # idempotent; covers a serve thread that died early
 
 
-class ServedFake:
+class ServedFake(abc.ABC):
     """A fake served by a :class:`LoopbackServer` from its ``_wsgi``.
 
     ``_cond`` guards the fake's state, ``_stopping`` is set while it stops (a held or
@@ -115,8 +116,9 @@ class ServedFake:
         self._errors: list[Exception] = []
         self._server = LoopbackServer(self._wsgi, name)
 
+    @abc.abstractmethod
     def _wsgi(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        raise NotImplementedError
+        """Answer one request (each fake has its own endpoints)."""
 
     @property
     def url(self) -> str:
