@@ -83,8 +83,9 @@ class RunFollower:
     def step(self) -> int:
         """Look for due runs and at due runs once; how many were handled."""
         now = self.clock()
-        if not self._may_ask(now):
-            return 0  # nothing is claimed (or written) until GitHub may be asked again
+        due = self.store.runs.next_due()
+        if due is None or due > now or not self._may_ask(now):
+            return 0  # nothing due, or GitHub may not be asked yet: nothing claimed or written
         watches = self.store.runs.claim_watches(self.owner, SEARCH_BATCH, self.lease, now)
         groups: dict[tuple[str, str], list[Watch]] = {}
         for w in watches:  # one listing per repository serves every dispatch to it
