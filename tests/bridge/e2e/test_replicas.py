@@ -77,7 +77,7 @@ def test_kill9_of_one_replica_the_other_takes_over_after_the_lease(
     cfg = {"delivery": {"lease": f"{lease}s", "timeout": "3s", "initial_backoff": "100ms"}}
     a, b = start_replicas(start_bridge, postgres_url, **cfg)
     fake_github.delay_next(1.5, count=100_000)  # every dispatch is slow: leases are held
-    event_ids = send_alternately([a.url, b.url], bodies(120, "kill"))
+    event_ids = send_alternately([a.url, b.url], bodies(48, "kill"))
     deadline = time.monotonic() + 30
     while not fake_github.requests and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -90,9 +90,9 @@ def test_kill9_of_one_replica_the_other_takes_over_after_the_lease(
     store = open_store(postgres_url)
     try:
         deadline = time.monotonic() + 60
-        while store.stats().by_state["delivered"] < 120 and time.monotonic() < deadline:
+        while store.stats().by_state["delivered"] < 48 and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert store.stats().by_state["delivered"] == 120
+        assert store.stats().by_state["delivered"] == 48
         taken_over = []
         for event_id in event_ids:
             (d,) = store.get_event(event_id).deliveries
