@@ -121,18 +121,30 @@ def parse_time(text: Any) -> float | None:
         return None
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         return None
 
 
+def is_run(data: Any) -> bool:
+    """Whether ``data`` looks like a workflow run object (an object with a numeric id)."""
+    run_id = data.get("id") if isinstance(data, dict) else None
+    return isinstance(run_id, int) and not isinstance(run_id, bool) and 0 < run_id < 2**63
+
+
 def run_of(data: Mapping[str, Any]) -> NewRun:
-    """A workflow run object of GitHub's REST API as the store keeps it."""
+    """A workflow run object of GitHub's REST API as the store keeps it; fields of the
+    wrong type are left out rather than stored."""
+
+    def text(name: str) -> str | None:
+        value = data.get(name)
+        return value[:2000] if isinstance(value, str) and value else None
+
     return NewRun(
         run_id=int(data["id"]),
-        workflow=str(data.get("name") or data.get("path") or "") or None,
-        html_url=data.get("html_url"),
-        status=data.get("status"),
-        conclusion=data.get("conclusion"),
+        workflow=text("name") or text("path"),
+        html_url=text("html_url"),
+        status=text("status"),
+        conclusion=text("conclusion"),
         created_at=parse_time(data.get("created_at")),
         updated_at=parse_time(data.get("updated_at")),
     )
@@ -250,8 +262,9 @@ class GitHubClient:
         new_etag = answer.headers.get("etag") or etag
         if answer.status == 304 or not isinstance(answer.data, dict):
             return [], [], new_etag
+        listed = answer.data.get("workflow_runs")
         objects: list[Mapping[str, Any]] = [
-            r for r in answer.data.get("workflow_runs") or [] if isinstance(r, dict)
+            r for r in (listed if isinstance(listed, list) else []) if is_run(r)
         ]
         return [run_of(r) for r in objects], objects, new_etag
 
@@ -261,6 +274,8 @@ class GitHubClient:
         """One run (None when GitHub answered 304: unchanged) and its ETag."""
         answer = self.request("GET", repository, f"/actions/runs/{run_id}", etag=etag)
         new_etag = answer.headers.get("etag") or etag
-        if answer.status == 304 or not isinstance(answer.data, dict):
+        if answer.status == 304:
             return None, new_etag
+        if not is_run(answer.data):
+            raise TransientDeliveryError(f"GitHub's answer for run {run_id} is not a run object")
         return run_of(answer.data), new_etag

@@ -1,4 +1,8 @@
+import json
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bridge.config.model import DeliveryConfig
 from bridge.delivery.github import classify, github_message
@@ -100,3 +104,75 @@ def test_success_and_message_extraction():
     msg = github_message('{"message": "Validation Failed", "errors": [{"message": "No more"}]}')
     assert msg == "Validation Failed: No more"
     assert github_message("<html>oops</html>") == "<html>oops</html>"
+
+
+# -- a GitHub that answers run reads oddly -----------------------------------------------
+
+_SCALAR = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+ODD = _SCALAR | st.lists(_SCALAR, max_size=3) | st.dictionaries(st.text(max_size=12), _SCALAR)
+RUNLIKE = st.fixed_dictionaries(
+    {"id": st.integers(-5, 2**64) | st.booleans() | st.text(max_size=5)},
+    optional={
+        k: ODD
+        for k in (
+            "name",
+            "path",
+            "html_url",
+            "status",
+            "conclusion",
+            "created_at",
+            "updated_at",
+            "display_title",
+        )
+    },
+)
+
+
+@given(st.one_of(ODD, st.fixed_dictionaries({"workflow_runs": st.lists(RUNLIKE | ODD)})))
+def test_any_listing_github_sends_yields_only_well_formed_runs(answer):
+    client = _client_answering(answer)
+    runs, objects, _ = client.list_runs("acme/svc", "repository_dispatch", 0.0, None)
+    assert len(runs) == len(objects)
+    for r in runs:
+        assert isinstance(r.run_id, int) and r.run_id > 0
+        for v in (r.workflow, r.html_url, r.status, r.conclusion):
+            assert v is None or isinstance(v, str)
+
+
+@given(RUNLIKE | ODD)
+def test_a_run_read_is_a_run_or_a_transient_error(answer):
+    client = _client_answering(answer)
+    try:
+        run, _ = client.get_run("acme/svc", 7, None)
+    except TransientDeliveryError:
+        return
+    assert run is not None and isinstance(run.run_id, int)
+
+
+def _client_answering(data):
+    import requests
+
+    from bridge.delivery.github import GitHubClient
+
+    class Canned(requests.adapters.BaseAdapter):
+        def send(self, request, **kwargs):
+            resp = requests.Response()
+            resp.status_code = 200
+            resp._content = json.dumps(data).encode()
+            resp.headers["Content-Type"] = "application/json"
+            resp.request = request
+            return resp
+
+        def close(self):
+            pass
+
+    class Token:
+        def token_for(self, repository):
+            return "t"
+
+        def invalidate(self, repository):
+            pass
+
+    session = requests.Session()
+    session.mount("https://", Canned())
+    return GitHubClient("https://api.github.com", Token(), session, 5.0, lambda: 0.0)
