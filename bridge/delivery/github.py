@@ -239,10 +239,13 @@ class GitHubClient:
             plain = f'{{"ref":{ref_json},"inputs":{inputs_json}}}'
             return self.request("POST", repository, path, body=plain.encode()).status, None
         data = answer.data if isinstance(answer.data, dict) else {}
-        run_id = data.get("workflow_run_id")
-        if not isinstance(run_id, int):
+        if not is_run({"id": data.get("workflow_run_id")}):  # found by searching instead
             return answer.status, None
-        run = NewRun(run_id, workflow, data.get("html_url"), "queued", None, None, None)
+        run_id = int(data["workflow_run_id"])
+        url = data.get("html_url")
+        run = NewRun(
+            run_id, workflow, url if isinstance(url, str) else None, "queued", None, None, None
+        )
         return answer.status, run
 
     def list_runs(
