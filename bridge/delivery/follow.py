@@ -188,7 +188,7 @@ class RunFollower:
                 "no_run_started",
                 w.event_id,
                 w.repository,
-                self.announce.route_of(w.event_id, w.delivery_id),
+                w.delivery_id,
                 error="no workflow run started for the dispatch",
             )
         due = now + next_look(now - w.dispatched_at, self.cfg.min_interval)
@@ -257,7 +257,7 @@ class RunFollower:
                 outcome,
                 run.event_id,
                 run.repository,
-                self.announce.route_of(run.event_id, run.delivery_id),
+                run.delivery_id,
                 workflow=seen.workflow or run.workflow,
                 run_url=seen.html_url or run.html_url,
                 conclusion=conclusion,

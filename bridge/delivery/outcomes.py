@@ -28,12 +28,29 @@ class Announcer:
         return any(outcome in n.outcomes for n in self.notifiers)
 
     def notices(
-        self, outcome: str, event_id: str, repository: str, route: str, **details: Any
+        self,
+        outcome: str,
+        event_id: str,
+        repository: str,
+        delivery_id: str,
+        route: str | None = None,
+        **details: Any,
     ) -> list[NewDelivery]:
-        """The notification deliveries for ``outcome`` (none when no entry asks for it)."""
+        """The notification deliveries for ``outcome`` of one delivery (none when no entry
+        asks for it); the event is read once, for its W&B fields and, unless given, the
+        delivery's route."""
         if not self.wants(outcome):
             return []
-        fields = self._fields(event_id)
+        try:
+            event = self.store.get_event(event_id)
+            body = json.loads(event.body)
+        except (BridgeError, ValueError):  # a message without the model beats none
+            log.warning("event %s: cannot read it for a notification", event_id)
+            event, body = None, None
+        fields = webhook_fields(body, event_id) if isinstance(body, dict) else {}
+        if route is None:
+            found = (d.route for d in event.deliveries if d.id == delivery_id) if event else ()
+            route = next(iter(found), "")
 
         def text(name: str) -> str | None:
             value = fields.get(name)
@@ -50,19 +67,3 @@ class Announcer:
             **details,
         )
         return notices(self.notifiers, o, lambda: new_id("ntf", self.clock()))
-
-    def route_of(self, event_id: str, delivery_id: str) -> str:
-        """The route that made a delivery ('' when it cannot be read)."""
-        try:
-            event = self.store.get_event(event_id)
-        except BridgeError:
-            return ""
-        return next((d.route for d in event.deliveries if d.id == delivery_id), "")
-
-    def _fields(self, event_id: str) -> dict[str, Any]:
-        try:
-            body = json.loads(self.store.get_event(event_id).body)
-        except (BridgeError, ValueError):  # a message without the model beats none
-            log.warning("event %s: cannot read its body for a notification", event_id)
-            return {}
-        return webhook_fields(body, event_id) if isinstance(body, dict) else {}

@@ -167,7 +167,7 @@ class DeliveryWorker:
         """What a dispatch's final state starts: the search for its runs, notifications."""
         if claimed.kind == NOTIFY or state not in (DELIVERED, DEAD):
             return None, []
-        target = (claimed.event_id, claimed.repository, claimed.route)
+        target = (claimed.event_id, claimed.repository, claimed.id, claimed.route)
         if state == DEAD:
             return None, self.announce.notices("delivery_dead", *target, error=reason)
         watch = None
