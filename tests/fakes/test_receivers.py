@@ -324,7 +324,7 @@ def test_stop_lets_a_held_request_go() -> None:
     def send() -> None:
         try:
             outcome.append(post(receiver, {"text": "t"}).status_code)
-        except requests.ConnectionError as exc:
+        except requests.RequestException as exc:  # the answer may be cut as the server stops
             outcome.append(exc)
 
     thread = threading.Thread(target=send)
