@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -182,10 +181,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     worker = build_worker(config)
     worker.store.migrate()
-    stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    worker.run(stop)
+        signal.signal(sig, lambda *_: worker.stop())
+    worker.run()
     worker.store.close()
     return 0
 

@@ -19,11 +19,14 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
 
 from bridge.config.model import Config
+
+if TYPE_CHECKING:
+    from bridge.delivery.worker import DeliveryWorker
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,7 @@ class BridgeServer(BaseApplication):  # type: ignore[misc]
         self.bridge_config = config
         self.options = options
         self.with_worker = with_worker
-        self._stops: dict[int, tuple[threading.Event, threading.Thread]] = {}
+        self._workers: dict[int, tuple[DeliveryWorker, threading.Thread]] = {}
         super().__init__()
 
     def load_config(self) -> None:
@@ -56,20 +59,19 @@ class BridgeServer(BaseApplication):  # type: ignore[misc]
     def _start_delivery(self, worker: Any) -> None:
         from bridge.delivery.build import build_worker
 
-        stop = threading.Event()
         delivery = build_worker(self.bridge_config)
         thread = threading.Thread(
-            target=delivery.run, args=(stop, worker.ppid), daemon=True, name="delivery"
+            target=delivery.run, args=(worker.ppid,), daemon=True, name="delivery"
         )
-        self._stops[os.getpid()] = (stop, thread)
+        self._workers[os.getpid()] = (delivery, thread)
         thread.start()
 
     def _stop_delivery(self, server: Any, worker: Any) -> None:
         """Let attempts in flight finish (bounded by the request timeout) before exiting."""
-        entry = self._stops.pop(os.getpid(), None)
+        entry = self._workers.pop(os.getpid(), None)
         if entry is not None:
-            stop, thread = entry
-            stop.set()
+            delivery, thread = entry
+            delivery.stop()
             thread.join(self.bridge_config.delivery.timeout + 2)
 
 

@@ -85,7 +85,8 @@ class DeliveryWorker:
         self.clock = clock
         self.rand = rand
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        self._kick = threading.Event()
+        self._kick = threading.Event()  # something to do: new work, a slot freed, a stop
+        self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._active = 0
         self._paused_until = 0.0
@@ -196,8 +197,14 @@ class DeliveryWorker:
 
     # -- the loop -------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event, parent_pid: int | None = None) -> None:
-        """Deliver until ``stop`` is set (or the parent process ``parent_pid`` is gone)."""
+    def stop(self) -> None:
+        """Make ``run`` return soon (attempts in flight finish first); safe from any thread."""
+        self._stopping.set()
+        self._kick.set()
+
+    def run(self, parent_pid: int | None = None) -> None:
+        """Deliver until ``stop()`` is called (or the parent process ``parent_pid`` is gone)."""
+        stop = self._stopping
         waiter = self.store.waiter()
         listener = threading.Thread(
             target=self._listen, args=(waiter, stop), daemon=True, name="wake-listener"
@@ -214,11 +221,13 @@ class DeliveryWorker:
         )
         last_prune = 0.0
         with ThreadPoolExecutor(self.cfg.concurrency, thread_name_prefix="deliver") as pool:
-            while not stop.is_set():
+            while True:
+                self._kick.clear()  # before looking at ``stop``: a stop() after this kicks
+                if stop.is_set():
+                    break
                 if parent_pid is not None and os.getppid() != parent_pid:
                     log.warning("delivery worker: parent process is gone; stopping")
                     break
-                self._kick.clear()
                 now = self.clock()
                 try:
                     self._claim_into(pool, now)
@@ -231,10 +240,10 @@ class DeliveryWorker:
                     timeout = 1.0
                 self._kick.wait(timeout)
             stop.set()
+        waiter.close()  # ends the listener's wait at once
         listener.join(timeout=5)
         if following is not None:
             following.join(timeout=self.cfg.timeout + 5)
-        waiter.close()
         log.info("delivery worker stopped owner=%s", self.owner)
 
     def _prune(self, now: float) -> None:
@@ -335,4 +344,3 @@ class DeliveryWorker:
             except Exception:  # a broken wake channel degrades to polling, it is not fatal
                 log.exception("delivery worker: wake channel failed; polling instead")
                 stop.wait(1.0)
-        self._kick.set()  # wake the loop so that it sees ``stop``

@@ -100,14 +100,17 @@ class Bell:
                 self._listener = None
             return self._listener is threading.current_thread()
 
-    def _wait(self, seen: int, timeout: float) -> int:
+    def _wait(self, waiter: BellWaiter, timeout: float) -> int:
         with self._cond:
-            self._cond.wait_for(lambda: self._rung != seen, max(0.0, timeout))
+            self._cond.wait_for(
+                lambda: self._rung != waiter._seen or not waiter._open, max(0.0, timeout)
+            )
             return self._rung
 
     def _release(self) -> None:
         with self._cond:
             self._waiters -= 1
+            self._cond.notify_all()  # a wait on the closed waiter returns now
 
 
 class BellWaiter:
@@ -119,15 +122,18 @@ class BellWaiter:
         self._open = True
 
     def wait(self, timeout: float) -> bool:
-        """True when rung since the last wait (or since created), False after ``timeout``."""
-        rung = self._bell._wait(self._seen, timeout)
+        """True when rung since the last wait (or since created), False after ``timeout``
+        or once the waiter is closed (closing it from another thread ends a wait at once)."""
+        rung = self._bell._wait(self, timeout)
         woken, self._seen = rung != self._seen, rung
         return woken
 
     def close(self) -> None:
-        if self._open:
+        with self._bell._cond:
+            if not self._open:
+                return
             self._open = False
-            self._bell._release()
+        self._bell._release()
 
 
 # -- SQLite: a named pipe beside the database ----------------------------------------------

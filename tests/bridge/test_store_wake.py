@@ -42,6 +42,26 @@ def test_a_commit_wakes_waiters_of_every_store_object_in_the_process(store_facto
             w.close()
 
 
+def test_closing_a_waiter_ends_a_wait_in_progress(store):
+    # How a stopping delivery worker gets its listener thread back without a polling tick.
+    waiter, other = store.waiter(), store.waiter()
+    answers: list[bool] = []
+    thread = threading.Thread(target=lambda: answers.append(waiter.wait(3600)))
+    thread.start()
+    try:
+        time.sleep(0.1)
+        waiter.close()
+        thread.join(30)
+        assert not thread.is_alive() and answers == [False]
+        assert not waiter.wait(3600)  # a closed waiter never blocks again
+        store.accept(event("evt_c"), [delivery("dlv_c")], 600)
+        assert other.wait(5)  # the other waiter of the process still hears commits
+    finally:
+        waiter.close()  # closing twice is harmless
+        other.close()
+        thread.join(1)
+
+
 def test_sqlite_wakes_in_process_without_the_pipe(tmp_path, caplog):
     store = open_store(f"sqlite:///{tmp_path}/b.db")
     store.migrate()

@@ -115,15 +115,14 @@ def test_worker_is_woken_by_new_work_not_by_a_polling_tick(tmp_path, store_facto
     monkeypatch.setattr(worker_mod, "MAX_IDLE", 3600.0)
     sender = ScriptedSender([])
     w, store = make(tmp_path, store_factory, sender, __import__("time").time)
-    stop = threading.Event()
-    thread = threading.Thread(target=w.run, args=(stop,))
+    thread = threading.Thread(target=w.run)
     thread.start()
     try:
         threading.Event().wait(0.3)  # the worker is asleep now, nothing to do
         enqueue(store, 1, at=__import__("time").time())
         assert sender.done.wait(30), "the worker was not woken"
     finally:
-        stop.set()
+        w.stop()
         thread.join(30)
     assert not thread.is_alive()
 
