@@ -77,7 +77,7 @@ class FakeWandb:
         self.answers: dict[str, tuple[int, Any]] = {}  # operation -> (status, JSON body)
         self._secret = b"fake-storage-signing-key"
         self._failures: dict[str, deque[int]] = defaultdict(deque)
-        self._corrupt: set[str] = set()
+        self._corrupt: set[tuple[str, str]] = set()  # stored objects: (birth id, digest)
         self._cuts: dict[str, int] = {}
         self._expired: set[str] = set()
         self._refused: set[str] = set()
@@ -132,7 +132,11 @@ class FakeWandb:
             return False
 
     def corrupt(self, path: str) -> None:
-        self._corrupt.add(path)
+        """Damage the stored object of every file at ``path``: as in W&B's storage, which
+        keeps one object per content, files with the same content share the damage."""
+        self._corrupt.update(
+            (f.birth_id, f.digest) for a in self.store.artifacts for f in a.stored if f.path == path
+        )
 
     def expire(self, *paths: str) -> None:
         """Direct URLs handed out for these files are already expired."""
@@ -235,7 +239,7 @@ class FakeWandb:
         return (200, found[1]) if found else (404, b"not found")
 
     def content(self, f: StoredFile) -> bytes | Path:
-        if f.path in self._corrupt:
+        if (f.birth_id, f.digest) in self._corrupt:
             data = bytearray(f.read())
             if data:
                 data[len(data) // 2] ^= 0xFF
