@@ -37,6 +37,7 @@ from bridge.store.sql import Cursor, SqlStore, Tx
 
 SYNCHRONOUS = ("normal", "full")
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for another's write lock
+BUSY_POLL_MS = 2  # a writer waiting for another process looks this often (see _begin_immediate)
 
 
 def parse_sqlite_url(url: str) -> tuple[str, str]:
@@ -140,7 +141,10 @@ class SqliteStore(SqlStore):
         try:
             conn = self._connection()
             cur = conn.cursor()
-            cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")  # readers block no one (WAL)
+            if write:
+                _begin_immediate(cur)
+            else:
+                cur.execute("BEGIN")  # readers block no one (WAL)
         except sqlite3.Error as exc:
             if conn is not None:
                 self._drop(conn)
@@ -225,3 +229,27 @@ class SqliteStore(SqlStore):
             conn.close()
         self._local = threading.local()
         self._file = None  # used again, the store opens whatever file the path names then
+
+
+def _begin_immediate(cur: sqlite3.Cursor) -> None:
+    """Take the write lock, waiting up to ``BUSY_TIMEOUT`` for another process to let go.
+
+    SQLite's own busy handler waits longer between tries the longer it waits (up to 100 ms
+    a time), so a writer in one process would sleep through most of the moments another
+    process's writers leave the lock free: their transactions take well under a
+    millisecond, and it would wait hundreds. Here each try waits at most ``BUSY_POLL_MS``
+    in the busy handler, and the tries follow one another until the deadline.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    cur.execute(f"PRAGMA busy_timeout = {BUSY_POLL_MS}")
+    try:
+        while True:
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+                if not busy or time.monotonic() >= deadline:
+                    raise
+    finally:
+        cur.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
