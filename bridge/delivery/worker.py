@@ -87,6 +87,7 @@ class DeliveryWorker:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._kick = threading.Event()  # something to do: new work, a slot freed, a stop
         self._stopping = threading.Event()
+        self._waiter: Waiter | None = None  # run()'s wake-up line from the store
         self._lock = threading.Lock()
         self._active = 0
         self._paused_until = 0.0
@@ -201,15 +202,18 @@ class DeliveryWorker:
         """Make ``run`` return soon (attempts in flight finish first); safe from any thread."""
         self._stopping.set()
         self._kick.set()
+        waiter = self._waiter
+        if waiter is not None:
+            waiter.close()  # ends a wait for new work at once
 
     def run(self, parent_pid: int | None = None) -> None:
-        """Deliver until ``stop()`` is called (or the parent process ``parent_pid`` is gone)."""
+        """Deliver until ``stop()`` is called (or the parent process ``parent_pid`` is gone).
+
+        While a slot is free the loop sleeps until the store says work was queued; while
+        every slot is busy, only until an attempt finishes, so a commit then wakes nobody.
+        """
         stop = self._stopping
-        waiter = self.store.waiter()
-        listener = threading.Thread(
-            target=self._listen, args=(waiter, stop), daemon=True, name="wake-listener"
-        )
-        listener.start()
+        self._waiter = waiter = self.store.waiter()
         following = None
         if self.follower is not None:
             following = threading.Thread(
@@ -238,10 +242,12 @@ class DeliveryWorker:
                 except StoreUnavailable as exc:
                     log.error("delivery worker: store unavailable (%s); retrying", exc)
                     timeout = 1.0
-                self._kick.wait(timeout)
+                if self.claim_budget(self.clock()) > 0:
+                    waiter.wait(timeout)  # new work, or stop()
+                else:
+                    self._kick.wait(timeout)  # a finished attempt, or stop()
             stop.set()
-        waiter.close()  # ends the listener's wait at once
-        listener.join(timeout=5)
+        waiter.close()
         if following is not None:
             following.join(timeout=self.cfg.timeout + 5)
         log.info("delivery worker stopped owner=%s", self.owner)
@@ -335,12 +341,3 @@ class DeliveryWorker:
         if due is None:
             return MAX_IDLE
         return min(MAX_IDLE, max(0.0, due - now))
-
-    def _listen(self, waiter: Waiter, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                if waiter.wait(1.0):
-                    self._kick.set()
-            except Exception:  # a broken wake channel degrades to polling, it is not fatal
-                log.exception("delivery worker: wake channel failed; polling instead")
-                stop.wait(1.0)
