@@ -34,8 +34,10 @@ from typing import Any
 
 from bench.common import (
     HOST,
+    LOG_PATTERNS,
     WEBHOOK_PATH,
     Processes,
+    arg_parser,
     first_error,
     log_line,
     run_main,
@@ -47,15 +49,9 @@ from bench.common import (
 from bench.standin import GitHubStandIn
 
 REPOSITORY = "acme/churn-svc"
-LOG_PATTERNS = {  # what is worth counting in the bridge's log
-    "ERROR lines": " ERROR ",
-    "WARNING lines": " WARNING ",
-    "tracebacks": "Traceback",
-    "lease lost": "lease lost",
-    "store unavailable": "store unavailable",
-    "database is locked": "database is locked",
-    "WORKER TIMEOUT": "WORKER TIMEOUT",
-    "worker boots": "Booting worker",
+BURST_LOG_PATTERNS = {  # beside common's: what an outage and a drain may leave in the log
+    **LOG_PATTERNS,
+    **{text: text for text in ("lease lost", "store unavailable", "database is locked")},
 }
 
 
@@ -283,7 +279,7 @@ def _run(
     )
     d.append(f"store: {store}")
     d.append(f"stand-in: {github.lookups()}")
-    d.append(log_line(text, LOG_PATTERNS))
+    d.append(log_line(text, BURST_LOG_PATTERNS))
     if (error := first_error(text)) is not None:
         d.append(f"  first error: {error[:200]}")
     if args.keep_logs:
@@ -336,44 +332,23 @@ def _store_check(url: str) -> tuple[dict[str, int], str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m bench.burst",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = arg_parser("burst", __doc__)
     p.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     p.add_argument("--events", type=int, default=5000, help="webhooks sent (default 5000)")
     p.add_argument("--clients", type=int, default=8, help="client threads (default 8)")
     p.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     p.add_argument(
-        "--outage-after",
-        type=float,
-        default=10.0,
-        help="seconds the 503s go on after the last answer (default 10)",
+        "--outage-after", type=float, default=10.0, help="s of 503s after the last answer"
     )
     p.add_argument("--wait", type=float, default=180.0, help="bound on the drain (default 180 s)")
-    p.add_argument(
-        "--burst-timeout",
-        type=float,
-        default=180.0,
-        help="stop sending after this many seconds (default 180)",
-    )
-    p.add_argument(
-        "--settle",
-        type=float,
-        default=3.0,
-        help="seconds to wait after the drain before counting again (default 3)",
-    )
+    p.add_argument("--burst-timeout", type=float, default=180.0, help="stop sending after (180 s)")
+    p.add_argument("--settle", type=float, default=3.0, help="s after the drain, then count again")
     p.add_argument("--initial-backoff", default="200ms")
     p.add_argument("--max-backoff", default="2s")
     p.add_argument("--max-attempts", type=int, default=1000)
     p.add_argument("--max-age", default="1h")
     p.add_argument("--concurrency", type=int, default=8, help="delivery.concurrency per process")
-    p.add_argument(
-        "--no-outage",
-        action="store_true",
-        help="control run: the stand-in answers 204 from the start",
-    )
+    p.add_argument("--no-outage", action="store_true", help="control run: 204s from the start")
     p.add_argument("--keep-logs", metavar="DIR", help="copy the bridge's log to DIR")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p

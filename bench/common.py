@@ -9,6 +9,7 @@ to any host but 127.0.0.1.
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import signal
@@ -57,6 +58,14 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env.pop("WANDB_BRIDGE_CONFIG", None)
     env.update(extra or {})
     return env
+
+
+def arg_parser(module: str, doc: str | None) -> argparse.ArgumentParser:
+    """The command line of ``python -m bench.MODULE``, its help the module's docstring."""
+    raw = argparse.RawDescriptionHelpFormatter
+    return argparse.ArgumentParser(
+        f"python -m bench.{module}", description=doc, formatter_class=raw
+    )
 
 
 class Processes:

@@ -45,6 +45,7 @@ from bench.common import (
     WEBHOOK_PATH,
     Processes,
     Started,
+    arg_parser,
     bridge_config,
     bridge_env,
     child_env,
@@ -160,8 +161,7 @@ class Deliveries:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench.intake", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = arg_parser("intake", __doc__)
     p.add_argument("--duration", type=int, default=10, help="seconds per measured run")
     p.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per server")
     p.add_argument("--rounds", type=int, default=2, help="baseline+bridge pairs (default 2)")

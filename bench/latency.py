@@ -38,6 +38,7 @@ from bench.common import (
     HOST,
     WEBHOOK_PATH,
     Processes,
+    arg_parser,
     bridge_config,
     machine_load,
     percentile,
@@ -51,8 +52,7 @@ from bench.standin import GitHubStandIn
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = arg_parser("latency", __doc__)
     p.add_argument("--events", type=int, default=300, help="measured events (default 300)")
     p.add_argument("--warmup", type=int, default=10, help="events sent first, not counted")
     p.add_argument("--gap-ms", type=float, nargs=2, default=(20.0, 50.0), metavar=("MIN", "MAX"),

@@ -46,6 +46,7 @@ from bench.common import (
     HOST,
     WEBHOOK_PATH,
     Processes,
+    arg_parser,
     bridge_config,
     first_error,
     log_line,
@@ -288,24 +289,10 @@ def _phase(name: str, port: int, args: argparse.Namespace, marker: str) -> Phase
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m bench.slow_clients",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = arg_parser("slow_clients", __doc__)
     p.add_argument("--slow", type=int, default=50, help="slow connections (default 50)")
-    p.add_argument(
-        "--body-share",
-        type=float,
-        default=0.5,
-        help="share of them that trickle a body, not headers (default 0.5)",
-    )
-    p.add_argument(
-        "--byte-every",
-        type=float,
-        default=2.0,
-        help="seconds between two bytes of a slow client, +-20%% (default 2)",
-    )
+    p.add_argument("--body-share", type=float, default=0.5, help="share trickling a body (0.5)")
+    p.add_argument("--byte-every", type=float, default=2.0, help="s between two bytes, +-20%% (2)")
     p.add_argument("--duration", type=float, default=30.0, help="seconds per phase (default 30)")
     p.add_argument("--probe-every", type=float, default=0.1, help="/healthz interval (0.1 s)")
     p.add_argument("--webhook-every", type=float, default=0.2, help="webhook interval (0.2 s)")

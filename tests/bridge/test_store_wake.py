@@ -213,40 +213,37 @@ def test_notify_on_a_full_pipe_neither_blocks_nor_raises(tmp_path):
 # -- PostgreSQL: LISTEN/NOTIFY for other processes -------------------------------------------
 
 
-@pytest.mark.postgres
-def test_postgres_listener_is_woken_by_another_sessions_notify(postgres_url):
+@pytest.fixture
+def pg_waiter(postgres_url):
+    """A waiter on a migrated PostgreSQL store, closed with its store afterwards."""
     store = open_store(postgres_url)
     store.migrate()
     waiter = store.waiter()
-    try:
-        with psycopg.connect(postgres_url, autocommit=True) as other:
-            _notify_until_woken(other, waiter)
-            other.execute(f"NOTIFY {CHANNEL}, '{wake.process_token().hex()}'")
-            assert not waiter.wait(0.3)  # this process's own NOTIFY: its waiters were rung
-    finally:
-        waiter.close()
-        store.close()
+    yield waiter
+    waiter.close()
+    store.close()
 
 
 @pytest.mark.postgres
-def test_postgres_listener_reconnects_after_the_connection_breaks(postgres_url, caplog):
-    store = open_store(postgres_url)
-    store.migrate()
-    waiter = store.waiter()
-    try:
-        with psycopg.connect(postgres_url, autocommit=True) as admin:
-            _notify_until_woken(admin, waiter)
-            with caplog.at_level(logging.WARNING, "bridge.store.postgres"):
-                admin.execute(
-                    "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-                assert waiter.wait(10)  # listening again: a NOTIFY may have been missed
-            assert "cannot listen for wake-ups" in caplog.text
-            _notify_until_woken(admin, waiter)
-    finally:
-        waiter.close()
-        store.close()
+def test_postgres_listener_is_woken_by_another_sessions_notify(postgres_url, pg_waiter):
+    with psycopg.connect(postgres_url, autocommit=True) as other:
+        _notify_until_woken(other, pg_waiter)
+        other.execute(f"NOTIFY {CHANNEL}, '{wake.process_token().hex()}'")
+        assert not pg_waiter.wait(0.3)  # this process's own NOTIFY: its waiters were rung
+
+
+@pytest.mark.postgres
+def test_postgres_listener_reconnects_after_the_connection_breaks(postgres_url, pg_waiter, caplog):
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        _notify_until_woken(admin, pg_waiter)
+        with caplog.at_level(logging.WARNING, "bridge.store.postgres"):
+            admin.execute(
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert pg_waiter.wait(10)  # listening again: a NOTIFY may have been missed
+        assert "cannot listen for wake-ups" in caplog.text
+        _notify_until_woken(admin, pg_waiter)
 
 
 @pytest.mark.postgres

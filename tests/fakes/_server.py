@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wrappers import Response
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+T = TypeVar("T")
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -124,6 +126,11 @@ class ServedFake(abc.ABC):
     def url(self) -> str:
         """``http://127.0.0.1:PORT``."""
         return self._server.url
+
+    def _copy(self, items: Iterable[T]) -> list[T]:
+        """A copy of one of the fake's records, taken under its lock."""
+        with self._cond:
+            return list(items)
 
     def start(self) -> Self:
         self._stopping.clear()

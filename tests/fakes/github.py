@@ -244,10 +244,10 @@ class FakeGitHub(ServedFake):
         self,
         status: int,
         *,
+        to: Target = "dispatches",
         count: int = 1,
         headers: Mapping[str, str] | None = None,
         body: Any = None,
-        to: Target = "dispatches",
     ) -> None:
         """Answer the next ``count`` dispatches (``to="runs"``: run reads) with ``status``.
         ``body``: None for a GitHub-style message, ``bytes``/``str`` sent as is, anything
@@ -386,13 +386,11 @@ class FakeGitHub(ServedFake):
 
     @property
     def dispatches(self) -> list[Dispatch]:
-        with self._cond:
-            return list(self._dispatches)
+        return self._copy(self._dispatches)
 
     @property
     def requests(self) -> list[Seen]:
-        with self._cond:
-            return list(self._requests)
+        return self._copy(self._requests)
 
     @property
     def minted(self) -> list[Minted]:
@@ -400,8 +398,7 @@ class FakeGitHub(ServedFake):
 
     @property
     def workflow_dispatches(self) -> list[WorkflowDispatch]:
-        with self._cond:
-            return list(self._workflow_dispatches)
+        return self._copy(self._workflow_dispatches)
 
     @property
     def runs(self) -> list[Run]:
@@ -419,8 +416,7 @@ class FakeGitHub(ServedFake):
     @property
     def run_requests(self) -> list[Seen]:
         """Every GET to a run endpoint, with its answer."""
-        with self._cond:
-            return list(self._run_requests)
+        return self._copy(self._run_requests)
 
     @property
     def run_reads(self) -> RunReads:

@@ -169,8 +169,7 @@ class Receiver(ServedFake):
     @property
     def received(self) -> list[Received]:
         """Every request answered, in the order answered."""
-        with self._cond:
-            return list(self._received)
+        return self._copy(self._received)
 
     @property
     def accepted(self) -> list[Received]:

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from bridge.wandb.render import fill, judge, sample_values
 
 
@@ -43,31 +45,40 @@ def test_judge_uses_the_bridges_routing(tmp_path):
     assert "alias" in verdicts["canary"].why_not
 
 
-def test_render_samples_through_the_cli(wandb, write_config, cli, tmp_path):
+@pytest.fixture
+def render(write_config, cli, tmp_path):
+    """``wandb-bridge wandb render`` of a template given as text, with options."""
     config = write_config()
-    template = tmp_path / "t.json"
-    template.write_text(
+
+    def run(template: str, *options: str):
+        path = tmp_path / "t.json"
+        path.write_text(template)
+        return cli("wandb", "render", str(path), *options, "--config", config)
+
+    return run
+
+
+def test_render_samples_through_the_cli(wandb, render):
+    template = (
         '{"event_type": "${event_type}", "artifact_version_string": "${artifact_version_string}",'
         ' "alias": "${alias}", "project_name": "${project_name}",'
         ' "artifact_collection_name": "${artifact_collection_name}"}\n'
     )
-    res = cli("wandb", "render", str(template), "--config", config)
+    res = render(template)
     assert res.code == 0
     assert "'deploy-production': repository_dispatch to acme/churn-svc" in res.out
-    res = cli("wandb", "render", str(template), "--event", "LINK_ARTIFACT", "--config", config)
+    res = render(template, "--event", "LINK_ARTIFACT")
     assert res.code == 0 and "'evaluate': repository_dispatch" in res.out
     assert wandb.state.operations == []  # samples need no W&B
 
 
-def test_render_a_real_version(wandb, write_config, cli, tmp_path):
-    config = write_config()
-    template = tmp_path / "t.json"
-    template.write_text(
+def test_render_a_real_version(wandb, render):
+    artifact = "acme-org/wandb-registry-model/churn:production"
+    template = (
         '{"event_type": "${event_type}", "v": "${artifact_version_string}",'
         ' "id": "${artifact_version}", "acc": ${artifact_metadata.accuracy}}'
     )
-    artifact = "acme-org/wandb-registry-model/churn:production"
-    res = cli("wandb", "render", str(template), "--artifact", artifact, "--config", config)
+    res = render(template, "--artifact", artifact)
     assert res.code == 0, res.err
     body = json.loads(res.out.split("\n")[1])
     version = wandb.state.project("acme-org", "wandb-registry-model").collections["churn"]
@@ -77,8 +88,7 @@ def test_render_a_real_version(wandb, write_config, cli, tmp_path):
         "id": f"wandb-artifact://_id/{version.versions[1]['artifact']}",
         "acc": 0.93,
     }
-    res = cli("wandb", "render", str(template), "--artifact", artifact[:-10] + "nope", "--config",
-              config)  # fmt: skip
+    res = render(template, "--artifact", artifact[:-10] + "nope")
     assert res.code == 1 and "no version churn:nope" in res.err
 
 
