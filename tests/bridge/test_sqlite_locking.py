@@ -1,0 +1,99 @@
+"""A writer that finds another process holding SQLite's write lock waits for it, trying
+again every few milliseconds, and gives up with a clear error at the deadline; the
+connection keeps its long busy timeout for everything else."""
+
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from bridge.errors import NotFound, StoreUnavailable
+from bridge.store import open_store, sqlite
+from tests.bridge.test_store import delivery, event
+
+# Holds the write lock of the database named by argv[1] until its standard input closes.
+HOLDER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.read()
+conn.execute("COMMIT")
+"""
+
+
+@pytest.fixture
+def sqlite_store(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path}/bridge.db")
+    store.migrate()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def hold_lock(sqlite_store):
+    """Start another process that holds the write lock; returns a function releasing it."""
+    holders = []
+
+    def hold() -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, sqlite_store.path],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        holders.append(proc)
+        assert proc.stdout is not None and proc.stdout.readline() == "locked\n"
+        return proc
+
+    yield hold
+    for proc in holders:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+def _release(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdin is not None
+    proc.stdin.close()
+    assert proc.wait(10) == 0
+
+
+def test_a_writer_waits_for_another_process_and_then_commits(sqlite_store, hold_lock):
+    holder = hold_lock()
+    outcome: list[object] = []
+
+    def accept() -> None:
+        try:
+            outcome.append(sqlite_store.accept(event("evt_w"), [delivery("dlv_w")], 600))
+        except Exception as exc:  # reported below, not lost in the thread
+            outcome.append(exc)
+
+    writer = threading.Thread(target=accept)
+    writer.start()
+    writer.join(0.5)
+    assert writer.is_alive() and outcome == []  # still waiting: the lock is taken
+    _release(holder)
+    writer.join(30)
+    assert not writer.is_alive()
+    assert [type(o).__name__ for o in outcome] == ["Accepted"]
+    assert sqlite_store.get_event("evt_w").deliveries[0].id == "dlv_w"
+    # the short busy timeout was only for taking the lock: reads wait as long as ever
+    conn = sqlite_store._connection()
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == sqlite.BUSY_TIMEOUT * 1000
+
+
+def test_a_writer_gives_up_at_the_deadline_and_stores_nothing(sqlite_store, hold_lock, monkeypatch):
+    monkeypatch.setattr(sqlite, "BUSY_TIMEOUT", 0.3)
+    holder = hold_lock()
+    with pytest.raises(StoreUnavailable, match="database is locked"):
+        sqlite_store.accept(event("evt_x"), [delivery("dlv_x")], 600)
+    _release(holder)
+    with pytest.raises(NotFound):
+        sqlite_store.get_event("evt_x")
+    sqlite_store.accept(event("evt_y"), [delivery("dlv_y")], 600)  # the connection still works
+    assert sqlite_store.get_event("evt_y").id == "evt_y"
