@@ -156,3 +156,42 @@ def test_a_rate_limit_pauses_every_worker_on_the_credential_capped_at_max_backof
     clock.now = T0 + cap + 1
     assert a.claim_budget(clock.now) > 0 and b.claim_budget(clock.now) > 0
     assert store.paused_until(a.credential, clock.now) is None
+
+
+class HeldSender(ScriptedSender):
+    """Answers 204, but only once ``release`` is set; counts the attempts waiting."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.release = threading.Event()
+        self.waiting = threading.Semaphore(0)
+
+    def send(self, claimed):
+        self.waiting.release()
+        assert self.release.wait(30), "never released"
+        return super().send(claimed)
+
+
+def test_stop_with_every_slot_busy_lets_the_attempts_in_flight_finish(
+    tmp_path, store_factory, monkeypatch
+):
+    # Every slot busy: the loop waits for a finished attempt, not for new work; stop()
+    # must still end it, and only after the attempts in flight are recorded.
+    monkeypatch.setattr(worker_mod, "MAX_IDLE", 3600.0)
+    sender = HeldSender()
+    w, store = make(tmp_path, store_factory, sender, __import__("time").time, concurrency=2)
+    enqueue(store, 3, at=__import__("time").time())
+    thread = threading.Thread(target=w.run)
+    thread.start()
+    try:
+        assert sender.waiting.acquire(timeout=30) and sender.waiting.acquire(timeout=30)
+        w.stop()
+        thread.join(0.3)
+        assert thread.is_alive()  # waiting for the two attempts in flight
+    finally:
+        sender.release.set()
+        thread.join(30)
+    assert not thread.is_alive()
+    states = {d.id: d.state for i in range(3) for d in store.get_event(f"evt_{i}").deliveries}
+    assert sorted(states.values()) == ["delivered", "delivered", "queued"]
+    assert sorted(sender.sent) == sorted(k for k, v in states.items() if v == "delivered")
