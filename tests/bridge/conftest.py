@@ -71,3 +71,12 @@ def store_factory(store_url):
 @pytest.fixture
 def store(store_factory):
     return store_factory()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path):
+    """A migrated SQLite store alone, for what only SQLite has (its file, its locking)."""
+    store = open_store(f"sqlite:///{tmp_path}/bridge.db")
+    store.migrate()
+    yield store
+    store.close()

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from bridge.errors import NotFound, StoreUnavailable
-from bridge.store import open_store, sqlite
+from bridge.store import sqlite
 from tests.bridge.test_store import delivery, event
 
 # Holds the write lock of the database named by argv[1] until its standard input closes.
@@ -21,14 +21,6 @@ print("locked", flush=True)
 sys.stdin.read()
 conn.execute("COMMIT")
 """
-
-
-@pytest.fixture
-def sqlite_store(tmp_path):
-    store = open_store(f"sqlite:///{tmp_path}/bridge.db")
-    store.migrate()
-    yield store
-    store.close()
 
 
 @pytest.fixture

@@ -17,14 +17,6 @@ from bridge.store import open_store
 from tests.bridge.test_store import T0, delivery, event
 
 
-@pytest.fixture
-def sqlite_store(tmp_path):
-    store = open_store(f"sqlite:///{tmp_path}/bridge.db")
-    store.migrate()
-    yield store
-    store.close()
-
-
 def test_a_deleted_database_is_unavailable_and_not_created_again(sqlite_store):
     sqlite_store.accept(event("evt_1"), [delivery("dlv_1")], 600)
     sqlite_store.check_writable(T0)
