@@ -53,8 +53,17 @@ def matches(watch: Watch, obj: Mapping[str, Any]) -> bool:
     if watch.kind == WORKFLOW:
         path, wf = str(obj.get("path") or ""), watch.workflow or ""
         same = str(obj.get("workflow_id")) == wf if wf.isdigit() else path.endswith("/" + wf)
-        return same and obj.get("head_branch") == watch.ref
+        return same and obj.get("head_branch") == short_ref(watch.ref or "")
     return watch.event_id in str(obj.get("display_title") or "")
+
+
+def short_ref(ref: str) -> str:
+    """The branch or tag name a run reports as its ``head_branch``: GitHub takes a
+    workflow dispatch's ``ref`` as ``main`` or as ``refs/heads/main`` alike."""
+    for prefix in ("refs/heads/", "refs/tags/"):
+        if ref.startswith(prefix):
+            return ref[len(prefix) :]
+    return ref
 
 
 class RunFollower:

@@ -248,17 +248,30 @@ def test_permission_errors_end_the_search_without_a_false_no_run(store_factory):
     assert [o for o, _ in notifications(store)] == ["delivered"]
 
 
+DEPLOY = ".github/workflows/deploy.yml"
+
+
 @pytest.mark.parametrize(
-    ("workflow", "obj", "expected"),
+    ("workflow", "ref", "obj", "expected"),
     [
-        ("deploy.yml", {"path": ".github/workflows/deploy.yml", "head_branch": "main"}, True),
-        ("deploy.yml", {"path": ".github/workflows/deploy.yml", "head_branch": "dev"}, False),
-        ("deploy.yml", {"path": ".github/workflows/xdeploy.yml", "head_branch": "main"}, False),
-        ("7", {"workflow_id": 7, "path": "x.yml", "head_branch": "main"}, True),
+        ("deploy.yml", "main", {"path": DEPLOY, "head_branch": "main"}, True),
+        ("deploy.yml", "main", {"path": DEPLOY, "head_branch": "dev"}, False),
+        (
+            "deploy.yml",
+            "main",
+            {"path": ".github/workflows/xdeploy.yml", "head_branch": "main"},
+            False,
+        ),
+        ("7", "main", {"workflow_id": 7, "path": "x.yml", "head_branch": "main"}, True),
+        # a full ref in the config: the run reports the short name
+        ("deploy.yml", "refs/heads/main", {"path": DEPLOY, "head_branch": "main"}, True),
+        ("deploy.yml", "refs/tags/v1.2", {"path": DEPLOY, "head_branch": "v1.2"}, True),
+        ("deploy.yml", "refs/heads/main", {"path": DEPLOY, "head_branch": "mainline"}, False),
+        ("deploy.yml", "refs/pull/3/merge", {"path": DEPLOY, "head_branch": "3/merge"}, False),
     ],
 )
-def test_a_workflow_run_matches_its_file_and_ref(workflow, obj, expected):
-    w = Watch("d", "evt_1", "acme/svc", WORKFLOW, workflow, "main", T0, T0 + 300, None, 0)
+def test_a_workflow_run_matches_its_file_and_ref(workflow, ref, obj, expected):
+    w = Watch("d", "evt_1", "acme/svc", WORKFLOW, workflow, ref, T0, T0 + 300, None, 0)
     assert matches(w, obj) is expected
 
 
