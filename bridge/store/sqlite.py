@@ -132,17 +132,29 @@ class SqliteStore(SqlStore):
             with self._transaction_on(write=False) as cur:
                 yield cur
             return
-        with self._writer_lock(), self._transaction_on(write=True) as cur:
-            yield cur
+        # One deadline for the wait behind this process's other writers and for SQLite's
+        # lock: a lock held elsewhere must not make each queued request wait it out anew.
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        lock = self._writer_lock()
+        if not lock.acquire(timeout=BUSY_TIMEOUT):
+            raise StoreUnavailable(
+                f"cannot use the SQLite database {self.path}: database is locked "
+                f"(no turn to write within {BUSY_TIMEOUT:g} s)"
+            )
+        try:
+            with self._transaction_on(write=True, deadline=deadline) as cur:
+                yield cur
+        finally:
+            lock.release()
 
     @contextmanager
-    def _transaction_on(self, write: bool) -> Iterator[Cursor]:
+    def _transaction_on(self, write: bool, deadline: float = 0.0) -> Iterator[Cursor]:
         conn = None
         try:
             conn = self._connection()
             cur = conn.cursor()
             if write:
-                _begin_immediate(cur)
+                _begin_immediate(cur, deadline)
             else:
                 cur.execute("BEGIN")  # readers block no one (WAL)
         except sqlite3.Error as exc:
@@ -231,8 +243,8 @@ class SqliteStore(SqlStore):
         self._file = None  # used again, the store opens whatever file the path names then
 
 
-def _begin_immediate(cur: sqlite3.Cursor) -> None:
-    """Take the write lock, waiting up to ``BUSY_TIMEOUT`` for another process to let go.
+def _begin_immediate(cur: sqlite3.Cursor, deadline: float) -> None:
+    """Take the write lock, waiting until ``deadline`` (monotonic) for others to let go.
 
     SQLite's own busy handler waits longer between tries the longer it waits (up to 100 ms
     a time), so a writer in one process would sleep through most of the moments another
@@ -240,7 +252,6 @@ def _begin_immediate(cur: sqlite3.Cursor) -> None:
     millisecond, and it would wait hundreds. Here each try waits at most ``BUSY_POLL_MS``
     in the busy handler, and the tries follow one another until the deadline.
     """
-    deadline = time.monotonic() + BUSY_TIMEOUT
     cur.execute(f"PRAGMA busy_timeout = {BUSY_POLL_MS}")
     try:
         while True:

@@ -5,6 +5,7 @@ connection keeps its long busy timeout for everything else."""
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -89,3 +90,27 @@ def test_a_writer_gives_up_at_the_deadline_and_stores_nothing(sqlite_store, hold
         sqlite_store.get_event("evt_x")
     sqlite_store.accept(event("evt_y"), [delivery("dlv_y")], 600)  # the connection still works
     assert sqlite_store.get_event("evt_y").id == "evt_y"
+
+
+def test_writers_queued_in_one_process_share_one_deadline(sqlite_store, hold_lock, monkeypatch):
+    # With the lock held elsewhere, five writers of this process queue behind each other;
+    # each gives up at its own deadline (2 s), not after the ones before it (up to 10 s).
+    monkeypatch.setattr(sqlite, "BUSY_TIMEOUT", 2.0)
+    holder = hold_lock()
+    errors: list[BaseException] = []
+
+    def accept(n: int) -> None:
+        try:
+            sqlite_store.accept(event(f"evt_{n}"), [delivery(f"dlv_{n}")], 600)
+        except StoreUnavailable as exc:
+            errors.append(exc)
+
+    writers = [threading.Thread(target=accept, args=(n,)) for n in range(5)]
+    started = time.monotonic()
+    for w in writers:
+        w.start()
+    for w in writers:  # a generous bound, well short of the 10 s of waits one after another
+        w.join(max(0.0, started + 7 - time.monotonic()))
+    assert not any(w.is_alive() for w in writers)
+    assert len(errors) == 5 and all("database is locked" in str(e) for e in errors)
+    _release(holder)
