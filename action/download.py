@@ -3,7 +3,8 @@
 Every file streams into its own file in the staging directory, hashed on the way with
 hashlib's MD5 (or XXH128 where the manifest says so), and is checked for size and digest
 before the run counts it. Files already at their destination with the right digest are
-kept and not fetched. The first failure stops the other downloads.
+kept and not fetched. The first failure stops the other downloads. References go through
+their own session, whose every connection :mod:`action.guard` checks first.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from action.errors import (
     ActionError,
     AuthenticationError,
     DownloadError,
+    InternalAddressError,
     LocalError,
     VerificationError,
 )
@@ -63,6 +65,7 @@ class Downloader:
     def __init__(
         self,
         session: requests.Session,
+        references: requests.Session,
         api_key: str,
         *,
         concurrency: int,
@@ -72,6 +75,7 @@ class Downloader:
         progress: Progress,
     ) -> None:
         self._session = session
+        self._references = references
         self._auth = ("api", api_key)
         self._concurrency = concurrency
         self._policy = policy
@@ -128,10 +132,12 @@ class Downloader:
     def _get(self, job: Job, staged: Path, url: str, auth: tuple[str, str] | None) -> int | None:
         """Download ``url`` into ``staged``, with retries; the status if it was refused."""
 
+        session = self._references if job.entry.ref else self._session
+
         def once() -> int | None:
             if self._stop.is_set():
                 raise _Stopped
-            with self._session.get(
+            with session.get(
                 url,
                 stream=True,
                 auth=auth,
@@ -151,15 +157,24 @@ class Downloader:
             fix += "skip-references; then re-run the job."
         else:
             fix = "The storage or the network is failing; re-run the job later."
-        return retrying(
-            once,
-            url=url,
-            what=f"{job.entry.path}: download",
-            error=DownloadError,
-            fix=fix,
-            sleep=self._sleep_unless_stopped,
-            policy=self._policy,
-        )
+        try:
+            return retrying(
+                once,
+                url=url,
+                what=f"{job.entry.path}: download",
+                error=DownloadError,
+                fix=fix,
+                sleep=self._sleep_unless_stopped,
+                policy=self._policy,
+            )
+        except InternalAddressError as exc:
+            raise InternalAddressError(
+                f"{job.entry.path}: not fetched: its reference {redact_url(url)} (or a "
+                f"redirect from it) leads to {exc.message}, which the action never connects to.",
+                fix="A reference must be on a public address or on the W&B host of `base-url`. "
+                "Set `skip-references: true` to download the rest, and fetch this file in a "
+                "step of your own if it is meant to come from your network.",
+            ) from exc
 
     def _sleep_unless_stopped(self, seconds: float) -> None:
         if not self._stop.is_set():

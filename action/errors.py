@@ -12,7 +12,8 @@
     │       └── UnsupportedFieldError  the server lacks a field (an older W&B Server)
     ├── DownloadError              a file could not be fetched
     │   ├── VerificationError      a fetched file's size or digest does not match
-    │   └── UnsupportedReferenceError  entries that point outside W&B (s3://, gs://, ...)
+    │   ├── UnsupportedReferenceError  entries that point outside W&B (s3://, gs://, ...)
+    │   └── InternalAddressError   a reference (or its redirect) leads to a non-public address
     └── LocalError                 the runner's disk refused a write (path, GITHUB_OUTPUT)
 
 Each carries ``title`` (the annotation's title) and ``fix`` (what the user can do).
@@ -82,6 +83,12 @@ class VerificationError(DownloadError):
 
 class UnsupportedReferenceError(DownloadError):
     title = "Artifact has references the action cannot fetch"
+
+
+class InternalAddressError(DownloadError):
+    """Raised before connecting to a loopback, private, link-local or metadata address."""
+
+    title = "Reference points at an internal address"
 
 
 class LocalError(ActionError):

@@ -20,6 +20,7 @@ from action.download import Downloader, Outcome
 from action.errors import ActionError, ApiError, DownloadError, InputError
 from action.event import event_type_matches, load_event, read_trigger
 from action.graphql import GraphQLClient
+from action.guard import reference_session
 from action.http import RetryPolicy, Sleep, make_session, redact_url, request_once, retrying
 from action.inputs import PREFIX, Settings, read_settings
 from action.manifest import Manifest, is_safe_path, parse_manifest
@@ -88,7 +89,10 @@ def _run(
             fix="Pass `api-key: ${{ secrets.WANDB_API_KEY }}` (the secret must exist and be "
             "available to this workflow).",
         )
-    with make_session(settings.concurrency + 2) as session:
+    with (
+        make_session(settings.concurrency + 2) as session,
+        reference_session(settings.concurrency, settings.base_url) as references,
+    ):
         api = WandbApi(
             GraphQLClient(session, settings.base_url, settings.api_key, sleep=sleep, policy=policy)
         )
@@ -126,6 +130,7 @@ def _run(
         )
         downloader = Downloader(
             session,
+            references,
             settings.api_key,
             concurrency=settings.concurrency,
             policy=policy,

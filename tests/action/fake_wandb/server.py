@@ -6,7 +6,8 @@
   header, as S3 and GCS do.
 - ``GET /artifactsV2/<region>/<entity>/<project>/<collection>/<birth>/<md5hex>/<name>``
   and ``GET /artifacts/<entity>/<md5hex>``: W&B's own handlers, Basic auth required.
-- ``GET /external/<name>``: stands in for an ``https://`` reference's server.
+- ``GET /external/<name>``: stands in for an ``https://`` reference's server; a name
+  given to :meth:`FakeWandb.redirect` answers ``302`` to another URL instead.
 
 Failure injection: :meth:`FakeWandb.fail` queues statuses (``0`` drops the connection)
 for a route; :meth:`cut` drops a file's connection halfway through the body;
@@ -74,6 +75,7 @@ class FakeWandb:
         self.url_ttl = url_ttl
         self.requests: list[Seen] = []
         self.external: dict[str, bytes] = {}
+        self.redirects: dict[str, str] = {}  # external name -> Location
         self.answers: dict[str, tuple[int, Any]] = {}  # operation -> (status, JSON body)
         self._secret = b"fake-storage-signing-key"
         self._failures: dict[str, deque[int]] = defaultdict(deque)
@@ -180,6 +182,11 @@ class FakeWandb:
 
     def external_url(self, name: str, data: bytes) -> str:
         self.external[name] = data
+        return f"{self.url}/external/{quote(name)}"
+
+    def redirect(self, name: str, location: str) -> str:
+        """``/external/<name>`` answers 302 to ``location``; its URL."""
+        self.redirects[name] = location
         return f"{self.url}/external/{quote(name)}"
 
     # -- request handling (called from handler threads) ---------------------------------
@@ -368,6 +375,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif head == "external" and len(segments) == 2:
             self._record("external")
             if self._inject("external"):
+                return
+            if segments[1] in self.fake.redirects:
+                self._send(302, b"", Location=self.fake.redirects[segments[1]])
                 return
             data = self.fake.external.get(segments[1])
             status, found = (200, data) if data is not None else (404, b"not found")
