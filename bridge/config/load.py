@@ -11,11 +11,9 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-import yaml
-
+from bridge.config.files import MAX_CONFIG_BYTES, UnreadableFile, read_text
 from bridge.config.model import (
     DEFAULT_API_URL,
     DEFAULT_PATH,
@@ -37,7 +35,8 @@ from bridge.config.model import (
     Workflow,
     parse_duration,
 )
-from bridge.config.secrets import Secret, resolve_secret
+from bridge.config.secrets import Secret, private_key_problem, resolve_secret
+from bridge.config.yaml_text import parse_yaml
 from bridge.errors import ConfigError
 from bridge.routing.limits import MAX_PAYLOAD_KEYS, workflow_inputs_problem
 from bridge.routing.routes import WANDB_FIELDS, is_known_field
@@ -71,17 +70,10 @@ def load_config(path: str, environ: Mapping[str, str] | None = None) -> Config:
     """Read and validate the file at ``path``; raise ConfigError listing every problem."""
     env = os.environ if environ is None else environ
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read the config file ({exc.strerror})"]) from exc
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        # Only where and what: PyYAML's own message quotes the line, secrets and all.
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "a syntax error"
-        raise ConfigError([f"{path}: is not valid YAML{where}: {problem}"]) from None
+        text = read_text(path, MAX_CONFIG_BYTES)
+    except UnreadableFile as exc:
+        raise ConfigError([f"{path}: cannot read the config file ({exc})"]) from exc
+    raw = parse_yaml(text, path)
     return parse_config({} if raw is None else raw, env)
 
 
@@ -149,6 +141,10 @@ class _Parser:
             if s is not None:
                 out.append(s)
         return tuple(out)
+
+    def _secret(self, raw: Any, path: str) -> Secret | None:
+        """One secret value (a key that takes a single one, such as github.token)."""
+        return resolve_secret(raw, path, self.env, self.problems, self.warnings)
 
     def _globs(self, raw: Any, path: str, *, strings_only: bool = False) -> tuple[str, ...]:
         items = raw if isinstance(raw, list) else [raw]
@@ -273,7 +269,7 @@ class _Parser:
         dry_run = self._bool(gh.get("dry_run"), "github.dry_run", False)
         token = None
         if gh.get("token") is not None:
-            (token,) = self._secrets([gh["token"]], "github.token") or (None,)
+            token = self._secret(gh["token"], "github.token")
         app = self._app(gh.get("app")) if gh.get("app") is not None else None
         if gh.get("token") is None and gh.get("app") is None and not dry_run:
             self.problems.append(
@@ -293,14 +289,20 @@ class _Parser:
         app_id = self._int(app.get("id"), "github.app.id", 0, 1)
         if app.get("id") is None:
             self.problems.append("github.app.id: is required (the App's numeric id)")
-        keys = self._secrets(app.get("private_key"), "github.app.private_key")
+        key = None
+        if app.get("private_key") is not None:
+            key = self._secret(app["private_key"], "github.app.private_key")
         if app.get("private_key") is None:
             self.problems.append("github.app.private_key: is required ({file: PATH} to a .pem)")
         inst = app.get("installation_id")
         inst_id = self._int(inst, "github.app.installation_id", 0, 1) if inst is not None else None
-        if not keys:
+        if key is None:
             return None
-        return GitHubApp(app_id, keys[0], inst_id)
+        problem = private_key_problem(key)
+        if problem:
+            self.problems.append(f"github.app.private_key: {problem}")
+            return None
+        return GitHubApp(app_id, key, inst_id)
 
     def _routes(self, raw: Any, sources: set[str]) -> tuple[Route, ...]:
         if raw is None:
@@ -473,13 +475,13 @@ class _Parser:
             self._unknown(
                 spec, {url_key, "secret"} if kind == "webhook" else {url_key}, f"{path}.{kind}"
             )
-            (url,) = self._secrets([spec.get(url_key)], f"{path}.{kind}.{url_key}") or (None,)
+            url = self._secret(spec.get(url_key), f"{path}.{kind}.{url_key}")
             if url is not None and not url.value.startswith(("https://", "http://")):
                 self.problems.append(f"{path}.{kind}.{url_key}: must be an http(s) URL")
                 continue
             secret = None
             if kind == "webhook" and spec.get("secret") is not None:
-                (secret,) = self._secrets([spec["secret"]], f"{path}.webhook.secret") or (None,)
+                secret = self._secret(spec["secret"], f"{path}.webhook.secret")
             if url is not None:
                 out.append(Notifier(name, tuple(dict.fromkeys(outcomes)), kind, url, secret))
         return tuple(out)
@@ -514,11 +516,6 @@ class _Parser:
                 d.get("concurrency"), "delivery.concurrency", dflt.concurrency, 1
             ),
         )
-        if cfg.lease <= cfg.timeout:
-            self.problems.append(
-                "delivery.lease: must be longer than delivery.timeout, or a slow request "
-                "could be claimed and sent a second time"
-            )
         return cfg
 
     def _logging(self, raw: Any) -> LoggingConfig:

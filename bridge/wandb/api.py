@@ -8,9 +8,10 @@ a server without ``Entity.triggers`` is walked project by project, as the SDK do
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, ParamSpec, TypeVar
 
 from bridge.errors import WandbError
 from bridge.wandb.client import GraphQL
@@ -48,6 +49,34 @@ MAX_PAGES = 1000  # a server that never ends a listing must not keep us forever
 
 ADMIN_FIX = "use the API key of an admin of that W&B team"
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def reads_answer(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Translate a field missing from W&B's answer, or of another type, into a WandbError
+    naming it: a proxy, or an older or newer W&B, can answer otherwise than expected."""
+
+    def decorate(read: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(read)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return read(*args, **kwargs)
+            except (KeyError, TypeError, AttributeError) as exc:
+                wrong = (
+                    f"it has no field {exc.args[0]!r}"
+                    if isinstance(exc, KeyError)
+                    else f"a field has another type ({exc})"
+                )
+                raise WandbError(
+                    f"W&B's answer ({what}) is not what the bridge expects: {wrong}; check "
+                    "that wandb.base_url is W&B's API URL, and report it if it is"
+                ) from exc
+
+        return wrapper
+
+    return decorate
+
 
 class WandbApi:
     """The operations on one entity; remembers the server's features once asked."""
@@ -60,6 +89,7 @@ class WandbApi:
 
     # -- reading ---------------------------------------------------------------------------
 
+    @reads_answer("list its features")
     def features(self) -> frozenset[str]:
         """The server's enabled feature flags; none on a server too old to list them."""
         if self._features is None:
@@ -75,6 +105,7 @@ class WandbApi:
                 self._features = frozenset()
         return self._features
 
+    @reads_answer("look up the entity")
     def entity_scope(self) -> Scope:
         """The entity itself; fails with the fix when W&B has no such entity for this key."""
         data = self._run("look up the entity", "EntityInfo", ENTITY, {"entity": self.entity})
@@ -93,6 +124,7 @@ class WandbApi:
             self._org = self._read_org_entity()
         return self._org
 
+    @reads_answer("look up the organization")
     def _read_org_entity(self) -> str:
         variables = {"entity": self.entity}
         try:
@@ -104,11 +136,13 @@ class WandbApi:
         org = ((data.get("entity") or {}).get("organization") or {}).get("orgEntity") or {}
         return str(org.get("name") or self.entity)
 
+    @reads_answer("look up a project")
     def project_scope(self, entity: str, project: str) -> Scope | None:
         variables = {"entity": entity, "project": project}
         node = self._run("look up a project", "ProjectScope", PROJECT, variables).get("project")
         return Scope("PROJECT", node["id"], node["name"]) if node else None
 
+    @reads_answer("look up a collection")
     def collection_scope(self, entity: str, project: str, collection: str) -> Scope | None:
         variables = {"entity": entity, "project": project, "collection": collection}
         data = self._run("look up a collection", "CollectionScope", COLLECTION, variables)
@@ -117,6 +151,7 @@ class WandbApi:
             return None
         return Scope("ARTIFACT_COLLECTION", node["id"], f"{project}/{node['name']}")
 
+    @reads_answer("list webhook integrations")
     def integrations(self) -> list[Integration]:
         """The entity's webhook integrations (other kinds are left out)."""
         found = []
@@ -127,6 +162,7 @@ class WandbApi:
                 found.append(Integration(node["id"], node["name"], node["urlEndpoint"]))
         return found
 
+    @reads_answer("list automations")
     def automations(self, entity: str | None = None) -> list[Automation]:
         """Every automation of ``entity`` (default: ours; another one this key cannot see
         has none). Servers without ``Entity.triggers`` are walked project by project, as
@@ -153,6 +189,7 @@ class WandbApi:
             )
         return [parse_automation(node) for node in nodes if node]
 
+    @reads_answer("list team secrets")
     def secret_names(self) -> frozenset[str] | None:
         """The names of the team's secrets; None when this W&B does not list them."""
         try:
@@ -168,6 +205,7 @@ class WandbApi:
             return None
         return frozenset(s["name"] for s in secrets if s and s.get("name"))
 
+    @reads_answer("look up the artifact")
     def artifact_version(self, entity: str, project: str, name: str) -> dict[str, Any] | None:
         """``versionIndex``, ``aliases``, the artifact's ``id`` and ``metadata`` of
         ``collection:alias`` in ``entity/project``; None when W&B has no such version."""
@@ -188,6 +226,7 @@ class WandbApi:
 
     # -- writing ---------------------------------------------------------------------------
 
+    @reads_answer("create the webhook integration")
     def create_integration(
         self, name: str, url: str, secret: str | None, token: str | None
     ) -> Integration:
@@ -236,6 +275,7 @@ class WandbApi:
             "run `wandb-bridge wandb plan` again: it may have been changed or deleted meanwhile",
         )
 
+    @reads_answer("delete the automation")
     def delete_automation(self, automation: Automation) -> None:
         data = self.gql.execute(
             f"delete the automation {automation.name!r}",
@@ -250,6 +290,7 @@ class WandbApi:
                 "run `wandb-bridge wandb list` to see whether it is still there"
             )
 
+    @reads_answer("store the team secret")
     def insert_secret(self, name: str, value: str) -> None:
         """Store a team secret (W&B's web app's ``insertSecret``; admins only)."""
         data = self.gql.execute(
@@ -285,8 +326,12 @@ class WandbApi:
         path: tuple[str, ...],
         entity: str | None = None,
     ) -> Iterator[Any]:
-        """The nodes of a paged connection under ``entity { <path> }``, every page."""
+        """The nodes of a paged connection under ``entity { <path> }``, every page.
+
+        A listing that does not end (more pages after MAX_PAGES, or a cursor seen before)
+        is an error: a plan made from part of a listing would create or delete wrongly."""
         cursor: str | None = None
+        seen: set[str] = set()
         for _ in range(MAX_PAGES):
             variables = {"entity": entity or self.entity, "cursor": cursor, "perPage": PER_PAGE}
             node: Any = self._run(what, operation, query, variables).get("entity")
@@ -298,17 +343,26 @@ class WandbApi:
                     "wandb.entity to the team's name, and use a key of one of its members"
                 )
             for key in path:
-                node = (node or {}).get(key) or {}
+                node = node[key]
+                if not isinstance(node, dict):
+                    raise TypeError(f"{key} is {type(node).__name__}, not an object")
             for edge in node.get("edges") or ():
                 yield (edge or {}).get("node")
             page = node.get("pageInfo") or {}
-            if (
-                not page.get("hasNextPage")
-                or not page.get("endCursor")
-                or page["endCursor"] == cursor
-            ):
+            if not page.get("hasNextPage"):
                 return
-            cursor = page["endCursor"]
+            cursor = page.get("endCursor")
+            if not isinstance(cursor, str) or not cursor or cursor in seen:
+                raise WandbError(
+                    f"W&B's listing does not end ({what}): it offers a next page "
+                    "without a new cursor; try again later, and report it to W&B if it stays"
+                )
+            seen.add(cursor)
+        raise WandbError(
+            f"W&B's listing does not end ({what}): more than {MAX_PAGES * PER_PAGE} "
+            "items, the most this command reads; try again later, and report it to W&B if "
+            "it stays"
+        )
 
 
 def trigger_input(target: Target, integration_id: str) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import sys
-from pathlib import Path
 from typing import Any
 
 from bridge.cli import CONFIG_HELP, CliError
@@ -253,10 +252,15 @@ def _render(args: argparse.Namespace, config: Config) -> int:
 
 
 def _read_template(name: str) -> str:
+    """A payload template: W&B's are a few KB, so a file over 1 MiB is the wrong one."""
+    from bridge.config.files import MAX_CONFIG_BYTES, UnreadableFile, read_text
+
+    if name == "-":
+        text = sys.stdin.read(MAX_CONFIG_BYTES + 1)
+        if len(text) > MAX_CONFIG_BYTES:
+            raise CliError("cannot read the template from standard input: it is over 1 MiB")
+        return text
     try:
-        if name == "-":
-            return sys.stdin.read()
-        return Path(name).read_text(encoding="utf-8")
-    except (OSError, UnicodeError) as exc:
-        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
-        raise CliError(f"cannot read the template {name}: {reason}") from exc
+        return read_text(name, MAX_CONFIG_BYTES)
+    except UnreadableFile as exc:
+        raise CliError(f"cannot read the template {name}: {exc}") from exc

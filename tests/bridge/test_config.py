@@ -94,11 +94,6 @@ def test_app_and_token_are_exclusive_and_app_needs_key():
     assert any("github.app.private_key" in p for p in exc.value.problems)
 
 
-def test_lease_must_exceed_timeout():
-    with pytest.raises(ConfigError, match=r"delivery\.lease"):
-        parse_config(minimal(delivery={"lease": "5s", "timeout": "10s"}), ENV)
-
-
 def test_route_with_eleven_payload_keys_is_refused():
     payload = {f"k{i}": "${alias}" for i in range(11)}
     routes = [{"dispatch": {"repository": "a/b", "client_payload": payload}}]

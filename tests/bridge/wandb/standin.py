@@ -49,7 +49,8 @@ class StandIn:
         self.schema = make_schema(legacy=legacy, secrets=secrets)
         self.graph = Graph(self.state)
         self.fail_next: deque[tuple[int, Any]] = deque()  # raw (status, body) answers
-        self.answers: dict[str, tuple[int, Any]] = {}  # operationName -> (status, body)
+        # operationName -> (status, body), or a function of the request that returns one
+        self.answers: dict[str, Any] = {}
         self.lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.standin = self  # type: ignore[attr-defined]
@@ -84,7 +85,8 @@ class StandIn:
             request = json.loads(body)
             self.state.operations.append(request.get("operationName") or "")
             if request.get("operationName") in self.answers:
-                return self.answers[request["operationName"]]
+                answer = self.answers[request["operationName"]]
+                return answer(request) if callable(answer) else answer
             result = graphql_sync(
                 self.schema,
                 request["query"],
