@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -24,11 +25,17 @@ from typing import TYPE_CHECKING, Any
 from gunicorn.app.base import BaseApplication
 
 from bridge.config.model import Config
+from bridge.errors import ConfigError
 
 if TYPE_CHECKING:
     from bridge.delivery.worker import DeliveryWorker
 
 log = logging.getLogger(__name__)
+
+METRICS_SUBDIR = "wandb-bridge-metrics"
+# The files prometheus_client's multiprocess mode writes: <type>_<pid>.db, and for gauges
+# gauge_<mode>_<pid>.db (mode: all, liveall, min, livemax, mostrecent, ...).
+METRIC_FILE = re.compile(r"(counter|histogram|summary|gauge_[a-z]+)_\d+\.db")
 
 
 class BridgeServer(BaseApplication):  # type: ignore[misc]
@@ -85,13 +92,28 @@ def _child_exit(server: Any, worker: Any) -> None:
 def prepare_metrics_dir() -> str | None:
     """Counters shared by gunicorn's processes need a directory, chosen before import.
 
-    Returns the directory when this call made it (and so must remove it)."""
+    A directory the operator gives may hold other files (the data directory, with the
+    database), and prometheus_client reads every ``*.db`` in its directory: so the bridge
+    keeps its files in a subdirectory of its own, :data:`METRICS_SUBDIR`. Returns the
+    directory when this call made it (and so must remove it)."""
     given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if given:
-        # prometheus_client's rule: the directory is wiped before the server starts, or
-        # the counters of an earlier run are added to this one's.
-        for stale in Path(given).glob("*.db"):
-            stale.unlink(missing_ok=True)
+        own = Path(given) / METRICS_SUBDIR
+        try:
+            own.mkdir(exist_ok=True)
+            # prometheus_client's rule: remove an earlier run's files before the server
+            # starts, or its counters are added to this one's. Only metric files, though.
+            for stale in own.iterdir():
+                if METRIC_FILE.fullmatch(stale.name):
+                    stale.unlink(missing_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                [
+                    f"PROMETHEUS_MULTIPROC_DIR: cannot prepare {own}: {exc.strerror or exc}; "
+                    "give a directory the bridge's user can write, or unset it"
+                ]
+            ) from exc
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(own)
         return None
     made = tempfile.mkdtemp(prefix="wandb-bridge-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
@@ -103,7 +125,8 @@ def serve(config: Config, bind: str, workers: int, with_worker: bool, threads: i
     options = {
         "bind": bind,
         "workers": workers,
-        "worker_class": "gthread",
+        # gunicorn's gthread, answering what it cannot parse with the JSON error shape
+        "worker_class": "bridge.gunicorn_worker.JsonRefusalWorker",
         "threads": threads,
         "timeout": 30,
         "graceful_timeout": max(30, int(config.delivery.timeout) + 5),
