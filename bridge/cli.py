@@ -16,7 +16,7 @@ from typing import Any
 from bridge import __version__
 from bridge.config.load import find_config_path, load_config
 from bridge.config.model import Config
-from bridge.errors import BridgeError, ConfigError
+from bridge.errors import BridgeError, ConfigError, ListenError
 
 log = logging.getLogger("bridge.cli")
 
@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("body", nargs="?", default="-", help="body file, or - for stdin")
 
     s = sub.add_parser("send-test", help="send a body to a bridge exactly as W&B does")
-    s.add_argument("url")
+    s.add_argument("url", help="where to send it, e.g. http://127.0.0.1:8080/webhooks/wandb")
     s.add_argument("--payload", default=None, help="body file or - (default: W&B's example)")
     s.add_argument("--secret-env", default=None, help="env variable holding the secret")
     s.add_argument("--token-env", default=None, help="env variable holding the access token")
@@ -72,18 +72,25 @@ def _parser() -> argparse.ArgumentParser:
     e = with_config(sub.add_parser("events", help="list, show and replay stored events"))
     ev = e.add_subparsers(dest="action", required=True)
     s = with_config(ev.add_parser("list", help="the latest events and their deliveries"))
-    s.add_argument("--state", choices=["queued", "in_flight", "delivered", "dead"])
-    s.add_argument("--limit", type=_positive, default=20)
+    s.add_argument(
+        "--state",
+        choices=["queued", "in_flight", "delivered", "dead"],
+        help="only events with a dispatch (not a notification) in this state",
+    )
+    s.add_argument(
+        "--limit", type=_positive, default=20, help="at most this many events (default 20)"
+    )
     s.add_argument(
         "--run",
         choices=["succeeded", "failed", "running", "no_run", "unknown"],
         help="only events whose dispatches' workflow runs ended so",
     )
-    with_config(ev.add_parser("show", help="one event in full, as JSON")).add_argument("id")
+    s = with_config(ev.add_parser("show", help="one event in full, as JSON"))
+    s.add_argument("id", help="the event id (evt_...)")
     s = with_config(ev.add_parser("prune", help="delete finished events past retention.events"))
     s.add_argument("--dry-run", action="store_true", help="count what would go; delete nothing")
-    s = with_config(ev.add_parser("replay", help="queue an event's deliveries again"))
-    s.add_argument("id", nargs="?")
+    s = with_config(ev.add_parser("replay", help="queue an event's dispatches again"))
+    s.add_argument("id", nargs="?", help="the event whose finished dispatches to queue again")
     s.add_argument("--dead", action="store_true", help="replay every dead delivery")
     from bridge.wandb.cli import register
 
@@ -107,12 +114,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     logs.configure()
     try:
-        return int(COMMANDS[args.command](args))
+        status = int(COMMANDS[args.command](args))
+        sys.stdout.flush()  # now, so that a reader gone away is caught below, not at exit
+        return status
+    except ListenError as exc:
+        print(f"wandb-bridge: {exc}", file=sys.stderr)
+        return 2 if exc.usage else 1
     except BridgeError as exc:
         print(f"wandb-bridge: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The output went to a reader that stopped (`... | head`): stop quietly. Python
+        # flushes stdout again at exit, so point it at devnull first (the recipe of the
+        # signal module's docs, "Note on SIGPIPE").
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 def _config(args: argparse.Namespace, *, warn: bool = False) -> Config:
@@ -169,8 +188,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("wandb-bridge: --workers must be at least 1", file=sys.stderr)
         return 2
+    from bridge.bind import check_bind
     from bridge.server import serve
 
+    check_bind(args.bind)
     serve(config, args.bind, args.workers, with_worker=not args.no_worker, threads=args.threads)
     return 0
 
@@ -209,11 +230,12 @@ def cmd_sign(args: argparse.Namespace) -> int:
     from bridge.intake.signature import sign
 
     if args.secret_file:
+        from bridge.config.files import MAX_SECRET_BYTES, UnreadableFile, read_text
+
         try:
-            secret: str | None = Path(args.secret_file).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeError) as exc:
-            reason = getattr(exc, "strerror", None) or "not UTF-8 text"
-            raise CliError(f"cannot read the secret file {args.secret_file}: {reason}") from exc
+            secret: str | None = read_text(args.secret_file, MAX_SECRET_BYTES).strip()
+        except UnreadableFile as exc:
+            raise CliError(f"cannot read the secret file {args.secret_file}: {exc}") from exc
     else:
         secret = _env_secret(args.secret_env or "WANDB_WEBHOOK_SECRET")
     if not secret:
@@ -260,12 +282,10 @@ def cmd_events(args: argparse.Namespace) -> int:
 
     config = _config(args)
     store = open_store(config.store.value)
-    store.migrate()
+    store.migrate(create=False)  # these commands act on what a bridge stored: never a new one
     try:
         if args.action == "list":
-            for event in store.list_events(args.state, args.limit, args.run):
-                states = ",".join(_delivery_summary(d) for d in event.deliveries) or "-"
-                print(f"{event.id}  {_iso(event.received_at)}  {event.source}  {states}")
+            _list(store.list_events(args.state, args.limit, args.run), args)
         elif args.action == "prune":
             return _prune(store, time.time() - config.retention, args.dry_run)
         elif args.action == "show":
@@ -274,25 +294,56 @@ def cmd_events(args: argparse.Namespace) -> int:
             print("wandb-bridge: events replay takes an event id or --dead", file=sys.stderr)
             return 2
         else:
-            ids = (
-                store.replay_dead(time.time()) if args.dead else store.replay(args.id, time.time())
-            )
+            pending: list[str] = []  # replaying twice leaves those queued or in flight be
+            if args.dead:
+                ids = store.replay_dead(time.time())
+            else:
+                done = store.replay(args.id, time.time())
+                ids, pending = done.queued, done.pending
             print(f"queued again: {len(ids)} deliver{'y' if len(ids) == 1 else 'ies'}")
             for delivery_id in ids:
                 print(delivery_id)
+            if pending:
+                print(f"left as they are, queued or in flight already: {len(pending)}")
+                for delivery_id in pending:
+                    print(delivery_id)
     finally:
         store.close()
     return 0
 
 
+def _list(events: Sequence[Any], args: argparse.Namespace) -> None:
+    """One line per event under a header, or which filters matched nothing."""
+    if not events:
+        filters = [
+            f"--{name} {getattr(args, name)}" for name in ("state", "run") if getattr(args, name)
+        ]
+        print("no events matched " + " ".join(filters) if filters else "no events stored")
+        return
+    width = max(len("SOURCE"), *(len(e.source) for e in events))
+    print(f"{'EVENT':<30}  {'RECEIVED':<20}  {'SOURCE':<{width}}  DELIVERIES")
+    for event in events:
+        states = ",".join(_delivery_summary(d) for d in event.deliveries) or "-"
+        print(f"{event.id:<30}  {_iso(event.received_at):<20}  {event.source:<{width}}  {states}")
+
+
 def _delivery_summary(d: Any) -> str:
-    """``dlv_…:delivered`` and, when it was followed, what its runs did."""
+    """``dlv_…:delivered`` and, when it was followed, what its runs did (GitHub's words,
+    escaped and cut short)."""
     text = f"{d.id}:{d.state}"
     if d.runs:
-        text += ":run=" + "+".join(r.conclusion or r.status or "?" for r in d.runs)
+        text += ":run=" + "+".join(_inert(r.conclusion or r.status or "?") for r in d.runs)
     elif d.watch == "no_run":
         text += ":no_run_started"
     return text
+
+
+def _inert(text: str, limit: int = 40) -> str:
+    """Text from GitHub on one terminal line: control characters escaped, at most
+    ``limit`` characters."""
+    from bridge.ops.logs import printable
+
+    return printable(text, limit)
 
 
 def _prune(store: Any, before: float, dry_run: bool) -> int:

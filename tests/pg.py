@@ -7,6 +7,9 @@ socket in that directory too), ``pg_ctl stop`` and delete it all at the end. Pos
 refuses to run as root, so under root the cluster belongs to, and the server runs as, the
 ``postgres`` user that the Debian package creates (``nobody`` if there is none).
 
+``start_own()`` always starts such a cluster, for a test that restarts or kills the server
+(``server.cluster.restart()``, ``.kill_postmaster()``, ``.start_again()``).
+
 Each test gets a database of its own (``CREATE DATABASE`` from template0, dropped after).
 That costs ~20 ms on tmpfs but ~300 ms on a VM's disk even with ``fsync=off``, so the
 throwaway cluster lives in /dev/shm when that tmpfs has room; it need not survive a crash.
@@ -19,9 +22,11 @@ import itertools
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -40,7 +45,7 @@ class PostgresServer:
 
     def __init__(self, admin_url: str, cluster: _Cluster | None = None) -> None:
         self.admin_url = admin_url
-        self._cluster = cluster
+        self.cluster = cluster
         self._admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=10)
         self._names = (f"wbt_{os.getpid()}_{n}" for n in itertools.count(1))
         self._created: list[str] = []
@@ -75,14 +80,14 @@ class PostgresServer:
     def close(self) -> None:
         """Drop every database made here (on a server we were given), stop ours."""
         try:
-            if self._cluster is None:
+            if self.cluster is None:
                 self._released += self._created
                 self._created = []
                 self._drop_released()
         finally:
             self._admin.close()
-            if self._cluster is not None:
-                self._cluster.stop()
+            if self.cluster is not None:
+                self.cluster.stop()
 
 
 def start() -> tuple[PostgresServer | None, str]:
@@ -93,10 +98,20 @@ def start() -> tuple[PostgresServer | None, str]:
             return PostgresServer(url), ""
         except psycopg.Error as exc:
             return None, f"cannot connect to the server {ENV} names: {exc}"
+    return start_own(crash_safe=False)
+
+
+def start_own(crash_safe: bool = True) -> tuple[PostgresServer | None, str]:
+    """A throwaway cluster of the caller's own, never the one ``WANDB_BRIDGE_TEST_POSTGRES``
+    names: a test may restart or kill it (``server.cluster``). Or None and the reason.
+
+    ``crash_safe``: a commit is in the WAL, in the OS's hands, before it returns, so it
+    survives a kill -9 of the server (not a power cut: fsync stays off). Without it, the
+    last ~200 ms of commits die with the server's shared memory."""
     bindir = find_bindir()
     if bindir is None:
         return None, "no PostgreSQL server binaries in /usr/lib/postgresql/*/bin"
-    cluster = _Cluster(bindir)
+    cluster = _Cluster(bindir, crash_safe)
     try:
         cluster.start()
         return PostgresServer(cluster.url, cluster), ""
@@ -112,6 +127,15 @@ def find_bindir() -> Path | None:
     return found[-1] if found else None
 
 
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie nobody reaped yet does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -121,8 +145,9 @@ def _free_port() -> int:
 class _Cluster:
     """A throwaway cluster in a temporary directory, owned by an unprivileged user if root."""
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, crash_safe: bool) -> None:
         self.bindir = bindir
+        self.crash_safe = crash_safe
         shm = os.path.isdir("/dev/shm") and shutil.disk_usage("/dev/shm").free > 1 << 30
         self.dir = Path(
             tempfile.mkdtemp(prefix="wandb-bridge-pg-", dir="/dev/shm" if shm else None)
@@ -137,6 +162,7 @@ class _Cluster:
                 self._user = pwd.getpwnam("nobody")
             os.chown(self.dir, self._user.pw_uid, self._user.pw_gid)
         self._started = False
+        self._options = ""
 
     def _run(self, *args: str, timeout: float = 60) -> None:
         user = self._user
@@ -165,18 +191,49 @@ class _Cluster:
             port = _free_port()
             options = (
                 f"-h 127.0.0.1 -p {port} -k {self.dir} -c fsync=off -c full_page_writes=off "
-                "-c synchronous_commit=off -c shared_buffers=32MB -c max_connections=200"
+                f"-c synchronous_commit={'on' if self.crash_safe else 'off'} "
+                "-c shared_buffers=32MB -c max_connections=200"
             )
             try:
-                self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data),
-                          "-l", str(self.log), "-o", options)  # fmt: skip
+                self._pg_ctl_start(options)
             except subprocess.SubprocessError:
                 if attempt == 2 or "already in use" not in self.log.read_text():
                     raise
                 continue
-            self._started = True
+            self._started, self._options = True, options
             self.url = f"postgresql://{_SUPERUSER}@127.0.0.1:{port}/postgres"
             return
+
+    def _pg_ctl_start(self, options: str) -> None:
+        self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data),
+                  "-l", str(self.log), "-o", options)  # fmt: skip
+
+    def restart(self, mode: str = "fast") -> None:
+        """``pg_ctl restart -m MODE``: every session ends, the server comes back."""
+        self._run("pg_ctl", "restart", "-w", "-t", "60", "-m", mode, "-D", str(self.data),
+                  "-l", str(self.log), "-o", self._options)  # fmt: skip
+
+    def kill_postmaster(self) -> None:
+        """``kill -9`` the postmaster, as a crash would; its backends notice and exit."""
+        pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def start_again(self) -> None:
+        """Start the server after a kill, on the same port (it recovers from its WAL).
+
+        Retried while backends of the killed server still hold its shared memory."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self._pg_ctl_start(self._options)
+                return
+            except subprocess.SubprocessError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def stop(self) -> None:
         """Stop the server (pg_ctl signals the postmaster's pid) and delete the cluster."""

@@ -74,10 +74,18 @@ def show_event(event_id: str) -> Response:
 
 @bp.post("/events/<event_id>/replay")
 def replay_event(event_id: str) -> tuple[Response, int]:
+    """202 when it queued a delivery again; 200 when there was nothing to queue (those
+    queued or in flight already are left alone, and listed as ``pending``)."""
     svc = services()
     try:
-        ids = svc.store.replay(event_id, svc.clock())
+        done = svc.store.replay(event_id, svc.clock())
     except NotFound as exc:
         raise RequestRefused(404, "event_not_found", f"no event with id {event_id!r}") from exc
-    log.info("event replayed id=%s deliveries=%s", event_id, ",".join(ids) or "none")
-    return jsonify(event_id=event_id, replayed=ids), 202
+    log.info(
+        "event replayed id=%s deliveries=%s pending=%s",
+        event_id,
+        ",".join(done.queued) or "none",
+        ",".join(done.pending) or "none",
+    )
+    body = jsonify(event_id=event_id, replayed=done.queued, pending=done.pending)
+    return body, 202 if done.queued else 200

@@ -148,6 +148,8 @@ def document() -> dict[str, Any]:
                             "name": "state",
                             "in": "query",
                             "required": False,
+                            "description": "only events with a dispatch (not a notification) "
+                            "in this state",
                             "schema": {"enum": ["queued", "in_flight", "delivered", "dead"]},
                         },
                         {
@@ -182,7 +184,11 @@ def document() -> dict[str, Any]:
                     "summary": "Queue the event's finished deliveries again",
                     "security": [{"adminToken": []}],
                     "parameters": [_EVENT_ID],
-                    "responses": {"202": _ok("queued again", "Replayed"), **_ADMIN_ERRORS},
+                    "responses": {
+                        "202": _ok("queued again", "Replayed"),
+                        "200": _ok("nothing to queue: all queued or in flight already", "Replayed"),
+                        **_ADMIN_ERRORS,
+                    },
                 }
             },
         },
@@ -343,10 +349,11 @@ def _schemas() -> dict[str, Any]:
         },
         "Replayed": {
             "type": "object",
-            "required": ["event_id", "replayed"],
+            "required": ["event_id", "replayed", "pending"],
             "properties": {
                 "event_id": {"type": "string"},
                 "replayed": {"type": "array", "items": {"type": "string"}},
+                "pending": {"type": "array", "items": {"type": "string"}},
             },
         },
     }

@@ -14,7 +14,8 @@ __all__ = ["SqlStore", "Waiter", "open_store"]
 
 
 def open_store(url: str) -> SqlStore:
-    """The store a ``store:`` URL names; the schema is created or upgraded by ``migrate``."""
+    """The store a ``store:`` URL names; the schema is created or upgraded by ``migrate``
+    (only upgraded by ``migrate(create=False)``, for commands that need an existing one)."""
     if url.startswith("sqlite:///"):
         from bridge.store.sqlite import SqliteStore
 

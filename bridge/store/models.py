@@ -61,6 +61,15 @@ class Accepted:
 
 
 @dataclass(frozen=True)
+class Replayed:
+    """What a replay of an event did: the deliveries it queued again, and those it left
+    alone because they were queued or in flight already."""
+
+    queued: list[str]
+    pending: list[str]
+
+
+@dataclass(frozen=True)
 class Claimed:
     """A delivery leased to one worker for one attempt."""
 

@@ -1,13 +1,17 @@
 """The shared store for several replicas: PostgreSQL through psycopg 3.
 
-Each process keeps a small pool of connections (``POOL_SIZE``, opened after a fork too):
-a transaction takes one and gives it back, so a process with many request threads holds
-a few connections, not one per thread; a connection that broke is dropped. A claim locks
-its rows with FOR UPDATE SKIP LOCKED, so replicas claiming at once take disjoint sets;
-dedupe rests on the primary key of ``dedupe``. A transaction that queues work sends a
-NOTIFY, which PostgreSQL delivers only if it commits; one listener thread per process
-LISTENs and wakes that process's workers. Messages name the host and database, never
-the URL: it may hold a password.
+Each process keeps a pool of connections (:mod:`psycopg_pool`, up to ``POOL_SIZE``, made
+anew after a fork): a transaction borrows one, so a process with many request threads
+holds a few connections, not one per thread. The pool checks a connection before lending
+it; a dead one (the server restarted, or its postmaster was killed) is discarded with
+every other idle one, and the transaction gets a fresh connection. A transaction that
+fails on a broken connection is StoreUnavailable, and the pool discards that connection
+instead of lending it again. A claim locks its rows with FOR UPDATE SKIP LOCKED, so
+replicas claiming at once take disjoint sets; dedupe rests on the primary key of
+``dedupe``. A transaction that queues work sends a NOTIFY, which PostgreSQL delivers only
+if it commits; one listener thread per process LISTENs (reconnecting after a failure)
+and wakes that process's workers. Messages name the host and database, never the URL:
+it may hold a password.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from bridge.errors import ConfigError, StoreUnavailable
 from bridge.store import migrations, wake
@@ -31,7 +36,9 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "wandb_bridge_work"
 POOL_SIZE = 8  # connections per process; transactions are short, threads take turns
-POOL_WAIT = 10.0  # seconds a transaction waits for a free connection before a 503
+# Seconds a transaction waits for a live connection before a 503: long enough to ride
+# out a fast restart of the server, short enough to answer a webhook sender in time.
+POOL_WAIT = 5.0
 _MIGRATION_LOCK = 0x77616E6462  # pg_advisory_xact_lock key: replicas migrate one at a time
 _DEFAULTS = {
     "connect_timeout": 5,
@@ -46,6 +53,7 @@ class PostgresStore(SqlStore):
     migrations = migrations.POSTGRES
     _placeholder = "%s"
     _claim_lock = " FOR UPDATE SKIP LOCKED"
+    _row_lock = " FOR UPDATE"
 
     def __init__(self, url: str) -> None:
         try:
@@ -60,10 +68,10 @@ class PostgresStore(SqlStore):
         self._password = str(info.get("password") or "")
         self._options: dict[str, Any] = {k: v for k, v in _DEFAULTS.items() if k not in info}
         self._lock = threading.Lock()
-        self._open: list[tuple[int, psycopg.Connection[Any]]] = []
-        self._pool_pid = os.getpid()
-        self._idle: list[psycopg.Connection[Any]] = []
-        self._slots = threading.BoundedSemaphore(POOL_SIZE)
+        # One pool per process id. A forked child makes its own and leaves its parent's
+        # alone, referenced: closing (or collecting) it would end the parent's sessions,
+        # whose sockets the child shares.
+        self._pools: dict[int, ConnectionPool[psycopg.Connection[Any]]] = {}
 
     def _unavailable(self, doing: str, exc: psycopg.Error) -> StoreUnavailable:
         message = str(exc).strip()
@@ -71,65 +79,55 @@ class PostgresStore(SqlStore):
             message = message.replace(self._password, "***")
         return StoreUnavailable(f"{doing} the PostgreSQL store at {self.where}: {message}")
 
-    def _connect(self) -> psycopg.Connection[Any]:
+    def _pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        """This process's pool, opened on first use."""
+        pid = os.getpid()
+        with self._lock:
+            pool = self._pools.get(pid)
+            if pool is None:
+                pool = ConnectionPool(
+                    self._url,
+                    kwargs={"autocommit": True, **self._options},
+                    min_size=0,  # connect on demand: one process of many may stay idle
+                    max_size=POOL_SIZE,
+                    open=False,
+                    check=self._check,
+                    timeout=POOL_WAIT,
+                    # Connection attempts back off (1 s, 2 s, ...); giving up after a
+                    # transaction's wait lets the next transaction try at once, so a
+                    # server back after a long outage is used within seconds.
+                    reconnect_timeout=POOL_WAIT,
+                    name=f"wandb-bridge {self.where}",
+                )
+                pool.open(wait=False)
+                self._pools[pid] = pool
+            return pool
+
+    def _check(self, conn: psycopg.Connection[Any]) -> None:
+        """The pool's test of a connection before lending it (one round trip)."""
         try:
-            conn = psycopg.connect(self._url, autocommit=True, **self._options)
-        except psycopg.Error as exc:
-            raise self._unavailable("cannot connect to", exc) from exc
-        with self._lock:
-            self._open.append((os.getpid(), conn))
-        return conn
-
-    def _forget(self, conn: psycopg.Connection[Any]) -> None:
-        conn.close()
-        with self._lock:
-            self._open = [(pid, c) for pid, c in self._open if c is not conn]
-
-    def _pool_here(self) -> None:
-        """A forked child starts with an empty pool (the parent's sockets are not ours)."""
-        if self._pool_pid != os.getpid():
-            self._pool_pid = os.getpid()
-            self._idle = []
-            self._slots = threading.BoundedSemaphore(POOL_SIZE)
-
-    @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """Lend a pooled connection for one transaction."""
-        with self._lock:
-            self._pool_here()
-            slots = self._slots
-        if not slots.acquire(timeout=POOL_WAIT):
-            raise StoreUnavailable(
-                f"all {POOL_SIZE} connections of this process to the PostgreSQL store at "
-                f"{self.where} stayed busy for {POOL_WAIT:g} s"
-            )
-        conn: psycopg.Connection[Any] | None = None
-        try:
-            with self._lock:
-                conn = self._idle.pop() if self._idle else None
-            if conn is not None and (conn.closed or conn.broken):
-                self._forget(conn)
-                conn = None
-            if conn is None:
-                conn = self._connect()
-            yield conn
-        finally:
-            if conn is not None:
-                if conn.closed or conn.broken:
-                    self._forget(conn)  # the next transaction connects afresh
-                else:
-                    with self._lock:
-                        self._idle.append(conn)
-            slots.release()
+            ConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            # One idle connection died: the server restarted or failed over, and the
+            # others opened before it are dead too. Replace them all at once rather than
+            # have each transaction find out in turn.
+            self._pool().drain()
+            raise
 
     @contextmanager
     def _begin(self, write: bool) -> Iterator[Cursor]:
-        with self._connection() as conn:
-            try:
-                with conn.transaction(), conn.cursor() as cur:
-                    yield cur
-            except psycopg.Error as exc:
-                raise self._unavailable("a transaction failed on", exc) from exc
+        pool = self._pool()
+        try:
+            with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                yield cur
+        except PoolTimeout:
+            raise StoreUnavailable(
+                f"no connection to the PostgreSQL store at {self.where} within "
+                f"{POOL_WAIT:g} s: the server is down or unreachable, or all {POOL_SIZE} "
+                "connections of this process stayed busy"
+            ) from None
+        except psycopg.Error as exc:
+            raise self._unavailable("a transaction failed on", exc) from exc
 
     def _lock_schema(self, tx: Tx) -> None:
         tx.run("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
@@ -178,16 +176,13 @@ class PostgresStore(SqlStore):
     def _describe(self) -> str:
         return f"the PostgreSQL store at {self.where}"
 
-    def close(self) -> None:
-        """Close every connection this store opened in this process, in any thread.
+    def check_room(self, need: int) -> None:
+        """Nothing to check from here: the server's disk is its own, and a server short of
+        room fails the heartbeat's commit (``check_writable``)."""
 
-        Connections inherited across a fork stay open (and referenced): closing one here
-        would end the parent's session, which shares its socket.
-        """
-        pid = os.getpid()
+    def close(self) -> None:
+        """Close this process's pool and its connections (a parent's are left alone)."""
         with self._lock:
-            mine = [c for p, c in self._open if p == pid]
-            self._open = [(p, c) for p, c in self._open if p != pid]
-            self._idle = [c for c in self._idle if all(c is not m for m in mine)]
-        for conn in mine:
-            conn.close()
+            pool = self._pools.pop(os.getpid(), None)
+        if pool is not None:
+            pool.close()

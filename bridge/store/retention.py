@@ -31,9 +31,25 @@ def prunable(tx: Tx, before: float, limit: int) -> list[str]:
     return [r[0] for r in rows]
 
 
-def delete_events(tx: Tx, ids: list[str]) -> None:
-    """Delete the events ``ids`` and everything recorded under them."""
-    for event_id in ids:
+def delete_events(tx: Tx, ids: list[str], before: float, lock: str) -> list[str]:
+    """Delete those of the events ``ids`` still finished, and everything recorded under
+    them; the ids deleted.
+
+    ``lock`` (PostgreSQL's FOR UPDATE) takes the events' rows first, in id order, and
+    the check is made again after: a replay locks its event before queueing one of its
+    deliveries, so it either finished first (and the check sees the queued delivery) or
+    waits for this transaction and finds the event gone.
+    """
+    if not ids:
+        return []
+    marks = ", ".join("?" * len(ids))
+    tx.run(f"SELECT id FROM events WHERE id IN ({marks}) ORDER BY id{lock}", ids).fetchall()
+    rows = tx.run(
+        f"SELECT e.id FROM events e WHERE e.id IN ({marks}) AND {_FINISHED_EVENT} ORDER BY e.id",
+        (*ids, first_id("evt", before), before),
+    ).fetchall()
+    finished = [r[0] for r in rows]
+    for event_id in finished:
         deliveries = [
             r[0]
             for r in tx.run("SELECT id FROM deliveries WHERE event_id = ?", (event_id,)).fetchall()
@@ -44,3 +60,4 @@ def delete_events(tx: Tx, ids: list[str]) -> None:
         tx.run("DELETE FROM watches WHERE event_id = ?", (event_id,))
         tx.run("DELETE FROM deliveries WHERE event_id = ?", (event_id,))
         tx.run("DELETE FROM events WHERE id = ?", (event_id,))
+    return finished

@@ -14,6 +14,9 @@ The guarantees rest on transactions:
 - claim: rows are selected and leased in one transaction (SQLite: the write lock BEGIN
   IMMEDIATE takes; PostgreSQL: FOR UPDATE SKIP LOCKED), so no two workers hold the same
   delivery; a worker that dies leaves its rows to be claimed again when the lease ends.
+- replay: one UPDATE queues only deliveries that are finished, so replays at once queue
+  a delivery once. A replay locks its events' rows (PostgreSQL), as a prune does before
+  it checks again what it deletes: the two never cross (see :mod:`retention`).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from bridge.store.models import (
     NewDelivery,
     NewEvent,
     NewRun,
+    Replayed,
     Stats,
     Watch,
 )
@@ -75,6 +79,13 @@ RUN_FILTERS = {
 }
 
 
+def _kinds(kinds: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+    """A WHERE fragment (and its parameters) keeping deliveries of ``kinds``; all if none."""
+    if not kinds:
+        return "", ()
+    return f" AND kind IN ({', '.join('?' * len(kinds))})", tuple(kinds)
+
+
 class SqlStore(abc.ABC):
     """Events, their deliveries and attempts; see the module docstring for the guarantees."""
 
@@ -82,6 +93,7 @@ class SqlStore(abc.ABC):
     database = ""  # names the database for the in-process wake-up bell (a path, a URL)
     _placeholder = "?"  # the driver's parameter marker
     _claim_lock = ""  # appended to the claim's SELECT (FOR UPDATE SKIP LOCKED on PostgreSQL)
+    _row_lock = ""  # locks the events a replay or prune reads (FOR UPDATE on PostgreSQL)
 
     # -- what a backend supplies --------------------------------------------------------
 
@@ -149,12 +161,20 @@ class SqlStore(abc.ABC):
 
     # -- schema ---------------------------------------------------------------------------
 
-    def migrate(self) -> None:
-        """Create or upgrade the schema, recording its version; refuse a newer schema."""
+    def migrate(self, create: bool = True) -> None:
+        """Create or upgrade the schema, recording its version; refuse a newer schema.
+
+        ``create=False`` (the commands that act on what a running bridge stored) only
+        upgrades: a store without the bridge's tables is StoreUnavailable, left as it was."""
         with self._transaction() as tx:
             self._lock_schema(tx)
             tx.run("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             current = int(tx.run("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0)
+            if current == 0 and not create:  # raising rolls the CREATE TABLE back
+                raise StoreUnavailable(
+                    f"{self._describe()} holds no wandb-bridge tables; start `wandb-bridge "
+                    "serve` (or `worker`) on it first, or check store: in the config"
+                )
             if current > len(self.migrations):
                 raise StoreUnavailable(
                     f"{self._describe()} has schema version {current}, newer than this bridge "
@@ -183,6 +203,10 @@ class SqlStore(abc.ABC):
         with self._transaction() as tx:
             if tx.run("UPDATE heartbeat SET beat_at = ? WHERE id = 1", (now,)).rowcount != 1:
                 raise StoreUnavailable(f"{self._describe()} lacks its heartbeat row; migrate it")
+
+    @abc.abstractmethod
+    def check_room(self, need: int) -> None:
+        """Raise StoreUnavailable unless the store has room for ``need`` more bytes."""
 
     # -- intake -----------------------------------------------------------------------------
 
@@ -225,7 +249,7 @@ class SqlStore(abc.ABC):
         with self._transaction(write=not dry_run) as tx:
             ids = retention.prunable(tx, before, batch)
             if not dry_run:
-                retention.delete_events(tx, ids)
+                ids = retention.delete_events(tx, ids, before, self._row_lock)
             return len(ids)
 
     def prune_dedupe(self, before: float) -> int:
@@ -235,15 +259,19 @@ class SqlStore(abc.ABC):
 
     # -- delivery -------------------------------------------------------------------------
 
-    def claim(self, owner: str, limit: int, lease: float, now: float) -> list[Claimed]:
-        """Lease up to ``limit`` due deliveries to ``owner`` until ``now + lease``."""
+    def claim(
+        self, owner: str, limit: int, lease: float, now: float, kinds: Sequence[str] = ()
+    ) -> list[Claimed]:
+        """Lease up to ``limit`` due deliveries (of ``kinds``, default all) to ``owner``
+        until ``now + lease``."""
+        of_kinds, params = _kinds(kinds)
         with self._transaction() as tx:
             rows = tx.run(
                 "SELECT id, event_id, repository, event_type, client_payload, attempts, "
                 "round_attempts, round_started_at, state, lease_owner, kind, workflow, ref, "
-                "notifier, route FROM deliveries "
-                f"WHERE {PENDING} AND due_at <= ? ORDER BY due_at LIMIT ?{self._claim_lock}",
-                (now, limit),
+                f"notifier, route FROM deliveries WHERE {PENDING} AND due_at <= ?{of_kinds} "
+                f"ORDER BY due_at LIMIT ?{self._claim_lock}",
+                (now, *params, limit),
             ).fetchall()
             claimed = []
             for r in rows:
@@ -308,10 +336,14 @@ class SqlStore(abc.ABC):
             tx.queued = held and (state == QUEUED or bool(notices))
             return held
 
-    def next_due(self) -> float | None:
-        """When the earliest queued or leased delivery falls due (None: nothing pending)."""
+    def next_due(self, kinds: Sequence[str] = ()) -> float | None:
+        """When the earliest queued or leased delivery (of ``kinds``, default all) falls
+        due (None: nothing pending)."""
+        of_kinds, params = _kinds(kinds)
         with self._transaction(write=False) as tx:
-            row = tx.run(f"SELECT MIN(due_at) FROM deliveries WHERE {PENDING}").fetchone()
+            row = tx.run(
+                f"SELECT MIN(due_at) FROM deliveries WHERE {PENDING}{of_kinds}", params
+            ).fetchone()
             return None if row is None or row[0] is None else float(row[0])
 
     # -- rate-limit pauses, shared by every worker of every process and replica -------------
@@ -352,12 +384,14 @@ class SqlStore(abc.ABC):
     def list_events(
         self, state: str | None = None, limit: int = 50, run: str | None = None
     ) -> list[Event]:
-        """Newest first (ids sort by time). ``state``: only events with a delivery in that
-        state; ``run``: only events with a run outcome (see ``RUN_FILTERS``)."""
+        """Newest first (ids sort by time). ``state``: only events with a dispatch (not a
+        notification) in that state; ``run``: only events with a run outcome (see
+        ``RUN_FILTERS``)."""
         where, params = [], []
         if state is not None:
             where.append(
-                "EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.state = ?)"
+                "EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.state = ? "
+                f"AND d.kind <> '{NOTIFY}')"
             )
             params.append(state)
         if run is not None:
@@ -405,29 +439,42 @@ class SqlStore(abc.ABC):
         ).fetchall()
         return tuple(Attempt(*r) for r in rows)
 
-    def replay(self, event_id: str, now: float) -> list[str]:
+    def replay(self, event_id: str, now: float) -> Replayed:
         """Queue the event's finished dispatches again (not the notifications their
-        outcomes sent: new outcomes send new ones); their ids."""
+        outcomes sent: new outcomes send new ones). Those queued or in flight already
+        are left as they are: replaying twice queues nothing more."""
+        dispatches = f"event_id = ? AND kind <> '{NOTIFY}'"
         with self._transaction() as tx:
-            self._event(tx, event_id, history=False)  # NotFound for an unknown id
-            return self._requeue(tx, f"event_id = ? AND kind <> '{NOTIFY}'", (event_id,), now)
+            # The event's row lock keeps a prune from deleting it under the replay.
+            row = tx.run(f"SELECT id FROM events WHERE id = ?{self._row_lock}", (event_id,))
+            if row.fetchone() is None:
+                raise NotFound(f"no event with id {event_id!r}")
+            pending = tx.run(
+                f"SELECT id FROM deliveries WHERE {dispatches} AND {PENDING} ORDER BY id",
+                (event_id,),
+            ).fetchall()
+            queued = self._requeue(tx, dispatches, (event_id,), now)
+            return Replayed(queued, [r[0] for r in pending])
 
     def replay_dead(self, now: float) -> list[str]:
         """Queue every dead delivery again; their ids."""
         with self._transaction() as tx:
+            tx.run(  # row locks on their events keep a prune from deleting them meanwhile
+                "SELECT id FROM events WHERE id IN "
+                f"(SELECT event_id FROM deliveries WHERE state = ?) ORDER BY id{self._row_lock}",
+                (DEAD,),
+            ).fetchall()
             return self._requeue(tx, "state = ?", (DEAD,), now)
 
     def _requeue(self, tx: Tx, where: str, params: tuple[Any, ...], now: float) -> list[str]:
+        # One statement that checks the state as it updates: a replay running at the same
+        # time (PostgreSQL re-reads a row another transaction just changed) finds the
+        # delivery queued and leaves it.
         rows = tx.run(
-            f"SELECT event_id, id FROM deliveries WHERE {where} AND {FINISHED} ORDER BY id",
-            params,
+            "UPDATE deliveries SET state = ?, due_at = ?, round_attempts = 0, "
+            "round_started_at = ?, updated_at = ?, finished_at = NULL "
+            f"WHERE {where} AND {FINISHED} RETURNING id",
+            (QUEUED, now, now, now, *params),
         ).fetchall()
-        for event_id, delivery_id in rows:
-            tx.run(
-                "UPDATE deliveries SET state = ?, due_at = ?, round_attempts = 0, "
-                "round_started_at = ?, updated_at = ?, finished_at = NULL "
-                "WHERE event_id = ? AND id = ?",
-                (QUEUED, now, now, now, event_id, delivery_id),
-            )
         tx.queued = bool(rows)
-        return [r[1] for r in rows]
+        return sorted(r[0] for r in rows)

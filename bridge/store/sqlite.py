@@ -8,12 +8,14 @@ sleeps and retries, so many threads of one process racing for its lock would lea
 waiting far longer than the writes they wait for.
 SQLite checkpoints the WAL by itself (``wal_autocheckpoint``, left at its default).
 
-Only ``migrate`` creates the database file. Every connection after that opens an
-existing file, and each transaction first checks (one stat) that the path still names
-the file the store opened: a database deleted or replaced while the bridge runs is
-StoreUnavailable until a restart, never a fresh empty file, and never a new file read
-through the old one's write-ahead log (SQLite applies a ``-wal`` to whatever file has
-the name).
+Only ``migrate`` creates the database file (and not with ``create=False``, as the
+``events`` commands call it). Every connection after that opens an existing file, and
+each transaction first checks (one stat) that the path still names the file the store
+opened: a database deleted or replaced while the bridge runs is StoreUnavailable until
+a restart, never a fresh empty file, and never a new file read through the old one's
+write-ahead log (SQLite applies a ``-wal`` to whatever file has the name). When the
+file system is in the way (a file or directory this user may not write, no directory,
+a read-only mount), the error says which and what to change.
 
 Durability: a commit is in the WAL before the bridge answers 202, so it survives the
 process being killed at any point. ``synchronous=normal`` (the default) fsyncs at
@@ -24,6 +26,7 @@ of commits with it. ``?synchronous=full`` on the store URL fsyncs every commit.
 from __future__ import annotations
 
 import os
+import pwd
 import sqlite3
 import threading
 import time
@@ -82,7 +85,11 @@ class SqliteStore(SqlStore):
                 "restore it and restart the bridge"
             ) from None
         except OSError as exc:
-            raise StoreUnavailable(f"cannot reach the SQLite database {self.path}: {exc}") from exc
+            where = os.path.abspath(self.path)
+            problems = "".join(f"; {p}" for p in access_problems(self.path))
+            raise StoreUnavailable(
+                f"cannot reach the SQLite database {where}: {exc.strerror}{problems}"
+            ) from exc
         if self._file is None:
             self._file = (st.st_dev, st.st_ino)
         elif self._file != (st.st_dev, st.st_ino):
@@ -160,7 +167,7 @@ class SqliteStore(SqlStore):
         except sqlite3.Error as exc:
             if conn is not None:
                 self._drop(conn)
-            raise StoreUnavailable(f"cannot use the SQLite database {self.path}: {exc}") from exc
+            raise StoreUnavailable(self._failed("cannot use", exc)) from exc
         try:
             try:
                 yield cur
@@ -171,7 +178,7 @@ class SqliteStore(SqlStore):
             with suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             self._drop(conn)  # after a disk or I/O error it may be unusable: start afresh
-            raise StoreUnavailable(f"the SQLite database {self.path} failed: {exc}") from exc
+            raise StoreUnavailable(self._failed("a transaction failed on", exc)) from exc
         except BaseException:
             with suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
@@ -179,24 +186,56 @@ class SqliteStore(SqlStore):
 
     # -- schema -----------------------------------------------------------------------------
 
-    def migrate(self) -> None:
-        """Create the database file if there is none (the only place that may), switch it
-        to WAL, then create or upgrade the schema."""
-        if not os.path.exists(self.path) and os.path.exists(self.path + "-wal"):
+    def migrate(self, create: bool = True) -> None:
+        """Create the database file if there is none (the only place that may, and only
+        with ``create``), switch it to WAL, then create or upgrade the schema."""
+        exists = _exists(self.path)
+        if not exists and not create:
+            raise StoreUnavailable(self._not_found())
+        if not exists and _exists(self.path + "-wal"):
             raise StoreUnavailable(
                 f"the SQLite database {self.path} is missing but its write-ahead log "
                 f"{self.path}-wal is not; restore the database, or move {self.path}-wal "
                 f"and {self.path}-shm away to start with an empty one"
             )
+        # SQLite opens a file it may not write read-only, without a word, and a store
+        # with nothing to upgrade writes nothing here: the first event would find out.
+        problems = access_problems(self.path) if exists else []
+        if problems:
+            where = os.path.abspath(self.path)
+            raise StoreUnavailable(
+                f"cannot open the SQLite database {where}: " + "; ".join(problems)
+            )
+        uri = f"file:{urllib.parse.quote(self.path)}?mode={'rwc' if create else 'rw'}"
         try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT, isolation_level=None)
             try:
                 self._enable_wal(conn)
             finally:
                 conn.close()
         except sqlite3.Error as exc:
-            raise StoreUnavailable(f"cannot create the SQLite database {self.path}: {exc}") from exc
-        super().migrate()
+            verb = "open" if exists else "create"
+            raise StoreUnavailable(self._failed(f"cannot {verb}", exc)) from exc
+        super().migrate(create)
+
+    def _not_found(self) -> str:
+        where = os.path.abspath(self.path)
+        if not os.path.isabs(self.path):
+            where += f" ({self.path} in store: is relative to the directory a command runs in)"
+        return (
+            f"no SQLite database at {where}; this command uses an existing store "
+            "and never creates one: run it in the directory `wandb-bridge serve` runs in, "
+            "or give store: an absolute path (sqlite:////path/to/wandb-bridge.db)"
+        )
+
+    def _failed(self, what: str, exc: sqlite3.Error) -> str:
+        """``what`` the SQLite database, SQLite's reason and, when the file system explains
+        it, why and what to change."""
+        message = f"{what} the SQLite database {os.path.abspath(self.path)}: {exc}"
+        code = getattr(exc, "sqlite_errorcode", 0) or 0  # only errors from SQLite itself
+        if code & 0xFF in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY):
+            message += "".join(f"; {problem}" for problem in access_problems(self.path))
+        return message
 
     @staticmethod
     def _enable_wal(conn: sqlite3.Connection) -> None:
@@ -229,6 +268,21 @@ class SqliteStore(SqlStore):
     def _describe(self) -> str:
         return f"the SQLite database {self.path}"
 
+    def check_room(self, need: int) -> None:
+        """Raise StoreUnavailable when the database's file system has less than ``need``
+        bytes free for it (blocks reserved for root not counted): a small write may still
+        commit, but a full-size event would not."""
+        try:
+            fs = os.statvfs(os.path.dirname(os.path.abspath(self.path)))
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot reach the SQLite database {self.path}: {exc}") from exc
+        free = fs.f_bavail * fs.f_frsize
+        if free < need:
+            raise StoreUnavailable(
+                f"the disk of the SQLite database {self.path} has {free} bytes free, less "
+                f"than the {need} a full-size event may take; free some space on it"
+            )
+
     def close(self) -> None:
         """Close every connection this store opened in this process, in any thread.
 
@@ -241,6 +295,55 @@ class SqliteStore(SqlStore):
             conn.close()
         self._local = threading.local()
         self._file = None  # used again, the store opens whatever file the path names then
+
+
+def access_problems(path: str) -> list[str]:
+    """Why the file system keeps this process from using the SQLite database at ``path``:
+    SQLite needs to read and write the file, and to create ``-wal`` and ``-shm`` files
+    beside it, so the directory must be writable too. Empty when nothing is in the way."""
+    directory = os.path.dirname(os.path.abspath(path))
+    name = os.path.basename(path)
+    user = _user()
+    try:
+        read_only = os.statvfs(directory).f_flag & os.ST_RDONLY
+    except (FileNotFoundError, NotADirectoryError):
+        return [f"its directory {directory} does not exist; create it, or fix store: in the config"]
+    except OSError as exc:
+        return [f"{user} cannot reach its directory {directory}: {exc.strerror}"]
+    if read_only:
+        return [f"{directory} is on a read-only file system; the store needs a writable one"]
+    problems = []
+    if _exists(path) and not os.access(path, os.R_OK | os.W_OK):
+        problems.append(
+            f"{name} is not readable and writable by {user}; make it so (e.g. chown it to "
+            "the user the bridge runs as)"
+        )
+    if not os.access(directory, os.W_OK | os.X_OK):
+        problems.append(
+            f"its directory {directory} is not writable by {user}: SQLite creates {name}-wal "
+            f"and {name}-shm beside the database, so the directory must be writable by the "
+            "user the bridge runs as"
+        )
+    return problems
+
+
+def _exists(path: str) -> bool:
+    """False only when nothing is there (a file this user may not see counts as there)."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _user() -> str:
+    uid = os.geteuid()
+    try:
+        return f"user {pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
 
 
 def _begin_immediate(cur: sqlite3.Cursor, deadline: float) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from bridge.cli import main
 from bridge.intake.signature import sign
+from bridge.store import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,6 +27,13 @@ def run(*args, env=None, stdin=b"", cwd=None, module="bridge"):
 
 def without_config_env():
     return {k: v for k, v in os.environ.items() if k != "WANDB_BRIDGE_CONFIG"}
+
+
+def create_store(path):
+    """The SQLite store ``serve`` creates at start (the ``events`` commands never do)."""
+    store = open_store(f"sqlite:///{path}")
+    store.migrate()
+    store.close()
 
 
 def test_check_config_ok_and_bad(tmp_path):
@@ -85,6 +93,7 @@ def test_events_show_replay_on_a_fresh_store(tmp_path):
         f"store: sqlite:///{tmp_path}/b.db\nsources: {{w: {{allow_unauthenticated: "
         "true}}\ngithub: {dry_run: true}\n"
     )
+    create_store(tmp_path / "b.db")
     assert run("events", "--config", str(cfg), "list").returncode == 0
     res = run("events", "--config", str(cfg), "show", "evt_missing")
     assert res.returncode == 1 and b"evt_missing" in res.stderr
@@ -115,6 +124,7 @@ def test_events_show_prints_json_history(tmp_path):
 def test_config_may_come_before_or_after_any_subcommand(tmp_path):
     cfg = str(ROOT / "examples" / "quickstart.yaml")
     env = {"WANDB_WEBHOOK_SECRET": "s", "WANDB_WEBHOOK_TOKEN": "t", "GITHUB_TOKEN": "g"}
+    create_store(tmp_path / "wandb-bridge.db")
     for args in (
         ("events", "list", "--config", cfg),
         ("events", "--config", cfg, "list"),
@@ -168,6 +178,7 @@ def test_warnings_print_once_from_check_config_not_from_every_command(tmp_path):
     )
     checked = run("check-config", "--config", str(cfg)).stderr.decode()
     assert "allow_unauthenticated" in checked and "plain string" in checked
+    create_store(tmp_path / "b.db")
     listed = subprocess.run(
         [sys.executable, "-m", "bridge", "events", "list", "--config", str(cfg)],
         capture_output=True, cwd=tmp_path, timeout=60, check=False,

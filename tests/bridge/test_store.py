@@ -151,7 +151,7 @@ def test_dead_and_replay(store):
     assert {c.round_attempts for c in claimed} == {1} and {c.attempt for c in claimed} == {2}
     with pytest.raises(NotFound):
         store.replay("evt_nope", T0)
-    assert store.replay("evt_1", T0) == []  # nothing finished to replay: both are in flight
+    assert store.replay("evt_1", T0).queued == []  # nothing finished: both are in flight
 
 
 def test_stats_and_list_order(store):
@@ -345,10 +345,28 @@ def test_postgres_reconnects_after_the_connection_breaks(store, postgres_url):
             "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
-    with pytest.raises(StoreUnavailable):
-        store.ping()  # this transaction finds the connection gone...
-    store.ping()  # ...the next one opens another
+    # the pool tests a connection before lending it: the dead one is replaced, unseen
+    store.ping()
     store.check_writable(T0)
+
+
+@pytest.mark.postgres
+@on_postgres
+def test_postgres_transaction_on_a_connection_that_dies_is_unavailable_then_recovers(
+    store, postgres_url
+):
+    store.accept(event("evt_1"), [delivery("dlv_1")], 600)
+    (claimed,) = store.claim("w", 10, 60, T0)
+    attempt = Attempt(1, T0, T0 + 1, 204, "delivered", "", None, "w")
+    with pytest.raises(StoreUnavailable), store._transaction() as tx:
+        pid = tx.run("SELECT pg_backend_pid()").fetchone()[0]
+        tx.run("UPDATE deliveries SET state = 'dead' WHERE id = 'dlv_1'")
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+        tx.run("SELECT 1")
+    # nothing of the broken transaction was kept, and the next one gets a live connection
+    assert store.finish(claimed, "w", attempt, "delivered", T0 + 1)
+    assert [h.outcome for h in store.get_event("evt_1").deliveries[0].history] == ["delivered"]
 
 
 @pytest.mark.postgres
