@@ -10,6 +10,7 @@ from typing import Any
 from bridge.config.model import Config
 from bridge.errors import BridgeError
 from bridge.ids import new_id
+from bridge.notify.links import web_origin
 from bridge.notify.messages import Outcome, notices
 from bridge.routing.routes import webhook_fields
 from bridge.store import SqlStore
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 class Announcer:
     def __init__(self, config: Config, store: SqlStore, clock: Callable[[], float]) -> None:
         self.notifiers = config.notify
+        self.web = web_origin(config.github.api_url)  # where message links may point
         self.store = store
         self.clock = clock
 
@@ -64,6 +66,7 @@ class Announcer:
             model=text("artifact_version_string"),
             event_type=text("event_type"),
             author=text("event_author"),
+            web=self.web,
             **details,
         )
         return notices(self.notifiers, o, lambda: new_id("ntf", self.clock()))

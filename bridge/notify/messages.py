@@ -1,7 +1,9 @@
 """What a notification says, for each kind of receiver. Pure functions.
 
 The body is built when the outcome happens and stored as the notification's payload, so
-a retry or a replay sends exactly what was first meant.
+a retry or a replay sends exactly what was first meant. Every value from W&B or GitHub
+is escaped and cut for its receiver (``bridge.notify.text``), and a button opens only a
+page on GitHub's web host (``bridge.notify.links``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bridge.config.model import Notifier
+from bridge.notify import links, text
 from bridge.routing.limits import json_text
 from bridge.store.models import NOTIFY, NewDelivery
 
@@ -21,7 +24,10 @@ TITLES = {
     "run_failed": "Workflow run failed",
     "no_run_started": "No workflow run started",
 }
-_MAX_FIELD = 500
+FIELD_CHARS = 500  # a fact's value after escaping; Slack allows 2,000 a field
+SUMMARY_CHARS = 200  # each name in the one-line summary
+WEBHOOK_CHARS = 1000  # each text value of the webhook's JSON
+SLACK_FIELDS = 10  # a section shows at most 10 fields: five facts, name and value
 
 
 @dataclass(frozen=True)
@@ -36,9 +42,11 @@ class Outcome:
     event_type: str | None = None  # W&B's event type
     author: str | None = None
     workflow: str | None = None
-    run_url: str | None = None
+    run_id: int | None = None
+    run_url: str | None = None  # GitHub's html_url as GitHub gave it: checked before use
     conclusion: str | None = None
     error: str | None = None  # GitHub's error, for a dead delivery
+    web: str = ""  # GitHub's web origin for the configured api_url; no links without it
 
 
 def notices(
@@ -65,62 +73,86 @@ def body(kind: str, o: Outcome) -> dict[str, Any]:
         return slack(o)
     if kind == "teams":
         return teams(o)
-    return {k: v for k, v in asdict(o).items() if v is not None}
+    return webhook(o)
 
 
 def facts(o: Outcome) -> list[tuple[str, str]]:
-    """The lines every message shows, in order, each cut to a readable length."""
+    """The lines every message shows, in order, as given (each receiver escapes them)."""
     rows = [
         ("Model", o.model),
         ("W&B event", f"{o.event_type or '?'} by {o.author}" if o.author else o.event_type),
         ("Repository", o.repository),
         ("Workflow", o.workflow),
+        ("Run", None if o.run_id is None else str(o.run_id)),
         ("Conclusion", o.conclusion),
         ("Error", o.error),
         ("Bridge event", o.event_id),
     ]
-    return [(k, v[:_MAX_FIELD]) for k, v in rows if v]
+    return [(k, v) for k, v in rows if v and text.plain(v, FIELD_CHARS).strip()]
 
 
-def _summary(o: Outcome) -> str:
-    return f"{TITLES[o.outcome]}: {o.model or o.event_id} → {o.repository}"
+def button(o: Outcome) -> tuple[str, str] | None:
+    """The one link a message offers: the run, else the repository's Actions tab."""
+    run = links.run_link(o.web, o.run_url)
+    if run:
+        return "Open the workflow run", run
+    actions = links.actions_link(o.web, o.repository)
+    return ("Open the repository's Actions", actions) if actions else None
 
 
-def _slack_text(text: str) -> str:
-    # Slack's mrkdwn: these three are control characters, everything else is literal
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def webhook(o: Outcome) -> dict[str, Any]:
+    """The facts as one JSON object, unknown fields left out, text bounded."""
+    fields = asdict(o)
+    del fields["web"]
+    fields["run_url"] = links.run_link(o.web, o.run_url)
+    return {
+        k: text.data(v, WEBHOOK_CHARS) if isinstance(v, str) else v
+        for k, v in fields.items()
+        if v is not None
+    }
 
 
 def slack(o: Outcome) -> dict[str, Any]:
-    """A Slack incoming-webhook message in Block Kit, with ``text`` as its fallback."""
+    """A Slack incoming-webhook message in Block Kit, with ``text`` as its fallback: each
+    fact a bold name beside its value, the value a ``plain_text`` that Slack never
+    formats."""
+    fields: list[dict[str, Any]] = []
+    for name, value in facts(o):
+        fields.append({"type": "mrkdwn", "text": f"*{name}*"})
+        fields.append(
+            {"type": "plain_text", "text": text.slack(value, FIELD_CHARS), "emoji": False}
+        )
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": TITLES[o.outcome]}},
-        {
-            "type": "section",
-            "fields": [
-                {"type": "mrkdwn", "text": f"*{name}*\n{_slack_text(value)}"}
-                for name, value in facts(o)[:10]  # Slack shows at most 10 fields
-            ],
-        },
+        *(
+            {"type": "section", "fields": fields[i : i + SLACK_FIELDS]}
+            for i in range(0, len(fields), SLACK_FIELDS)
+        ),
     ]
-    if o.run_url:
+    link = button(o)
+    if link:
         blocks.append(
             {
                 "type": "actions",
                 "elements": [
                     {
                         "type": "button",
-                        "text": {"type": "plain_text", "text": "Open the workflow run"},
-                        "url": o.run_url,
+                        "text": {"type": "plain_text", "text": link[0]},
+                        "url": link[1],
                     }
                 ],
             }
         )
-    return {"text": _slack_text(_summary(o)), "blocks": blocks}
+    summary = (
+        f"{TITLES[o.outcome]}: {text.slack(o.model or o.event_id, SUMMARY_CHARS)}"
+        f" → {text.slack(o.repository, SUMMARY_CHARS)}"
+    )
+    return {"text": summary, "mrkdwn": False, "blocks": blocks}
 
 
 def teams(o: Outcome) -> dict[str, Any]:
-    """A Microsoft Teams incoming-webhook message: an Adaptive Card."""
+    """A Microsoft Teams incoming-webhook message: an Adaptive Card, whose fact values
+    are markdown, so escaped for it."""
     card: dict[str, Any] = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",
@@ -133,16 +165,25 @@ def teams(o: Outcome) -> dict[str, Any]:
                 "size": "Medium",
                 "wrap": True,
             },
-            {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts(o)]},
+            {
+                "type": "FactSet",
+                "facts": [
+                    {"title": name, "value": text.teams(value, FIELD_CHARS)}
+                    for name, value in facts(o)
+                ],
+            },
         ],
     }
-    if o.run_url:
-        card["actions"] = [
-            {"type": "Action.OpenUrl", "title": "Open the workflow run", "url": o.run_url}
-        ]
+    link = button(o)
+    if link:
+        card["actions"] = [{"type": "Action.OpenUrl", "title": link[0], "url": link[1]}]
+    summary = (
+        f"{TITLES[o.outcome]}: {text.plain(o.model or o.event_id, SUMMARY_CHARS)}"
+        f" → {text.plain(o.repository, SUMMARY_CHARS)}"
+    )
     return {
         "type": "message",
-        "summary": _summary(o),
+        "summary": summary,
         "attachments": [
             {"contentType": "application/vnd.microsoft.card.adaptive", "content": card}
         ],

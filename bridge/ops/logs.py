@@ -1,8 +1,9 @@
 """Logging for the bridge: text or JSON lines, one per request, never forgeable.
 
 Nothing in the bridge logs a secret value, a token or a signature in the first place.
-Text that came from a request can hold control characters; every text line escapes
-them, so a request cannot start a forged line of its own.
+Text that came from a request or from GitHub can hold control characters; every text
+line escapes them, so nobody can start a forged line of their own, and every message is
+cut at ``MAX_MESSAGE`` characters, so a long answer cannot flood the log.
 """
 
 from __future__ import annotations
@@ -16,13 +17,34 @@ from bridge.config.model import LoggingConfig
 
 _TEXT = "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
 _QUIET = ("/healthz", "/readyz", "/metrics")
+MAX_MESSAGE = 8000  # characters of one log message, after escaping
 
 
-def printable(text: str) -> str:
-    """``text`` with control and other non-printable characters as ``\\xNN`` escapes."""
-    if text.isprintable():
+def printable(text: str, limit: int | None = None) -> str:
+    """``text`` with control and other non-printable characters as ``\\xNN`` escapes,
+    cut to ``limit`` characters (never through an escape) with the count of the rest.
+
+    Wrap text from another server (GitHub's message, a workflow's name) in it when it
+    goes into a log line, with a limit: a terminal shows it as typed, and a long answer
+    cannot bury the line."""
+    if text.isprintable() and (limit is None or len(text) <= limit):
         return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    out: list[str] = []
+    size = 0
+    for i, c in enumerate(text):
+        piece = c if c.isprintable() else repr(c)[1:-1]
+        if limit is not None and size + len(piece) > limit:
+            return "".join(out) + f"... ({len(text) - i} more characters)"
+        out.append(piece)
+        size += len(piece)
+    return "".join(out)
+
+
+def _bounded(message: str) -> str:
+    """A JSON line's message (JSON escapes the rest), cut to ``MAX_MESSAGE``."""
+    if len(message) <= MAX_MESSAGE:
+        return message
+    return f"{message[:MAX_MESSAGE]}... ({len(message) - MAX_MESSAGE} more characters)"
 
 
 class TextFormatter(logging.Formatter):
@@ -32,7 +54,7 @@ class TextFormatter(logging.Formatter):
         super().__init__(_TEXT)
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        record.message = printable(record.message)
+        record.message = printable(record.message, MAX_MESSAGE)
         return super().formatMessage(record)
 
     def formatException(self, ei: logging._SysExcInfoType) -> str:
@@ -48,7 +70,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "pid": record.process,
-            "message": record.getMessage(),
+            "message": _bounded(record.getMessage()),
         }
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)

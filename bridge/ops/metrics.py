@@ -17,6 +17,29 @@ from bridge.store.models import DEAD, DELIVERED, IN_FLIGHT, QUEUED, Stats
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 
 
+# GitHub's documented run conclusions, and the bridge's own "unknown": a label value
+# comes from a fixed set, whatever text an answer holds.
+CONCLUSIONS = frozenset(
+    {
+        "action_required",
+        "cancelled",
+        "failure",
+        "neutral",
+        "skipped",
+        "stale",
+        "startup_failure",
+        "success",
+        "timed_out",
+        "unknown",
+    }
+)
+
+
+def conclusion_label(conclusion: str) -> str:
+    """``conclusion`` when it is one GitHub documents (or ``unknown``), else ``other``."""
+    return conclusion if conclusion in CONCLUSIONS else "other"
+
+
 def status_class(status: int | None) -> str:
     """``2xx`` .. ``5xx``; ``none`` when no HTTP answer came (network error, dry run)."""
     return "none" if status is None else f"{status // 100}xx"
@@ -101,7 +124,8 @@ class Metrics:
         self._runs = Counter(
             "wandb_bridge_runs",
             "Workflow runs followed to their end, by repository and conclusion (success, "
-            "failure, cancelled, ..., unknown when the bridge gave up).",
+            "failure, cancelled, ..., unknown when the bridge gave up, other for a value "
+            "GitHub does not document).",
             ["repository", "conclusion"],
             registry=reg,
         )
@@ -131,7 +155,7 @@ class Metrics:
             self._latency.observe(latency)
 
     def run_concluded(self, repository: str, conclusion: str) -> None:
-        self._runs.labels(repository=repository, conclusion=conclusion).inc()
+        self._runs.labels(repository=repository, conclusion=conclusion_label(conclusion)).inc()
 
     def no_run(self, repository: str) -> None:
         self._no_runs.labels(repository=repository).inc()
