@@ -8,6 +8,8 @@
     ├── StoreUnavailable          the durable store cannot be reached or written
     ├── NotFound                  an event or delivery id that the store does not hold
     ├── WandbError                W&B's API refused or failed a ``wandb-bridge wandb`` call
+    ├── ListenError               ``serve`` cannot listen on the address ``--bind`` names
+    ├── OutboundError             an outbound request got no answer in time (or at all)
     └── DeliveryError             one attempt to deliver to GitHub failed
         ├── TransientDeliveryError    retry later (5xx, 429, rate limits, network)
         └── PermanentDeliveryError    dead at once (400, 401, 404, 410, 422, 403)
@@ -60,6 +62,26 @@ class WandbError(BridgeError):
     def __init__(self, message: str, status: int | None = None, graphql: bool = False) -> None:
         self.status = status
         self.graphql = graphql
+        super().__init__(message)
+
+
+class OutboundError(BridgeError):
+    """An outbound request (:mod:`bridge.http`) got no complete answer: it could not
+    connect or read, or ``timed_out`` by its total deadline. Callers translate it into
+    their own kind (a TransientDeliveryError, a WandbError) naming the server."""
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        self.message = message
+        self.timed_out = timed_out
+        super().__init__(message)
+
+
+class ListenError(BridgeError):
+    """``serve --bind``: the address is malformed (``usage``: exit 2) or cannot be listened
+    on (in use, not this machine's, a privileged port); the message names the fix."""
+
+    def __init__(self, message: str, *, usage: bool = False) -> None:
+        self.usage = usage
         super().__init__(message)
 
 

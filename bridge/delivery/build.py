@@ -6,36 +6,39 @@ import hashlib
 import time
 
 from bridge.config.model import Config
-from bridge.delivery.credentials import new_session, token_provider
+from bridge.config.secrets import Redactor
+from bridge.delivery.credentials import token_provider
 from bridge.delivery.follow import RunFollower
 from bridge.delivery.github import GitHubClient
 from bridge.delivery.senders import DryRunSender, GitHubSender, Sender
 from bridge.delivery.worker import DeliveryWorker
+from bridge.http import new_session
 from bridge.notify.send import NotifySender
 from bridge.ops.metrics import Metrics
 from bridge.store import SqlStore, open_store
 
 
 def github_client(config: Config) -> GitHubClient:
-    return GitHubClient(
-        config.github.api_url,
-        token_provider(config, time.time),
-        new_session(config.delivery.concurrency + 1),
-        config.delivery.timeout,
-        time.time,
-    )
+    """The process's one GitHub client: its token cache serves the worker and the run
+    follower alike (a 401 seen by one renews the token for both)."""
+    session = new_session(config.delivery.concurrency + 2)
+    redact = Redactor(config.secrets())
+    tokens = token_provider(config, session, time.time, redact)
+    timeout = config.delivery.timeout
+    return GitHubClient(config.github.api_url, tokens, session, timeout, time.time, redact)
 
 
 def notify_sender(config: Config) -> NotifySender:
     notifiers = {n.name: n for n in config.notify}
     session = new_session(config.delivery.concurrency)
-    return NotifySender(notifiers, session, config.delivery.timeout, time.time)
+    redact = Redactor(config.secrets())
+    return NotifySender(notifiers, session, config.delivery.timeout, time.time, redact)
 
 
-def build_sender(config: Config) -> Sender:
-    if config.github.dry_run:
+def build_sender(config: Config, client: GitHubClient | None) -> Sender:
+    if client is None:
         return DryRunSender(config.github.api_url, notify_sender(config))
-    return GitHubSender(github_client(config), notify_sender(config))
+    return GitHubSender(client, notify_sender(config))
 
 
 def credential_key(config: Config) -> str:
@@ -53,14 +56,15 @@ def credential_key(config: Config) -> str:
 def build_worker(config: Config, store: SqlStore | None = None) -> DeliveryWorker:
     store = store or open_store(config.store.value)
     metrics = Metrics(store.stats, time.time)
+    client = None if config.github.dry_run else github_client(config)
     worker = DeliveryWorker(
-        config, store, build_sender(config), metrics, credential=credential_key(config)
+        config, store, build_sender(config, client), metrics, credential=credential_key(config)
     )
-    if config.runs.follow and not config.github.dry_run:
+    if config.runs.follow and client is not None:
         worker.follower = RunFollower(
             config,
             store,
-            github_client(config),
+            client,
             metrics,
             time.time,
             worker.owner,

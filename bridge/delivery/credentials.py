@@ -1,9 +1,11 @@
 """Credentials for GitHub: a fixed token, or a GitHub App's installation tokens.
 
-For an App, PyGithub signs the JWT and calls GitHub's App endpoints (with its own retries
-and throttling turned off: ours is the one retry layer). Installation tokens live an
-hour; each is cached and renewed ``RENEW_BEFORE`` seconds before it expires. Without a
-configured installation id, the installation is looked up per repository and cached.
+For an App, PyGithub signs the JWT; the two App calls (find the installation on a
+repository, mint its token) go over the bridge's own HTTP session like every other
+request, so they share the attempt's deadline and GitHub's answers are classified in one
+place (:func:`bridge.delivery.github.classify`). Installation tokens live an hour; each is
+cached and renewed ``RENEW_BEFORE`` seconds before it expires. Without a configured
+installation id, the installation is looked up per repository and cached.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from typing import Any
 
 import requests
 
+from bridge import http
 from bridge.config.model import GitHubApp
-from bridge.delivery.github import USER_AGENT
-from bridge.errors import PermanentDeliveryError, TransientDeliveryError
+from bridge.delivery.github import API_VERSION, READ_CAP, classify, parse_time
+from bridge.errors import DeliveryError, OutboundError, TransientDeliveryError
 
 log = logging.getLogger(__name__)
 RENEW_BEFORE = 300.0  # renew this long before expiry, or a tenth of a short lifetime
@@ -34,62 +37,73 @@ class StaticToken:
         """A fixed token cannot be renewed; a 401 is permanent."""
 
 
-def _translate(exc: Exception, doing: str) -> Exception:
-    """PyGithub's and requests' errors as the bridge's delivery errors (one place)."""
-    from github import GithubException
-
-    if isinstance(exc, GithubException):
-        status = exc.status
-        message = exc.data.get("message") if isinstance(exc.data, dict) else None
-        text = f"{doing}: GitHub answered {status}: {message or 'no message'}"
-        if status in (401, 403, 404, 422):
-            return PermanentDeliveryError(text, status)
-        return TransientDeliveryError(text, status)
-    return TransientDeliveryError(f"{doing}: cannot reach GitHub ({type(exc).__name__})")
-
-
 class AppTokens:
     """Installation tokens of one GitHub App, minted on demand and cached."""
 
     def __init__(
-        self, app: GitHubApp, api_url: str, timeout: float, clock: Callable[[], float]
+        self,
+        app: GitHubApp,
+        api_url: str,
+        session: requests.Session,
+        timeout: float,
+        clock: Callable[[], float],
+        redact: Callable[[str], str] = str,
     ) -> None:
         self.app = app
-        self.api_url = api_url
+        self.api_url = api_url.rstrip("/")
+        self.session = session
         self.timeout = timeout
         self.clock = clock
+        self.redact = redact
         self._lock = threading.Lock()
         self._tokens: dict[int, tuple[str, float]] = {}
         self._installations: dict[str, int] = {}
-        self._integration: Any = None
+        self._auth: Any = None
 
-    def _gi(self) -> Any:
-        if self._integration is None:
-            from github import Auth, GithubIntegration
+    def _call(self, method: str, path: str, doing: str) -> Any:
+        """One App call authenticated with a fresh JWT; GitHub's JSON answer."""
+        if self._auth is None:
+            from github import Auth
 
-            auth = Auth.AppAuth(self.app.app_id, self.app.private_key.value)
-            self._integration = GithubIntegration(
-                auth=auth,
-                base_url=self.api_url,
-                timeout=max(1, int(self.timeout)),
-                user_agent=USER_AGENT,
-                retry=None,
-                seconds_between_requests=None,
-                seconds_between_writes=None,
+            self._auth = Auth.AppAuth(self.app.app_id, self.app.private_key.value)
+        headers = {
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+            "Authorization": f"Bearer {self._auth.create_jwt()}",
+        }
+        try:
+            reply = http.fetch(
+                self.session,
+                method,
+                self.api_url + path,
+                timeout=self.timeout,
+                cap=READ_CAP,
+                headers=headers,
             )
-        return self._integration
+        except OutboundError as exc:
+            message = f"{doing}: GitHub at {self.api_url}: {exc.message}"
+            raise TransientDeliveryError(message) from exc
+        try:
+            classify(reply.status, reply.headers, reply.text(), self.clock(), self.redact)
+        except DeliveryError as exc:  # say what was being done
+            exc.message = f"{doing}: {exc.message}"
+            exc.args = (exc.message,)
+            raise
+        try:
+            return reply.json()
+        except ValueError as exc:
+            raise TransientDeliveryError(f"{doing}: GitHub's answer is not JSON") from exc
 
     def installation_for(self, repository: str) -> int:
         if self.app.installation_id is not None:
             return self.app.installation_id
         if repository not in self._installations:
-            owner, repo = repository.split("/", 1)
             doing = f"looking up the GitHub App's installation on {repository}"
-            try:
-                found = self._gi().get_repo_installation(owner, repo)
-                self._installations[repository] = int(found.id)
-            except Exception as exc:  # translated: PyGithub and requests errors
-                raise _translate(exc, doing) from exc
+            found = self._call("GET", f"/repos/{repository}/installation", doing)
+            installation = found.get("id") if isinstance(found, dict) else None
+            if not isinstance(installation, int) or isinstance(installation, bool):
+                raise TransientDeliveryError(f"{doing}: GitHub's answer names no installation")
+            self._installations[repository] = installation
         return self._installations[repository]
 
     def token_for(self, repository: str) -> str:
@@ -100,15 +114,15 @@ class AppTokens:
             if cached is not None and now < cached[1]:
                 return cached[0]
             doing = f"minting a token for installation {installation}"
-            try:
-                auth = self._gi().get_access_token(installation)
-            except Exception as exc:  # translated: PyGithub and requests errors
-                raise _translate(exc, doing) from exc
-            expires = auth.expires_at.timestamp() if auth.expires_at else now + 3600
+            minted = self._call("POST", f"/app/installations/{installation}/access_tokens", doing)
+            token = minted.get("token") if isinstance(minted, dict) else None
+            if not isinstance(token, str) or not token:
+                raise TransientDeliveryError(f"{doing}: GitHub's answer holds no token")
+            expires = parse_time(minted.get("expires_at")) or now + 3600
             renew_at = expires - min(RENEW_BEFORE, max(0.0, expires - now) / 10)
-            self._tokens[installation] = (auth.token, renew_at)
+            self._tokens[installation] = (token, renew_at)
             log.info("github app token minted installation=%s expires_at=%d", installation, expires)
-            return str(auth.token)
+            return token
 
     def invalidate(self, repository: str) -> None:
         with self._lock:
@@ -118,19 +132,15 @@ class AppTokens:
             self._installations.pop(repository, None)
 
 
-def token_provider(config: Any, clock: Callable[[], float]) -> StaticToken | AppTokens:
+def token_provider(
+    config: Any,
+    session: requests.Session,
+    clock: Callable[[], float],
+    redact: Callable[[str], str] = str,
+) -> StaticToken | AppTokens:
     """The provider ``github:`` configures (token or app)."""
     gh = config.github
     if gh.app is not None:
-        return AppTokens(gh.app, gh.api_url, config.delivery.timeout, clock)
+        return AppTokens(gh.app, gh.api_url, session, config.delivery.timeout, clock, redact)
     assert gh.token is not None
     return StaticToken(gh.token.value)
-
-
-def new_session(pool: int) -> requests.Session:
-    """A pooled session with no retries of its own (the worker is the retry layer)."""
-    session = requests.Session()
-    adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool, max_retries=0)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session

@@ -1,10 +1,19 @@
 """The delivery worker: claim due deliveries, send them, record every attempt.
 
 It sleeps until the store wakes it (intake committed work) or the earliest pending
-delivery falls due. Attempts run on a small thread pool (``delivery.concurrency``).
+delivery falls due. Attempts run in two lanes, each with its own thread pool of
+``delivery.concurrency`` slots and its own claims: GitHub dispatches, and notifications.
+A stuck Slack or webhook receiver fills only the notification lane.
+
 A rate limit from GitHub pauses every worker that uses the credential, through the
 store (retrying while limited can get an integration banned); no pause is longer than
 ``delivery.max_backoff``. What GitHub answered is recorded with secrets redacted.
+
+Exactly once rests on the lease: a claim leases a delivery for ``delivery.lease``
+seconds, and another worker may claim it again only after that. So every attempt ends
+by a total deadline of at most half the lease (``delivery.timeout``, or less), every
+request in it included (:mod:`bridge.http`), and the rest of the lease is left for
+recording the attempt, retried while the store is unreachable (a database restart).
 """
 
 from __future__ import annotations
@@ -17,8 +26,9 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
+from bridge import http
 from bridge.config.model import Config
 from bridge.config.secrets import Redactor
 from bridge.delivery.follow import RunFollower
@@ -26,11 +36,13 @@ from bridge.delivery.outcomes import Announcer
 from bridge.delivery.retry import backoff, decide
 from bridge.delivery.senders import Sender
 from bridge.errors import DeliveryError, StoreUnavailable, TransientDeliveryError
+from bridge.ops.logs import printable
 from bridge.ops.metrics import Metrics
 from bridge.store import SqlStore, Waiter
 from bridge.store.models import (
     DEAD,
     DELIVERED,
+    DISPATCH,
     GAVE_UP,
     NOTIFY,
     OK,
@@ -51,6 +63,20 @@ BREAKER_MAX_PAUSE = 60.0
 PRUNE_EVERY = 300.0
 PRUNE_BATCH = 500  # events per prune: small batches keep write locks short
 DRY_RUN = "dry_run"  # the outcome of an attempt that sent nothing (github.dry_run)
+ATTEMPT_SHARE = 0.5  # of the lease, the most an attempt may take; the rest is for recording
+RECORD_RETRY = 0.2  # seconds between tries to record an attempt while the store is down
+
+
+@dataclass
+class Lane:
+    """Slots for one kind of receiver: what they claim, how many run at once."""
+
+    name: str
+    kinds: tuple[str, ...]
+    concurrency: int
+    guarded: bool  # GitHub's lane: the circuit breaker and rate-limit pauses apply
+    active: int = 0
+    kick: threading.Event = field(default_factory=threading.Event)  # a slot freed, a stop
 
 
 def target_of(c: Claimed) -> str:
@@ -85,11 +111,11 @@ class DeliveryWorker:
         self.clock = clock
         self.rand = rand
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        self._kick = threading.Event()  # something to do: new work, a slot freed, a stop
+        self.github = Lane("github", (DISPATCH, WORKFLOW), self.cfg.concurrency, True)
+        self.notifications = Lane("notify", (NOTIFY,), self.cfg.concurrency, False)
         self._stopping = threading.Event()
-        self._waiter: Waiter | None = None  # run()'s wake-up line from the store
+        self._waiters: list[Waiter] = []  # each lane loop's wake-up line from the store
         self._lock = threading.Lock()
-        self._active = 0
         self._paused_until = 0.0
         self._streak = 0  # transient failures in a row, across deliveries
 
@@ -102,7 +128,9 @@ class DeliveryWorker:
         status: int | None = None
         run: NewRun | None = None
         try:
-            sent = self.sender.send(claimed)
+            # Ends well inside the lease: no other worker can claim it while this runs.
+            with http.deadline(min(self.cfg.timeout, ATTEMPT_SHARE * self.cfg.lease)):
+                sent = self.sender.send(claimed)
             status, run = sent.status, sent.run
         except DeliveryError as exc:
             error, status = exc, exc.status
@@ -132,20 +160,8 @@ class DeliveryWorker:
             self._track_health(error, now)
         # counted before it is recorded, so a reader who sees the new state sees the count
         self.metrics.attempt(status, outcome, now - claimed.round_started_at)
-        watch, notices = self._consequences(claimed, decision.state, decision.reason, now)
-        try:
-            held = self.store.finish(
-                claimed,
-                self.owner,
-                attempt,
-                decision.state,
-                decision.due_at,
-                watch=watch,
-                run=run,
-                notices=notices,
-            )
-        except StoreUnavailable:
-            log.exception("delivery %s: cannot record attempt %d", claimed.id, claimed.attempt)
+        held = self._record(claimed, attempt, decision.state, decision.due_at, run)
+        if held is None:
             return decision.state
         log.log(
             logging.INFO if decision.state == DELIVERED else logging.WARNING,
@@ -157,11 +173,51 @@ class DeliveryWorker:
             status,
             outcome,
             "" if decision.wait is None else f" retry_in={decision.wait:.1f}s",
-            "" if outcome == OK else f" reason={decision.reason}",
+            "" if outcome == OK else f" reason={printable(decision.reason, 500)}",
         )
         if not held:
             log.warning("delivery %s: lease lost to another worker before recording", claimed.id)
         return decision.state
+
+    def _record(
+        self, claimed: Claimed, attempt: Attempt, state: str, due_at: float, run: NewRun | None
+    ) -> bool | None:
+        """Record the attempt; whether the lease was still held (None: not recorded).
+
+        The store may be restarting: keep trying for the rest of the lease, since a
+        delivery sent but not recorded would be claimed and sent again after it."""
+        give_up = time.monotonic() + (1 - ATTEMPT_SHARE) * self.cfg.lease
+        while True:
+            try:
+                watch, notices = self._consequences(
+                    claimed, state, attempt.response, attempt.finished_at
+                )
+                return self.store.finish(
+                    claimed,
+                    self.owner,
+                    attempt,
+                    state,
+                    due_at,
+                    watch=watch,
+                    run=run,
+                    notices=notices,
+                )
+            except StoreUnavailable as exc:
+                if time.monotonic() >= give_up:
+                    log.error(
+                        "delivery %s: cannot record attempt %d (%s); it may be sent again",
+                        claimed.id,
+                        claimed.attempt,
+                        exc,
+                    )
+                    return None
+                log.warning(
+                    "delivery %s: cannot record attempt %d yet (%s); retrying",
+                    claimed.id,
+                    claimed.attempt,
+                    exc,
+                )
+                time.sleep(RECORD_RETRY)
 
     def _consequences(
         self, claimed: Claimed, state: str, reason: str, now: float
@@ -201,56 +257,85 @@ class DeliveryWorker:
     def stop(self) -> None:
         """Make ``run`` return soon (attempts in flight finish first); safe from any thread."""
         self._stopping.set()
-        self._kick.set()
-        waiter = self._waiter
-        if waiter is not None:
+        for lane in (self.github, self.notifications):
+            lane.kick.set()
+        for waiter in list(self._waiters):
             waiter.close()  # ends a wait for new work at once
 
     def run(self, parent_pid: int | None = None) -> None:
         """Deliver until ``stop()`` is called (or the parent process ``parent_pid`` is gone).
 
+        The GitHub lane runs in this thread, the notification lane and the run follower
+        in threads of their own.
+        """
+        stop = self._stopping
+        helpers = [
+            threading.Thread(
+                target=self._lane_loop,
+                args=(self.notifications, parent_pid),
+                daemon=True,
+                name="notify-lane",
+            )
+        ]
+        if self.follower is not None:
+            helpers.append(
+                threading.Thread(
+                    target=self._follow,
+                    args=(self.follower, stop),
+                    daemon=True,
+                    name="run-follower",
+                )
+            )
+        for thread in helpers:
+            thread.start()
+        log.info(
+            "delivery worker started owner=%s concurrency=%d", self.owner, self.cfg.concurrency
+        )
+        try:
+            self._lane_loop(self.github, parent_pid, prune=True)
+        finally:
+            stop.set()
+            self.notifications.kick.set()
+            for thread in helpers:
+                thread.join(timeout=self.cfg.lease + 5)
+        log.info("delivery worker stopped owner=%s", self.owner)
+
+    def _lane_loop(self, lane: Lane, parent_pid: int | None, prune: bool = False) -> None:
+        """Claim due work of ``lane``'s kinds into its slots until stopped.
+
         While a slot is free the loop sleeps until the store says work was queued; while
         every slot is busy, only until an attempt finishes, so a commit then wakes nobody.
         """
         stop = self._stopping
-        self._waiter = waiter = self.store.waiter()
-        following = None
-        if self.follower is not None:
-            following = threading.Thread(
-                target=self._follow, args=(self.follower, stop), daemon=True, name="run-follower"
-            )
-            following.start()
-        log.info(
-            "delivery worker started owner=%s concurrency=%d", self.owner, self.cfg.concurrency
-        )
+        waiter = self.store.waiter()
+        self._waiters.append(waiter)
         last_prune = 0.0
-        with ThreadPoolExecutor(self.cfg.concurrency, thread_name_prefix="deliver") as pool:
-            while True:
-                self._kick.clear()  # before looking at ``stop``: a stop() after this kicks
-                if stop.is_set():
-                    break
-                if parent_pid is not None and os.getppid() != parent_pid:
-                    log.warning("delivery worker: parent process is gone; stopping")
-                    break
-                now = self.clock()
-                try:
-                    self._claim_into(pool, now)
-                    if now - last_prune > PRUNE_EVERY:
-                        self._prune(now)
-                        last_prune = now
-                    timeout = self._idle_timeout(now)
-                except StoreUnavailable as exc:
-                    log.error("delivery worker: store unavailable (%s); retrying", exc)
-                    timeout = 1.0
-                if self.claim_budget(self.clock()) > 0:
-                    waiter.wait(timeout)  # new work, or stop()
-                else:
-                    self._kick.wait(timeout)  # a finished attempt, or stop()
-            stop.set()
-        waiter.close()
-        if following is not None:
-            following.join(timeout=self.cfg.timeout + 5)
-        log.info("delivery worker stopped owner=%s", self.owner)
+        try:
+            with ThreadPoolExecutor(lane.concurrency, thread_name_prefix=lane.name) as pool:
+                while True:
+                    lane.kick.clear()  # before looking at ``stop``: a stop() after this kicks
+                    if stop.is_set():
+                        break
+                    if parent_pid is not None and os.getppid() != parent_pid:
+                        log.warning("delivery worker: parent process is gone; stopping")
+                        break
+                    now = self.clock()
+                    try:
+                        self._claim_into(pool, now, lane)
+                        if prune and now - last_prune > PRUNE_EVERY:
+                            self._prune(now)
+                            last_prune = now
+                        timeout = self._idle_timeout(now, lane)
+                    except StoreUnavailable as exc:
+                        log.error("delivery worker: store unavailable (%s); retrying", exc)
+                        timeout = 1.0
+                    if self.claim_budget(self.clock(), lane) > 0:
+                        waiter.wait(timeout)  # new work, or stop()
+                    else:
+                        lane.kick.wait(timeout)  # a finished attempt, or stop()
+                stop.set()
+        finally:
+            waiter.close()
 
     def _prune(self, now: float) -> None:
         """Forget old dedupe rows, and finished events past ``retention.events``."""
@@ -299,45 +384,49 @@ class DeliveryWorker:
                 )
                 self._paused_until = max(self._paused_until, now + pause)
 
-    def claim_budget(self, now: float) -> int:
-        """How many more deliveries this worker may claim right now."""
+    def claim_budget(self, now: float, lane: Lane | None = None) -> int:
+        """How many more deliveries ``lane`` (GitHub's by default) may claim right now."""
+        lane = lane or self.github
         with self._lock:
+            if not lane.guarded:
+                return max(0, lane.concurrency - lane.active)
             if now < self._paused_until:
                 return 0
-            limit = 1 if self._streak >= BREAKER_AFTER else self.cfg.concurrency
-            return max(0, limit - self._active)
+            limit = 1 if self._streak >= BREAKER_AFTER else lane.concurrency
+            return max(0, limit - lane.active)
 
-    def _claim_into(self, pool: ThreadPoolExecutor, now: float) -> None:
-        free = self.claim_budget(now)
+    def _claim_into(self, pool: ThreadPoolExecutor, now: float, lane: Lane | None = None) -> None:
+        lane = lane or self.github
+        free = self.claim_budget(now, lane)
         if free <= 0:
             return
-        shared = self.store.paused_until(self.credential, now)
+        shared = self.store.paused_until(self.credential, now) if lane.guarded else None
         if shared is not None:  # another worker hit the credential's rate limit
             with self._lock:
                 self._paused_until = max(
                     self._paused_until, min(shared, now + self.cfg.max_backoff)
                 )
             return
-        for claimed in self.store.claim(self.owner, free, self.cfg.lease, now):
+        for claimed in self.store.claim(self.owner, free, self.cfg.lease, now, lane.kinds):
             with self._lock:
-                self._active += 1
-            pool.submit(self._run_one, claimed)
+                lane.active += 1
+            pool.submit(self._run_one, claimed, lane)
 
-    def _run_one(self, claimed: Claimed) -> None:
+    def _run_one(self, claimed: Claimed, lane: Lane) -> None:
         try:
             self.deliver(claimed)
         finally:
             with self._lock:
-                self._active -= 1
-            self._kick.set()
+                lane.active -= 1
+            lane.kick.set()
 
-    def _idle_timeout(self, now: float) -> float:
+    def _idle_timeout(self, now: float, lane: Lane) -> float:
         with self._lock:
-            if now < self._paused_until:
+            if lane.guarded and now < self._paused_until:
                 return min(MAX_IDLE, self._paused_until - now)
-        if self.claim_budget(now) == 0:
+        if self.claim_budget(now, lane) == 0:
             return MAX_IDLE  # every slot is busy; a finishing attempt kicks us
-        due = self.store.next_due()
+        due = self.store.next_due(lane.kinds)
         if due is None:
             return MAX_IDLE
         return min(MAX_IDLE, max(0.0, due - now))

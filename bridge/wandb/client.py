@@ -14,12 +14,14 @@ from typing import Any
 
 import requests
 
-from bridge import __version__
+from bridge import http
 from bridge.config.secrets import Redactor, Secret
-from bridge.errors import WandbError
+from bridge.errors import OutboundError, WandbError
 from bridge.ops.logs import printable
 
 MAX_MESSAGE = 300
+# One GraphQL answer: a page of automations, versions or files is well under this.
+ANSWER_CAP = 16 * 1024 * 1024
 
 
 class GraphQL:
@@ -36,7 +38,7 @@ class GraphQL:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._key = api_key
-        self._session = session or requests.Session()
+        self._session = session or http.new_session(2)
         self._timeout = timeout
         self._redact = Redactor([api_key, *secrets])
 
@@ -49,28 +51,35 @@ class GraphQL:
         """The ``data`` of W&B's answer. ``what`` ("list automations") and ``fix`` (what to
         do when W&B refuses) complete the message of the WandbError raised otherwise."""
         try:
-            resp = self._session.post(
+            reply = http.fetch(
+                self._session,
+                "POST",
                 f"{self.base_url}/graphql",
+                timeout=self._timeout,
+                cap=ANSWER_CAP,
                 json={"query": query, "variables": dict(variables), "operationName": operation},
                 auth=("api", self._key.value),
-                headers={"User-Agent": f"wandb-bridge/{__version__}"},
-                timeout=self._timeout,
-                allow_redirects=False,
             )
-        except requests.Timeout as exc:
+        except OutboundError as exc:
+            if exc.timed_out:
+                raise WandbError(
+                    f"W&B at {self.base_url} did not answer within {self._timeout:g} s "
+                    f"({what}); try again later, or check wandb.base_url"
+                ) from exc
             raise WandbError(
-                f"W&B at {self.base_url} did not answer within {self._timeout:g} s ({what}); "
-                "try again later, or check wandb.base_url"
-            ) from exc
-        except requests.RequestException as exc:
-            raise WandbError(
-                f"cannot reach W&B at {self.base_url} ({type(exc).__name__}, {what}); check "
+                f"cannot reach W&B at {self.base_url} ({exc.message}, {what}); check "
                 "wandb.base_url and this machine's network"
             ) from exc
-        return self._data(resp, what, fix)
+        if not reply.complete:
+            raise WandbError(
+                f"W&B's answer is larger than {ANSWER_CAP} bytes ({what}); the bridge does not "
+                "read it. Check that wandb.base_url is W&B's API URL",
+                reply.status,
+            )
+        return self._data(reply, what, fix)
 
-    def _data(self, resp: requests.Response, what: str, fix: str) -> dict[str, Any]:
-        status = resp.status_code
+    def _data(self, resp: http.Reply, what: str, fix: str) -> dict[str, Any]:
+        status = resp.status
         if status == 401:
             raise WandbError(
                 f"W&B at {self.base_url} refused the API key (401 Unauthorized, {what}); set "
@@ -119,6 +128,7 @@ class GraphQL:
 
 
 def _message(error: Any) -> str:
+    """A GraphQL error's message, whole: ``_clean`` redacts it, then cuts it."""
     if isinstance(error, Mapping) and isinstance(error.get("message"), str):
         return str(error["message"])
-    return json.dumps(error)[:MAX_MESSAGE]
+    return json.dumps(error)

@@ -95,3 +95,14 @@ def test_readyz_is_503_when_the_database_file_is_gone_or_replaced(start_bridge, 
     assert resp.status_code == 503 and resp.json()["error"] == "store_unavailable"
     db.write_bytes(b"not a database at all" * 100)
     assert requests.get(bridge.url + "/readyz", timeout=10).status_code == 503
+
+
+def test_an_answer_is_redacted_before_it_is_cut(bridge, fake_github):
+    # the message is cut to 1,000 characters: cut first, the token's start would survive
+    for filler in (985, 990, 995):
+        fake_github.fail_next(422, body={"message": "x" * filler + GH_TOKEN + " more"})
+    ids = [send(bridge, flat(n)) for n in range(3)]
+    for event_id in ids:
+        (d,) = wait_for_state(bridge, event_id, "dead").deliveries
+        assert d.last_status == 422 and GH_TOKEN[:4] not in d.last_error.replace("x", "")
+        assert "***" in d.last_error

@@ -1,0 +1,302 @@
+"""Outbound HTTP, the one home for it: the session, the User-Agent, a total deadline,
+answers read under a cap, and the waits a server asks for.
+
+Every request the bridge makes (GitHub, notification receivers, W&B) goes through
+:func:`fetch`. requests' own ``timeout`` bounds each socket read, so a server that sends
+one byte a second never trips it; here each request also has a **total deadline**. A
+single watchdog thread per process holds the deadlines in force; when one passes it shuts
+the socket of every connection still working for it, and the blocked read returns at
+once. The deadline is the caller's: ``with deadline(s):`` around several requests (a
+token, then a dispatch) gives them one budget together; a request outside any block gets
+its own ``timeout`` as its total.
+
+An answer's body is read as a stream, at most ``cap`` bytes: what is past the cap is
+never read (memory stays flat however much the other side sends), and the reply says it
+was cut. A caller that needs the whole body (JSON) treats a cut one as that server's
+failure.
+
+Resolving a host name is the one step no socket deadline reaches (the system resolver
+has its own timeouts).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import heapq
+import itertools
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from bridge import __version__
+from bridge.errors import OutboundError
+
+USER_AGENT = f"wandb-github-bridge/{__version__}"
+ERROR_CAP = 16 * 1024  # enough of an error answer for its message
+READ_CHUNK = 64 * 1024
+
+
+# -- deadlines ------------------------------------------------------------------------------
+
+
+class Deadline:
+    """A moment after which the connections working for it are cut."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds  # the budget, for messages
+        self.at = time.monotonic() + seconds
+        self.expired = False
+        self._lock = threading.Lock()
+        self._conns: list[_Watched] = []
+
+    def left(self) -> float:
+        return self.at - time.monotonic()
+
+    def watch(self, conn: _Watched) -> None:
+        """``conn`` now works for this deadline (it worked for at most one before)."""
+        conn.deadline = self
+        with self._lock:
+            self._conns.append(conn)
+            expired = self.expired
+        if expired:
+            _cut(conn)
+
+    def expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            if conn.deadline is self:  # not since taken from the pool by another request
+                _cut(conn)
+
+
+def _cut(conn: _Watched) -> None:
+    """Shut the connection's socket down, so a read blocked on it returns at once. The
+    plain socket's shutdown, also for TLS: ssl's own would unwrap the TLS layer from under
+    the reading thread."""
+    sock = conn.watched_sock
+    if sock is not None:
+        with suppress(OSError):  # already closed
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """One thread per process that expires deadlines in time order."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Deadline]] = []
+        self._seq = itertools.count()
+        threading.Thread(target=self._run, name="http-deadlines", daemon=True).start()
+
+    def add(self, d: Deadline) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (d.at, next(self._seq), d))
+            if self._heap[0][2] is d:
+                self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    wait = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._cond.wait(wait)
+                d = heapq.heappop(self._heap)[2]
+            if not d.expired:
+                d.expire()
+
+
+_watchdogs: dict[int, _Watchdog] = {}  # by pid: a forked child starts its own thread
+_watchdog_lock = threading.Lock()
+_local = threading.local()
+
+
+def _watchdog() -> _Watchdog:
+    pid = os.getpid()
+    with _watchdog_lock:
+        if pid not in _watchdogs:
+            _watchdogs[pid] = _Watchdog()
+        return _watchdogs[pid]
+
+
+def current() -> Deadline | None:
+    """The deadline in force in this thread, if any."""
+    return getattr(_local, "deadline", None)
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[Deadline]:
+    """Every request made in this thread inside the block ends ``seconds`` from now (or
+    by an enclosing block's deadline, whichever comes first)."""
+    outer = current()
+    d = Deadline(max(0.0, seconds))
+    if outer is not None and outer.at <= d.at:
+        yield outer
+        return
+    _watchdog().add(d)
+    _local.deadline = d
+    try:
+        yield d
+    finally:
+        _local.deadline = outer
+        d.expired = True  # later requests on its connections are no longer its business
+
+
+# -- connections that answer to the calling thread's deadline -----------------------------
+
+
+class _Watched(HTTPConnection):
+    deadline: Deadline | None = None
+    # The socket, kept here too: http.client drops ``sock`` when it hands a response that
+    # ends with the connection (no length) to the reader, while the body is still coming.
+    watched_sock: socket.socket | None = None
+
+    def connect(self) -> None:
+        self._claim()
+        super().connect()
+        self.watched_sock = self.sock
+        if self.deadline is not None and self.deadline.expired:
+            _cut(self)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        self._claim()
+        super().request(*args, **kwargs)
+
+    def _claim(self) -> None:
+        d = current()
+        self.deadline = d
+        if d is not None:
+            d.watch(self)
+
+
+class _WatchedHTTPS(_Watched, HTTPSConnection):
+    pass
+
+
+class _Pool(HTTPConnectionPool):
+    ConnectionCls = _Watched
+
+
+class _PoolS(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPS
+
+
+_POOLS = {"http": _Pool, "https": _PoolS}
+
+
+class _Adapter(HTTPAdapter):
+    """requests' adapter with connections that obey deadlines (also through a proxy)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        manager.pool_classes_by_scheme = _POOLS
+        return manager
+
+
+def new_session(pool: int = 10) -> requests.Session:
+    """A pooled session with no retries of its own (the caller is the one retry layer)."""
+    session = requests.Session()
+    adapter = _Adapter(pool_connections=4, pool_maxsize=max(1, pool), max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+# -- one request ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer: status, headers, and the body's first ``cap`` bytes (``complete`` is
+    False when there was more, which was not read)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    complete: bool
+
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The body as JSON; ValueError when it is not JSON or was cut."""
+        if not self.complete:
+            raise ValueError("the answer is larger than the bridge reads")
+        return json.loads(self.body) if self.body else None
+
+
+def fetch(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    timeout: float,
+    cap: int = ERROR_CAP,
+    **kwargs: Any,
+) -> Reply:
+    """One request, never following a redirect, that ends by ``timeout`` seconds from now
+    (or an enclosing :func:`deadline`) however the bytes arrive; the body is read up to
+    ``cap``. An :class:`OutboundError` when no answer came in time."""
+    with deadline(timeout) as d:
+        try:
+            left = max(0.001, d.left())
+            with session.request(
+                method, url, timeout=left, stream=True, allow_redirects=False, **kwargs
+            ) as resp:
+                body, complete = _read(resp, cap)
+            if d.expired:  # cut short: a body without a length just ends early
+                raise requests.Timeout("the total deadline passed")
+            return Reply(resp.status_code, resp.headers, body, complete)
+        except requests.RequestException as exc:
+            if d.expired or isinstance(exc, requests.Timeout):
+                raise OutboundError(
+                    f"no complete answer within {d.seconds:g} s", timed_out=True
+                ) from exc
+            raise OutboundError(f"cannot connect or read ({type(exc).__name__})") from exc
+
+
+def _read(resp: requests.Response, cap: int) -> tuple[bytes, bool]:
+    body = bytearray()
+    for chunk in resp.iter_content(READ_CHUNK):
+        body += chunk
+        if len(body) > cap:
+            return bytes(body[:cap]), False
+    return bytes(body), True
+
+
+# -- waits a server asks for ----------------------------------------------------------------
+
+
+def retry_not_before(headers: Mapping[str, str], now: float) -> float | None:
+    """The earliest retry time an answer's headers ask for (Retry-After, then GitHub's
+    x-ratelimit-reset when the limit is spent)."""
+    after = headers.get("retry-after")
+    if after:
+        if after.strip().isdigit():
+            return now + float(after.strip())
+        try:
+            return email.utils.parsedate_to_datetime(after).timestamp()
+        except (TypeError, ValueError):
+            pass
+    if headers.get("x-ratelimit-remaining") == "0" and headers.get("x-ratelimit-reset"):
+        try:
+            return float(headers["x-ratelimit-reset"])
+        except ValueError:
+            return None
+    return None
