@@ -1,7 +1,11 @@
 # The bridge: gunicorn with the app and its delivery workers, as a non-root user.
 #   docker build -t wandb-github-bridge .
-#   docker run -p 8080:8080 -v /srv/bridge:/data -e GITHUB_TOKEN=... \
+#   docker run -p 127.0.0.1:8080:8080 -v /srv/bridge:/data -e GITHUB_TOKEN=... \
 #       -v /srv/bridge/config.yaml:/etc/wandb-bridge.yaml:ro wandb-github-bridge
+# Inside the container serve binds 0.0.0.0:8080 (the only way to be reached from
+# outside it); publish that port on the host's loopback only, for the reverse proxy in
+# front (docs/operations.md). /srv/bridge must be writable by uid 10001: SQLite keeps
+# its -wal and -shm files beside the database.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
