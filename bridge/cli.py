@@ -245,12 +245,12 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 
 def cmd_send_test(args: argparse.Namespace) -> int:
-    import requests
-
+    from bridge import http
+    from bridge.errors import OutboundError
     from bridge.intake.signature import sign
 
     body = SAMPLE_BODY if args.payload is None else _read_body(args.payload)
-    headers = {"Content-Type": "application/json", "User-Agent": f"wandb-bridge/{__version__}"}
+    headers = {"Content-Type": "application/json", "User-Agent": http.USER_AGENT}
     for env, header, fmt in (
         (args.secret_env, "X-Wandb-Signature", None),
         (args.token_env, "Authorization", "Bearer {}"),
@@ -261,15 +261,15 @@ def cmd_send_test(args: argparse.Namespace) -> int:
                 return 2
             headers[header] = sign(value, body) if fmt is None else fmt.format(value)
     try:
-        resp = requests.post(
-            args.url, data=body, headers=headers, timeout=30, allow_redirects=False
+        reply = http.fetch(
+            http.new_session(1), "POST", args.url, timeout=30, data=body, headers=headers
         )
-    except requests.RequestException as exc:
-        print(f"wandb-bridge: cannot reach {args.url}: {type(exc).__name__}", file=sys.stderr)
+    except OutboundError as exc:
+        print(f"wandb-bridge: cannot reach {args.url}: {exc.message}", file=sys.stderr)
         return 1
-    print(resp.status_code)
-    print(resp.text)
-    return 0 if resp.ok else 1
+    print(reply.status)
+    print(reply.text() + ("" if reply.complete else "\n[... the rest of the answer not read]"))
+    return 0 if 200 <= reply.status < 300 else 1
 
 
 def _iso(t: float) -> str:
@@ -343,7 +343,8 @@ def _inert(text: str, limit: int = 40) -> str:
     ``limit`` characters."""
     from bridge.ops.logs import printable
 
-    return printable(text, limit)
+    text = printable(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _prune(store: Any, before: float, dry_run: bool) -> int:
