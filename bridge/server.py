@@ -74,12 +74,13 @@ class BridgeServer(BaseApplication):  # type: ignore[misc]
         thread.start()
 
     def _stop_delivery(self, server: Any, worker: Any) -> None:
-        """Let attempts in flight finish (bounded by the request timeout) before exiting."""
+        """Let attempts in flight finish and be recorded (within their lease) before
+        exiting."""
         entry = self._workers.pop(os.getpid(), None)
         if entry is not None:
             delivery, thread = entry
             delivery.stop()
-            thread.join(self.bridge_config.delivery.timeout + 2)
+            thread.join(self.bridge_config.delivery.lease + 2)
 
 
 def _child_exit(server: Any, worker: Any) -> None:

@@ -1,22 +1,27 @@
 """Following the workflow runs that delivered dispatches started, to their conclusion.
 
-For a repository dispatch the run is found by the bridge's event id in its
-``display_title`` (the workflow's ``run-name:``) among the repository's
-``repository_dispatch`` runs created since; a workflow dispatch names its run, or (on a
-server without run details) it is the run of that workflow on that ref created right
-after. Every read is conditional (ETag: a 304 costs no rate limit), looks grow rarer as a
-run ages, and all of it stays within ``runs.max_requests_per_hour`` for the credential.
+A repository dispatch's run is found by the bridge's event id in its ``display_title``
+(the workflow's ``run-name:``) among the repository's ``repository_dispatch`` runs; a
+workflow dispatch names its run, or (on a server without run details) it is the earliest
+run of that workflow on that ref created after the dispatch that no other dispatch has.
+The listing is read page by page (newest first) back to the earliest dispatch searched.
+A run is never attributed when it was created before the dispatch, by another event, by
+another actor than the bridge's own, or to a second dispatch. Every first page is a
+conditional read (ETag: a 304 costs no rate limit), looks grow rarer as a run ages, and
+all of it stays within ``runs.max_requests_per_hour`` for the credential; a search the
+budget or the page cap cut short never ends in "no run started".
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from bridge.config.model import Config
 from bridge.config.secrets import Redactor
-from bridge.delivery.github import GitHubClient
+from bridge.delivery.github import GitHubClient, parse_time
 from bridge.delivery.outcomes import Announcer
 from bridge.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from bridge.ops.metrics import Metrics
@@ -36,10 +41,16 @@ from bridge.store.models import (
 
 log = logging.getLogger(__name__)
 SUCCEEDED = frozenset({"success", "neutral", "skipped"})
-CLOCK_SKEW = 60.0  # GitHub's clock and ours: look this far before the dispatch
+# GitHub shows a run's created_at in whole seconds, rounded down, and clocks kept by NTP
+# differ by well under a second: a run of the dispatch may show a time up to this much
+# before the bridge sent it, and a run any earlier is someone else's.
+CLOCK_SKEW = 2.0
 NO_BUDGET_WAIT = 60.0
 BATCH = 8
-SEARCH_BATCH = 100  # due searches taken at once, grouped by repository
+# Due searches taken at once, grouped by repository: one listing serves them all, so a
+# burst to one repository costs one read of its runs per look, not one per 100 dispatches.
+SEARCH_BATCH = 1000
+MAX_PAGES = 100  # pages of 100 runs read in one search; the rest waits for the next
 
 
 def next_look(age: float, shortest: float = 10.0) -> float:
@@ -48,13 +59,34 @@ def next_look(age: float, shortest: float = 10.0) -> float:
     return min(max(age / 10, shortest), 300.0)
 
 
+def event_of(watch: Watch) -> str:
+    """The event of the runs ``watch``'s dispatch starts."""
+    return "workflow_dispatch" if watch.kind == WORKFLOW else "repository_dispatch"
+
+
 def matches(watch: Watch, obj: Mapping[str, Any]) -> bool:
-    """Is the run ``obj`` (GitHub's JSON) one that ``watch``'s dispatch started?"""
+    """Is the run ``obj`` (GitHub's JSON) one that ``watch``'s dispatch may have started:
+    its event, created since the dispatch, and its workflow and ref, or its event id?"""
+    created = parse_time(obj.get("created_at"))
+    if obj.get("event") != event_of(watch) or created is None:
+        return False
+    if created < watch.dispatched_at - CLOCK_SKEW:
+        return False
     if watch.kind == WORKFLOW:
         path, wf = str(obj.get("path") or ""), watch.workflow or ""
         same = str(obj.get("workflow_id")) == wf if wf.isdigit() else path.endswith("/" + wf)
         return same and obj.get("head_branch") == short_ref(watch.ref or "")
     return watch.event_id in str(obj.get("display_title") or "")
+
+
+def actor_of(obj: Mapping[str, Any]) -> str | None:
+    """Who triggered the run: ``triggering_actor`` (a re-run's), else ``actor``."""
+    for key in ("triggering_actor", "actor"):
+        who = obj.get(key)
+        login = who.get("login") if isinstance(who, dict) else None
+        if isinstance(login, str) and login:
+            return login
+    return None
 
 
 def short_ref(ref: str) -> str:
@@ -64,6 +96,24 @@ def short_ref(ref: str) -> str:
         if ref.startswith(prefix):
             return ref[len(prefix) :]
     return ref
+
+
+@dataclass
+class Listing:
+    """What one search read: the runs by id (GitHub's objects and the store's form), the
+    first page's ETag (None unless every page was read), and ``reach``: None when the
+    listing was read back to the earliest dispatch, else the oldest creation time read
+    (every run created after it was seen)."""
+
+    objects: dict[int, Mapping[str, Any]]
+    runs: dict[int, NewRun]
+    etag: str | None
+    reach: float | None = None
+    out_of_budget: bool = False
+
+    def covers(self, watch: Watch) -> bool:
+        """Whether every run ``watch``'s dispatch can have started was read."""
+        return self.reach is None or watch.dispatched_at - CLOCK_SKEW > self.reach
 
 
 class RunFollower:
@@ -124,18 +174,18 @@ class RunFollower:
         """Look once for the runs of every dispatch in ``group`` (one repository, one
         kind), in the repository's runs created since the earliest of them."""
         now = self.clock()
-        first = min(group, key=lambda w: w.dispatched_at)
+        group = sorted(group, key=lambda w: (w.dispatched_at, w.delivery_id))
+        first = group[0]
         if not self._budget(now):
             for w in group:
                 self.store.runs.finish_watch(
                     w, self.owner, now, due_at=now + NO_BUDGET_WAIT, etag=w.etag
                 )
             return
-        event = "workflow_dispatch" if first.kind == WORKFLOW else "repository_dispatch"
+        # A 304 means "nothing new" only to watches that all saw the same whole listing.
+        etag = first.etag if all(w.etag == first.etag for w in group) else None
         try:
-            runs, objects, etag = self.client.list_runs(
-                first.repository, event, first.dispatched_at - CLOCK_SKEW, first.etag
-            )
+            listing = self._list(first.repository, event_of(first), first.dispatched_at, etag)
         except DeliveryError as exc:
             self._failed(f"looking for the runs of {first.repository}", exc, now)
             permanent = isinstance(exc, PermanentDeliveryError)
@@ -151,23 +201,72 @@ class RunFollower:
                     etag=w.etag,
                 )
             return
-        for w in group:
-            self._record_search(w, runs, objects, etag if w is first else w.etag, now)
+        taken = self.store.runs.attributed(list(listing.runs))
+        actor = self.store.runs.own_actor() if first.kind == WORKFLOW else None
+        for w in group:  # earliest dispatch first: it takes the earliest run
+            self._record_search(w, listing, taken, actor, now)
+
+    def _list(self, repository: str, event: str, dispatched_at: float, etag: str | None) -> Listing:
+        """The runs of ``event`` created since ``dispatched_at``, page after page, newest
+        first, until a page reaches older runs or is the last, the budget is spent or
+        ``MAX_PAGES`` were read. Only the first page is conditional: a new run is always
+        on it."""
+        since = dispatched_at - CLOCK_SKEW
+        started = self.clock()
+        page = self.client.list_runs(repository, event, since, etag)
+        listing = Listing({}, {}, page.etag)
+        number = 1
+        while page.changed:
+            for run, obj in zip(page.runs, page.objects, strict=True):
+                listing.runs.setdefault(run.run_id, run)  # a run pushed onto the next page
+                listing.objects.setdefault(run.run_id, obj)
+            times = [r.created_at for r in page.runs if r.created_at is not None]
+            if not page.more or (times and min(times) < since):
+                break
+            # the searches stay leased to this worker: stop well within the lease
+            late = self.clock() - started > self.lease / 2
+            listing.out_of_budget = not late and not self._budget(self.clock())
+            if number >= MAX_PAGES or late or listing.out_of_budget:
+                created = [r.created_at for r in listing.runs.values() if r.created_at]
+                listing.reach = min(created, default=float("inf"))
+                listing.etag = None  # a 304 later would not mean the rest was seen
+                break
+            number += 1
+            page = self.client.list_runs(repository, event, since, None, number)
+        return listing
 
     def _record_search(
         self,
         w: Watch,
-        runs: list[NewRun],
-        objects: list[Mapping[str, Any]],
-        etag: str | None,
+        listing: Listing,
+        taken: dict[int, str],
+        actor: str | None,
         now: float,
     ) -> None:
-        mine = [r for r, o in zip(runs, objects, strict=True) if matches(w, o)]
-        if w.kind == WORKFLOW:  # the one created right after the dispatch
-            after = [r for r in mine if (r.created_at or 0) >= w.dispatched_at - CLOCK_SKEW]
-            mine = sorted(after, key=lambda r: r.created_at or 0)[:1]
+        """Attribute to ``w`` the runs of ``listing`` that are its own (``taken``: the
+        delivery each run already belongs to, updated here; ``actor``: the bridge's)."""
+        mine, elsewhere = [], False
+        for run_id, obj in listing.objects.items():
+            if not matches(w, obj):
+                continue
+            if taken.get(run_id, w.delivery_id) != w.delivery_id:
+                elsewhere = True  # another dispatch's (of this event, for an event id)
+            elif actor is not None and actor_of(obj) not in (None, actor):
+                log.info(
+                    "run %d of %s not attributed to delivery=%s: triggered by %s, not %s",
+                    run_id,
+                    w.repository,
+                    w.delivery_id,
+                    actor_of(obj),
+                    actor,
+                )
+            else:
+                mine.append(listing.runs[run_id])
+        if w.kind == WORKFLOW:  # the earliest one created after the dispatch
+            mine = sorted(mine, key=lambda r: (r.created_at or 0, r.run_id))[:1]
         new = [r for r in mine if r.run_id not in w.found]
         for r in new:
+            taken[r.run_id] = w.delivery_id
             log.info(
                 "run found delivery=%s event=%s repository=%s run=%d url=%s status=%s",
                 w.delivery_id,
@@ -178,10 +277,13 @@ class RunFollower:
                 r.status,
             )
         found = bool(w.found or new)
+        covered = listing.covers(w)
         state, notices = SEARCHING, []
-        if (found and w.kind == WORKFLOW) or (found and now >= w.search_until):
+        if found and (w.kind == WORKFLOW or now >= w.search_until):
             state = DONE
-        elif now >= w.search_until:
+        elif now >= w.search_until and covered and elsewhere and w.kind != WORKFLOW:
+            state = DONE  # its event's runs went to another delivery of the same event
+        elif now >= w.search_until and covered:
             state = NO_RUN
             self.metrics.no_run(w.repository)
             log.warning(
@@ -200,9 +302,33 @@ class RunFollower:
                 w.delivery_id,
                 error="no workflow run started for the dispatch",
             )
+        elif now >= w.dispatched_at + self.cfg.give_up_after:
+            state = UNKNOWN
+            self.metrics.run_concluded(w.repository, "unknown")
+            log.warning(
+                "run search unknown delivery=%s event=%s repository=%s: the runs created "
+                "since the dispatch could not all be read within %.0fs "
+                "(runs.max_requests_per_hour); gave up",
+                w.delivery_id,
+                w.event_id,
+                w.repository,
+                self.cfg.give_up_after,
+            )
         due = now + next_look(now - w.dispatched_at, self.cfg.min_interval)
+        if found and state == SEARCHING:  # more runs (other workflows'): one look at the end
+            due = max(due, w.search_until)
+        if not covered and listing.out_of_budget:
+            due = now + NO_BUDGET_WAIT
         self.store.runs.finish_watch(
-            w, self.owner, now, found=new, state=state, due_at=due, etag=etag, notices=notices
+            w,
+            self.owner,
+            now,
+            found=new,
+            actors={r.run_id: a for r in new if (a := actor_of(listing.objects[r.run_id]))},
+            state=state,
+            due_at=due,
+            etag=listing.etag if covered else None,
+            notices=notices,
         )
 
     def _look(self, run: Run) -> None:
@@ -269,6 +395,7 @@ class RunFollower:
                 run.delivery_id,
                 workflow=seen.workflow or run.workflow,
                 run_url=seen.html_url or run.html_url,
+                run_id=run.run_id,
                 conclusion=conclusion,
             )
         self.store.runs.finish_run(

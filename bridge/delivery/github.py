@@ -8,7 +8,6 @@ with GitHub's message). The worker decides when to try again.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -19,17 +18,19 @@ from urllib.parse import quote
 
 import requests
 
-from bridge import __version__
-from bridge.errors import PermanentDeliveryError, TransientDeliveryError
+from bridge import http
+from bridge.errors import OutboundError, PermanentDeliveryError, TransientDeliveryError
+from bridge.http import USER_AGENT, retry_not_before
 from bridge.store.models import NewRun
 
 log = logging.getLogger(__name__)
-USER_AGENT = f"wandb-github-bridge/{__version__}"
 API_VERSION = "2022-11-28"
 # Without a header that says how long, GitHub asks for at least a minute after a limit.
 SECONDARY_LIMIT_WAIT = 60.0
 _PERMANENT = {400, 401, 404, 410, 422}
 _MAX_MESSAGE = 1000
+# What a read of GitHub's API may take: a page of 100 workflow runs is about 1 MB.
+READ_CAP = 8 * 1024 * 1024
 
 
 class TokenProvider(Protocol):
@@ -55,32 +56,22 @@ def github_message(body: str) -> str:
     return (message or body.strip())[:_MAX_MESSAGE]
 
 
-def retry_not_before(headers: Mapping[str, str], now: float) -> float | None:
-    """The earliest retry time GitHub's headers ask for (retry-after, then reset)."""
-    after = headers.get("retry-after")
-    if after:
-        if after.strip().isdigit():
-            return now + float(after.strip())
-        try:
-            return email.utils.parsedate_to_datetime(after).timestamp()
-        except (TypeError, ValueError):
-            pass
-    if headers.get("x-ratelimit-remaining") == "0" and headers.get("x-ratelimit-reset"):
-        try:
-            return float(headers["x-ratelimit-reset"])
-        except ValueError:
-            return None
-    return None
-
-
-def classify(status: int, headers: Mapping[str, str], body: str, now: float) -> None:
-    """Raise the delivery error GitHub's answer means; return for a 2xx."""
+def classify(
+    status: int,
+    headers: Mapping[str, str],
+    body: str,
+    now: float,
+    redact: Callable[[str], str] = str,
+) -> None:
+    """Raise the delivery error GitHub's answer means; return for a 2xx. What GitHub
+    said goes through ``redact`` whole, before any of it is cut into the message."""
     if 200 <= status < 300:
         return
+    body = redact(body)
     if 300 <= status < 400:
         # Only GitHub's own answer counts: a redirect (to a login page, a proxy) is a
         # wrong api_url, and following it would turn "nothing sent" into "delivered".
-        where = headers.get("location", "nowhere")
+        where = redact(headers.get("location", "nowhere"))
         raise PermanentDeliveryError(
             f"the server answered {status} redirecting to {where[:200]}; github.api_url "
             "must be GitHub's API itself (https://api.github.com, or https://HOST/api/v3 "
@@ -101,6 +92,13 @@ def classify(status: int, headers: Mapping[str, str], body: str, now: float) -> 
         needed = headers.get("x-accepted-github-permissions")
         hint = f"; the credential needs {needed}" if needed else ""
         raise PermanentDeliveryError(f"{text}{hint}", status)
+    if status == 404:  # GitHub hides what a credential may not see behind a 404
+        raise PermanentDeliveryError(
+            f"{text}; GitHub answers 404 when the credential cannot see the repository or "
+            "workflow: check the name for a typo, that the token may access that "
+            "repository, and that the GitHub App is installed on it",
+            status,
+        )
     if status in _PERMANENT or (400 <= status < 500 and status != 408):
         raise PermanentDeliveryError(text, status)
     raise TransientDeliveryError(text, status, retry_not_before(headers, now))
@@ -150,8 +148,36 @@ def run_of(data: Mapping[str, Any]) -> NewRun:
     )
 
 
+RUNS_PER_PAGE = 100  # GitHub's most
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """One page of a run listing: the runs as the store keeps them, GitHub's objects,
+    the ETag, whether it changed (False: a 304), and whether GitHub has a next page."""
+
+    runs: list[NewRun]
+    objects: list[Mapping[str, Any]]
+    etag: str | None
+    changed: bool
+    more: bool
+
+
+def has_next_page(link: str | None, data: Mapping[str, Any], page: int, listed: int) -> bool:
+    """Whether a listing goes on after ``page``: GitHub's ``Link`` header names a
+    ``rel="next"``; without the header, a full page short of ``total_count``."""
+    if link is not None:
+        return any(part.strip().endswith('rel="next"') for part in link.split(","))
+    total = data.get("total_count")
+    full = listed >= RUNS_PER_PAGE
+    return full and isinstance(total, int) and total > page * RUNS_PER_PAGE
+
+
 class GitHubClient:
-    """One request per call over a pooled session: dispatches, and reads of runs."""
+    """One request per call over a pooled session: dispatches, and reads of runs.
+
+    Every request ends by ``timeout`` (or the caller's :func:`bridge.http.deadline`);
+    GitHub's answer is redacted (``redact``) before any of it is cut into a message."""
 
     def __init__(
         self,
@@ -160,12 +186,14 @@ class GitHubClient:
         session: requests.Session,
         timeout: float,
         clock: Callable[[], float],
+        redact: Callable[[str], str] = str,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.tokens = tokens
         self.session = session
         self.timeout = timeout
         self.clock = clock
+        self.redact = redact
 
     def request(
         self,
@@ -177,7 +205,10 @@ class GitHubClient:
         params: Mapping[str, str] | None = None,
         etag: str | None = None,
     ) -> Answer:
-        """One request to ``/repos/{repository}{path}``; a DeliveryError unless 2xx or 304."""
+        """One request to ``/repos/{repository}{path}``; a DeliveryError unless 2xx or 304.
+
+        A read (GET) must come whole within ``READ_CAP``; of a write's answer only the
+        status is needed, so a long one is cut, never a reason to send again."""
         headers = {
             "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": API_VERSION,
@@ -189,35 +220,34 @@ class GitHubClient:
         if etag:
             headers["If-None-Match"] = etag
         url = f"{self.api_url}/repos/{repository}{path}"
+        cap = READ_CAP if method == "GET" else http.ERROR_CAP
         try:
-            resp = self.session.request(
+            reply = http.fetch(
+                self.session,
                 method,
                 url,
+                timeout=self.timeout,
+                cap=cap,
                 data=body,
                 params=params,
                 headers=headers,
-                timeout=self.timeout,
-                allow_redirects=False,
             )
-        except requests.Timeout as exc:
+        except OutboundError as exc:
+            raise TransientDeliveryError(f"GitHub at {self.api_url}: {exc.message}") from exc
+        if reply.status == 401:
+            self.tokens.invalidate(repository)
+        if reply.status == 304:
+            return Answer(304, reply.headers, None)
+        classify(reply.status, reply.headers, reply.text(), self.clock(), self.redact)
+        if method == "GET" and not reply.complete:
             raise TransientDeliveryError(
-                f"GitHub did not answer within {self.timeout:g} s"
-            ) from exc
-        except requests.RequestException as exc:
-            raise TransientDeliveryError(
-                f"cannot reach GitHub at {self.api_url}: {type(exc).__name__}"
-            ) from exc
-        with resp:
-            if resp.status_code == 401:
-                self.tokens.invalidate(repository)
-            if resp.status_code == 304:
-                return Answer(304, resp.headers, None)
-            classify(resp.status_code, resp.headers, resp.text, self.clock())
-            try:
-                data = resp.json() if resp.content else None
-            except ValueError:
-                data = None
-            return Answer(resp.status_code, resp.headers, data)
+                f"GitHub's answer to GET {path} is larger than {cap} bytes; not read"
+            )
+        try:
+            data = reply.json()
+        except ValueError:
+            data = None
+        return Answer(reply.status, reply.headers, data)
 
     def dispatch(self, repository: str, body: bytes) -> int:
         """POST a repository dispatch; GitHub's status, or a DeliveryError."""
@@ -249,27 +279,23 @@ class GitHubClient:
         return answer.status, run
 
     def list_runs(
-        self, repository: str, event: str, since: float, etag: str | None
-    ) -> tuple[list[NewRun], list[Mapping[str, Any]], str | None]:
-        """The repository's runs of ``event`` created since ``since`` (newest first, up to
-        100): as the store keeps them, GitHub's objects, and the ETag. A 304 is ([], [],
-        etag): nothing changed."""
+        self, repository: str, event: str, since: float, etag: str | None, page: int = 1
+    ) -> RunPage:
+        """Page ``page`` of the repository's runs of ``event`` created since ``since``,
+        newest first, 100 a page. A 304 (``etag`` still holds) is an empty page."""
         created = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        answer = self.request(
-            "GET",
-            repository,
-            "/actions/runs",
-            params={"event": event, "created": f">={created}", "per_page": "100"},
-            etag=etag,
-        )
+        params = {"event": event, "created": f">={created}", "per_page": str(RUNS_PER_PAGE)}
+        if page > 1:
+            params["page"] = str(page)
+        answer = self.request("GET", repository, "/actions/runs", params=params, etag=etag)
         new_etag = answer.headers.get("etag") or etag
         if answer.status == 304 or not isinstance(answer.data, dict):
-            return [], [], new_etag
+            return RunPage([], [], new_etag, answer.status != 304, False)
         listed = answer.data.get("workflow_runs")
-        objects: list[Mapping[str, Any]] = [
-            r for r in (listed if isinstance(listed, list) else []) if is_run(r)
-        ]
-        return [run_of(r) for r in objects], objects, new_etag
+        listed = listed if isinstance(listed, list) else []
+        objects: list[Mapping[str, Any]] = [r for r in listed if is_run(r)]
+        more = has_next_page(answer.headers.get("link"), answer.data, page, len(listed))
+        return RunPage([run_of(r) for r in objects], objects, new_etag, True, more)
 
     def get_run(
         self, repository: str, run_id: int, etag: str | None

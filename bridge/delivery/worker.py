@@ -190,7 +190,7 @@ class DeliveryWorker:
         while True:
             try:
                 watch, notices = self._consequences(
-                    claimed, state, attempt.response, attempt.finished_at
+                    claimed, state, attempt.response, attempt.started_at, attempt.finished_at
                 )
                 return self.store.finish(
                     claimed,
@@ -220,9 +220,11 @@ class DeliveryWorker:
                 time.sleep(RECORD_RETRY)
 
     def _consequences(
-        self, claimed: Claimed, state: str, reason: str, now: float
+        self, claimed: Claimed, state: str, reason: str, sent_at: float, now: float
     ) -> tuple[Watch | None, list[NewDelivery]]:
-        """What a dispatch's final state starts: the search for its runs, notifications."""
+        """What a dispatch's final state starts: the search for its runs (made from when
+        the dispatch was sent: GitHub may create the run before it answers), and
+        notifications."""
         if claimed.kind == NOTIFY or state not in (DELIVERED, DEAD):
             return None, []
         target = (claimed.event_id, claimed.repository, claimed.id, claimed.route)
@@ -237,7 +239,7 @@ class DeliveryWorker:
                 claimed.kind,
                 claimed.workflow,
                 claimed.ref,
-                now,
+                sent_at,
                 now + self.runs.no_run_after,
                 None,
                 0,
@@ -400,6 +402,12 @@ class DeliveryWorker:
         free = self.claim_budget(now, lane)
         if free <= 0:
             return
+        if not lane.guarded:
+            # Most wake-ups are intake's new dispatches: look (a read) before claiming (a
+            # write, which would queue behind intake's for SQLite's one write lock).
+            due = self.store.next_due(lane.kinds)
+            if due is None or due > now:
+                return
         shared = self.store.paused_until(self.credential, now) if lane.guarded else None
         if shared is not None:  # another worker hit the credential's rate limit
             with self._lock:

@@ -64,6 +64,32 @@ def _runs_and_notifications(real: str) -> str:
     """
 
 
+def _one_dispatch_per_run() -> str:
+    """7: a run belongs to at most one dispatch (runs attributed twice before keep their
+    first delivery), and the run's triggering actor is kept."""
+    return """
+    DELETE FROM runs WHERE EXISTS (
+        SELECT 1 FROM runs AS other
+        WHERE other.run_id = runs.run_id AND other.delivery_id < runs.delivery_id
+    );
+    CREATE UNIQUE INDEX runs_one_dispatch ON runs (run_id);
+    ALTER TABLE runs ADD COLUMN actor TEXT;
+    CREATE INDEX runs_actor ON runs (seen_at) WHERE actor IS NOT NULL
+    """
+
+
+def _pending_by_lane() -> str:
+    """8: the workers claim GitHub's deliveries and notifications apart (each lane its own
+    slots); each lane finds its due rows in an index of its own, so a backlog of one kind
+    is never scanned by the other's look for work."""
+    return """
+    CREATE INDEX deliveries_pending_github ON deliveries (due_at)
+        WHERE state IN ('queued', 'in_flight') AND kind <> 'notify';
+    CREATE INDEX deliveries_pending_notify ON deliveries (due_at)
+        WHERE state IN ('queued', 'in_flight') AND kind = 'notify'
+    """
+
+
 SQLITE: tuple[str, ...] = (
     """
     CREATE TABLE events (
@@ -149,6 +175,8 @@ SQLITE: tuple[str, ...] = (
     INSERT INTO heartbeat (id, beat_at) VALUES (1, 0);
     """,
     _runs_and_notifications("REAL"),
+    _one_dispatch_per_run(),
+    _pending_by_lane(),
 )
 
 POSTGRES: tuple[str, ...] = (
@@ -232,4 +260,6 @@ POSTGRES: tuple[str, ...] = (
     INSERT INTO heartbeat (id, beat_at) VALUES (1, 0);
     """,
     _runs_and_notifications("DOUBLE PRECISION"),
+    _one_dispatch_per_run(),
+    _pending_by_lane(),
 )

@@ -2,19 +2,21 @@
 
 A *watch* is the search for a delivery's runs: it starts in the transaction that records
 the delivery as delivered, and ends ``done`` (runs found) or ``no_run`` (none within the
-window). Each run found is followed until it concludes or the bridge gives up on it.
+window). Each run found is followed until it concludes or the bridge gives up on it; a
+run belongs to one dispatch at most (a unique index on its id).
 Watches and runs are leased to one worker at a time, like deliveries. Notifications of
 an outcome are queued in the same transaction as the outcome.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import astuple
 from typing import Any
 
 from bridge.store.models import (
+    DISPATCH,
     DONE,
     FOLLOWING,
     SEARCHING,
@@ -64,23 +66,28 @@ def start_watch(tx: Tx, watch: Watch, run: NewRun | None, now: float) -> None:
         insert_run(tx, watch, run, now)
 
 
-def insert_run(tx: Tx, watch: Watch, run: NewRun, now: float) -> None:
-    """Follow ``run`` from now on (a run already known is left as it is)."""
-    tx.run(
-        f"INSERT INTO runs ({RUN_COLS}, due_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (delivery_id, run_id) DO NOTHING",
-        (
-            *astuple(run),
-            watch.delivery_id,
-            watch.event_id,
-            watch.repository,
-            now,
-            FOLLOWING,
-            None,
-            0,
-            now,
-        ),
+def insert_run(tx: Tx, watch: Watch, run: NewRun, now: float, actor: str | None = None) -> bool:
+    """Follow ``run`` for ``watch``'s delivery from now on. A run belongs to at most one
+    dispatch: one already known (for this delivery or another) is left as it is, and
+    False is returned."""
+    return (
+        tx.run(
+            f"INSERT INTO runs ({RUN_COLS}, actor, due_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (
+                *astuple(run),
+                watch.delivery_id,
+                watch.event_id,
+                watch.repository,
+                now,
+                FOLLOWING,
+                None,
+                0,
+                actor,
+                now,
+            ),
+        ).rowcount
+        == 1
     )
 
 
@@ -139,12 +146,14 @@ class RunTracking:
         now: float,
         *,
         found: Sequence[NewRun] = (),
+        actors: Mapping[int, str] | None = None,
         state: str = SEARCHING,
         due_at: float,
         etag: str | None = None,
         notices: Sequence[NewDelivery] = (),
     ) -> bool:
-        """Record one search: runs ``found``, the new state, when to look again."""
+        """Record one search: runs ``found`` (with their triggering ``actors`` by run id),
+        the new state, when to look again."""
         with self._transaction() as tx:
             held = (
                 tx.run(
@@ -155,12 +164,42 @@ class RunTracking:
                 == 1
             )
             if held:
-                for run in found:
-                    insert_run(tx, watch, run, now)
+                kept = [insert_run(tx, watch, r, now, (actors or {}).get(r.run_id)) for r in found]
+                if found and not any(kept) and not watch.found and state == DONE:
+                    # another replica attributed it first: this dispatch keeps looking
+                    tx.run(
+                        "UPDATE watches SET state = ? WHERE delivery_id = ?",
+                        (SEARCHING, watch.delivery_id),
+                    )
                 for notice in notices:
                     insert_delivery(tx, watch.event_id, notice, now)
                 tx.queued = bool(notices)
             return held
+
+    def attributed(self, run_ids: Sequence[int]) -> dict[int, str]:
+        """The delivery each of ``run_ids`` is attributed to, for those that are."""
+        found: dict[int, str] = {}
+        with self._transaction(write=False) as tx:
+            for start in range(0, len(run_ids), 500):
+                chunk = list(run_ids[start : start + 500])
+                marks = ", ".join("?" * len(chunk))
+                rows = tx.run(
+                    f"SELECT run_id, delivery_id FROM runs WHERE run_id IN ({marks})", chunk
+                ).fetchall()
+                found.update((int(r[0]), str(r[1])) for r in rows)
+        return found
+
+    def own_actor(self) -> str | None:
+        """Who triggers the bridge's runs, as GitHub showed it on the latest run found by
+        its event id (a repository dispatch's run: certainly the bridge's); None before
+        there is one."""
+        with self._transaction(write=False) as tx:
+            row = tx.run(
+                "SELECT r.actor FROM runs r JOIN watches w ON w.delivery_id = r.delivery_id "
+                f"WHERE r.actor IS NOT NULL AND w.kind = '{DISPATCH}' "
+                "ORDER BY r.seen_at DESC LIMIT 1"
+            ).fetchone()
+        return None if row is None else str(row[0])
 
     def claim_runs(self, owner: str, limit: int, lease: float, now: float) -> list[Run]:
         """Lease up to ``limit`` followed runs that are due for a look."""
@@ -196,6 +235,8 @@ class RunTracking:
                     "updated_at = ?",
                     "html_url = ?",
                     "workflow = COALESCE(?, workflow)",
+                    # a workflow dispatch's run details carry no time: the first look does
+                    "created_at = COALESCE(created_at, ?)",
                 ]
                 params += [
                     seen.status,
@@ -203,6 +244,7 @@ class RunTracking:
                     seen.updated_at,
                     seen.html_url,
                     seen.workflow,
+                    seen.created_at,
                 ]
             if state != FOLLOWING:
                 sets.append("finished_at = ?")

@@ -80,10 +80,15 @@ RUN_FILTERS = {
 
 
 def _kinds(kinds: Sequence[str]) -> tuple[str, tuple[str, ...]]:
-    """A WHERE fragment (and its parameters) keeping deliveries of ``kinds``; all if none."""
+    """A WHERE fragment keeping deliveries of ``kinds`` (all if none): notifications, or
+    GitHub's kinds. Literals, so that each lane's partial index applies."""
     if not kinds:
         return "", ()
-    return f" AND kind IN ({', '.join('?' * len(kinds))})", tuple(kinds)
+    if set(kinds) == {NOTIFY}:
+        return f" AND kind = '{NOTIFY}'", ()
+    if NOTIFY not in kinds:
+        return f" AND kind <> '{NOTIFY}'", ()
+    raise ValueError(f"no lane claims {sorted(kinds)} together")
 
 
 class SqlStore(abc.ABC):

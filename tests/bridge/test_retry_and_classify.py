@@ -1,3 +1,4 @@
+import io
 import json
 
 import pytest
@@ -131,7 +132,8 @@ RUNLIKE = st.fixed_dictionaries(
 @given(st.one_of(ODD, st.fixed_dictionaries({"workflow_runs": st.lists(RUNLIKE | ODD)})))
 def test_any_listing_github_sends_yields_only_well_formed_runs(answer):
     client = _client_answering(answer)
-    runs, objects, _ = client.list_runs("acme/svc", "repository_dispatch", 0.0, None)
+    page = client.list_runs("acme/svc", "repository_dispatch", 0.0, None)
+    runs, objects = page.runs, page.objects
     assert len(runs) == len(objects)
     for r in runs:
         assert isinstance(r.run_id, int) and r.run_id > 0
@@ -158,7 +160,7 @@ def _client_answering(data):
         def send(self, request, **kwargs):
             resp = requests.Response()
             resp.status_code = 200
-            resp._content = json.dumps(data).encode()
+            resp.raw = io.BytesIO(json.dumps(data).encode())  # read as a stream, as sent
             resp.headers["Content-Type"] = "application/json"
             resp.request = request
             return resp

@@ -44,6 +44,7 @@ MAX_INPUTS_CHARS = 65_535
 DEFAULT_PER_PAGE = 30
 MAX_PER_PAGE = 100
 DEFAULT_BRANCH = "main"
+DISPATCH_ACTOR = "wandb-bridge-bot"  # who the fake says triggered a dispatch's run
 ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"
 _EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 
@@ -338,6 +339,7 @@ class Run:
     url: str  # the API's
     client_payload: dict[str, Any] | None  # a repository dispatch's
     inputs: dict[str, Any] | None  # a workflow dispatch's, with the defaults
+    actor: str = DISPATCH_ACTOR  # who triggered it (``actor`` and ``triggering_actor``)
 
 
 @dataclass
@@ -358,6 +360,7 @@ class RunState:
     client_payload: dict[str, Any] | None = None
     inputs: dict[str, Any] | None = None
     finished: tuple[float, str] | None = field(default=None)  # finish_run: (when, conclusion)
+    actor: str = DISPATCH_ACTOR
 
     def phase(self, now: float) -> tuple[str, str | None, float]:
         """(status, conclusion, updated_at) at ``now``."""
@@ -394,6 +397,7 @@ class RunState:
             url=self.api_url,
             client_payload=self.client_payload,
             inputs=self.inputs,
+            actor=self.actor,
         )
 
 
@@ -424,7 +428,13 @@ def run_json(run: Run) -> dict[str, Any]:
         "run_attempt": 1,
         "run_started_at": iso(run.created_at),
         "repository": {"full_name": run.repo, "name": name, "owner": {"login": owner}},
+        "actor": {"login": run.actor, "type": _account_type(run.actor)},
+        "triggering_actor": {"login": run.actor, "type": _account_type(run.actor)},
     }
+
+
+def _account_type(login: str) -> str:
+    return "Bot" if login.endswith("[bot]") else "User"
 
 
 # -- listing ---------------------------------------------------------------------------------

@@ -368,6 +368,28 @@ class FakeGitHub(ServedFake):
             existing.append(workflow)
             return workflow
 
+    def add_run(
+        self,
+        repo: str,
+        path: str = ".github/workflows/deploy.yml",
+        *,
+        event: str = "workflow_dispatch",
+        ref: str = DEFAULT_BRANCH,
+        actor: str = "a-developer",
+        created_at: float | None = None,
+    ) -> Run:
+        """A run of ``repo``'s workflow at ``path`` that the bridge did not start: someone's
+        manual run (``event`` "workflow_dispatch") or another event's, triggered by
+        ``actor``, created at ``created_at`` (default now), with the workflow's timing."""
+        with self._cond:
+            workflow = next(w for w in self._workflows[repo.lower()] if w.path == path)
+            when = self._clock() if created_at is None else created_at
+            context = workflow_dispatch_context(repo, ref, {})
+            state = self._start_run(workflow, repo, event, ref, context, when)
+            state.actor = actor
+            self._cond.notify_all()
+            return state.snapshot(self._clock())
+
     def finish_run(self, run_id: int, conclusion: str = "cancelled") -> Run:
         """Complete a run now with ``conclusion`` (as cancelling it, or as a run that was left
         waiting with ``runs_for=None``); ValueError if it already completed."""

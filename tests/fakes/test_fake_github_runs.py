@@ -647,6 +647,46 @@ def test_runs_are_listed_newest_first(fake: FakeGitHub, clock: FakeClock) -> Non
     assert "Link" not in response.headers
 
 
+def test_a_run_someone_else_starts_is_listed_with_its_actor(
+    fake: FakeGitHub, clock: FakeClock
+) -> None:
+    fake.add_workflow(REPO, on=("repository_dispatch", "workflow_dispatch"))
+    dispatch(fake)
+    manual = fake.add_run(REPO, ref="main", actor="a-developer", created_at=clock() - 30)
+    pushed = fake.add_run(REPO, event="repository_dispatch", actor="other-app[bot]")
+
+    runs = {r["id"]: r for r in get(fake, "runs").json()["workflow_runs"]}
+
+    ours = next(r for r in fake.runs if r.id not in (manual.id, pushed.id))
+    assert [r["triggering_actor"]["login"] for r in runs.values()] == [
+        "other-app[bot]",
+        "wandb-bridge-bot",
+        "a-developer",
+    ]
+    assert runs[ours.id]["actor"] == {"login": "wandb-bridge-bot", "type": "User"}
+    assert runs[pushed.id]["actor"]["type"] == "Bot"
+    assert runs[manual.id]["event"] == "workflow_dispatch"
+    assert runs[manual.id]["created_at"] == iso(clock() - 30)
+    assert listed(get(fake, "runs", {"created": f">={iso(clock() - 1)}"})) == [pushed.id, ours.id]
+
+
+def test_runs_are_paged_a_hundred_at_most_with_githubs_link_header(fake: FakeGitHub) -> None:
+    fake.add_workflow(REPO)
+    for _ in range(150):
+        dispatch(fake)
+
+    first = get(fake, "runs", {"per_page": 100})
+    second = get(fake, "runs", {"per_page": 100, "page": 2})
+
+    assert first.json()["total_count"] == second.json()["total_count"] == 150
+    assert len(listed(first)) == 100 and len(listed(second)) == 50
+    assert set(listed(first)) | set(listed(second)) == {r.id for r in fake.runs}
+    rels = {link["rel"] for link in requests.utils.parse_header_links(first.headers["Link"])}
+    assert rels == {"next", "last"}
+    rels = {link["rel"] for link in requests.utils.parse_header_links(second.headers["Link"])}
+    assert rels == {"prev", "first"}
+
+
 def test_runs_in_the_same_second_are_newest_first_by_id(fake: FakeGitHub) -> None:
     fake.add_workflow(REPO)
     dispatch(fake)

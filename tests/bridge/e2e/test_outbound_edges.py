@@ -4,6 +4,8 @@ receiver never holds up GitHub dispatches."""
 
 from __future__ import annotations
 
+import itertools
+
 from tests.bridge.e2e.test_delivery_http import flat, send, wait_for_state
 from tests.bridge.harness import events_cli
 from tests.fakes.hostile import Hostile
@@ -28,7 +30,7 @@ def test_a_github_that_trickles_its_204_never_gets_two_attempts_at_once(start_br
         seen = github.requests
     assert all(s.line.startswith("POST /repos/acme/churn-svc/dispatches") for s in seen)
     spans = sorted((s.started_at, s.closed_at or float("inf")) for s in seen)
-    for (_, first_end), (second_start, _) in zip(spans, spans[1:], strict=False):
+    for (_, first_end), (second_start, _) in itertools.pairwise(spans):
         assert first_end <= second_start, "a second attempt began while the first was open"
     assert d.attempts == len(seen)
     assert "no complete answer within 2 s" in shown  # half the lease, not delivery.timeout

@@ -265,3 +265,129 @@ def _watch(bridge, event_id):
         return store.get_event(event_id).deliveries[0].watch
     finally:
         store.close()
+
+
+def _searches(bridge, event_ids):
+    """Each event's dispatch: (its search's state, [(run id, run state, conclusion)])."""
+    from bridge.store import open_store
+
+    store = open_store(f"sqlite:///{bridge.workdir}/bridge.db")
+    try:
+        found = {}
+        for event_id in event_ids:
+            (d,) = [d for d in store.get_event(event_id).deliveries if d.kind != "notify"]
+            found[event_id] = (d.watch, [(r.run_id, r.state, r.conclusion) for r in d.runs])
+        return found
+    finally:
+        store.close()
+
+
+def test_a_burst_to_one_repository_has_every_run_followed_and_no_false_no_run(
+    start_bridge, fake_github
+):
+    fake_github.add_workflow(
+        "acme/churn-svc", types=["DEPLOY_MODEL"], run_name=RUN_NAME, queued_for=0.1, runs_for=0.2
+    )
+    # The runs list answers only once every dispatch was made: then 150 runs are listed,
+    # more than one page.
+    fake_github.set_down(True, to="runs")
+    runs = {"no_run_after": "2s", "min_interval": "0.3s", "max_requests_per_hour": 100_000}
+    bridge = start_bridge(runs=runs)
+    ids = [send(bridge, flat(1000 + i)) for i in range(150)]
+    fake_github.wait_for_event_ids(ids, timeout=60)
+    fake_github.set_down(False, to="runs")
+
+    def settled():
+        found = _searches(bridge, ids)
+        done = all(
+            w != "searching" and all(r[1] != "following" for r in rs) for w, rs in found.values()
+        )
+        return found if done else None
+
+    found = wait_until(settled, timeout=120, what="every search and run to settle")
+    assert [e for e, (w, _) in found.items() if w != "done"] == []  # none is "no_run"
+    by_run = {fake.id: fake.display_title for fake in fake_github.runs}
+    for event_id, (_, rs) in found.items():
+        ((run_id, state, conclusion),) = rs
+        assert event_id in by_run[run_id] and (state, conclusion) == ("concluded", "success")
+    assert "no run started" not in bridge.log_path.read_text()
+
+
+GHES_ROUTE = {
+    "name": "evaluate",
+    "when": {"event_type": "LINK_ARTIFACT"},
+    "workflow": {"repository": "acme/churn-svc", "file": "evaluate.yml", "ref": "main"},
+}
+DEPLOY_ROUTE = {
+    "name": "deploy",
+    "when": {"event_type": "ADD_ARTIFACT_ALIAS"},
+    "dispatch": {
+        "repository": "acme/churn-svc",
+        "event_type": "DEPLOY_MODEL",
+        "client_payload": {"model": "${artifact_version_string}"},
+    },
+}
+EVALUATE = ".github/workflows/evaluate.yml"
+
+
+def _link(n: int) -> bytes:
+    body = {"event_type": "LINK_ARTIFACT", "artifact_version_string": f"a/b/c:v{n}"}
+    return json.dumps(body).encode()
+
+
+def _ghes(start_bridge, gh):
+    """A bridge on a server without run details (``gh``), with both kinds of route."""
+    gh.add_workflow("acme/churn-svc", EVALUATE, on=("workflow_dispatch",), runs_for=0.3)
+    gh.add_workflow("acme/churn-svc", types=["DEPLOY_MODEL"], run_name=RUN_NAME, runs_for=0.3)
+    return start_bridge(
+        github={"api_url": gh.url},
+        routes=[GHES_ROUTE, DEPLOY_ROUTE],
+        runs={"min_interval": "0.3s", "no_run_after": "3s"},
+    )
+
+
+def _settled_runs(bridge, event_id):
+    def settled():
+        ((watch, rs),) = _searches(bridge, [event_id]).values()
+        return (watch, [r[0] for r in rs]) if watch not in (None, "searching") else None
+
+    return wait_until(settled, what=f"the search for {event_id}'s run to end")
+
+
+def test_without_run_details_a_manual_run_from_before_the_dispatch_is_not_attributed(start_bridge):
+    with FakeGitHub(tokens=[GH_TOKEN], run_details=False) as gh:
+        bridge = _ghes(start_bridge, gh)
+        manual = gh.add_run("acme/churn-svc", EVALUATE, created_at=time.time() - 30)
+        event_id = send(bridge, _link(1))
+        watch, runs = _settled_runs(bridge, event_id)
+        (own,) = [r.id for r in gh.runs if r.actor != "a-developer"]
+        assert (watch, runs) == ("done", [own]) and manual.id not in runs
+
+
+def test_without_run_details_two_dispatches_5s_apart_get_two_runs_in_order(start_bridge):
+    with FakeGitHub(tokens=[GH_TOKEN], run_details=False) as gh:
+        bridge = _ghes(start_bridge, gh)
+        first = send(bridge, _link(1))
+        gh.wait_for_runs(1)
+        time.sleep(5)
+        second = send(bridge, _link(2))
+        started = [r.id for r in gh.wait_for_runs(2)]
+        assert [_settled_runs(bridge, e) for e in (first, second)] == [
+            ("done", [started[0]]),
+            ("done", [started[1]]),
+        ]
+
+
+def test_without_run_details_a_run_by_another_actor_is_not_attributed(start_bridge):
+    # GitHub's clock 1.5 s ahead: its run of the dispatch shows a later time than the
+    # developer's run made just before the dispatch, which comes first by time alone
+    with FakeGitHub(tokens=[GH_TOKEN], run_details=False, clock=lambda: time.time() + 1.5) as gh:
+        bridge = _ghes(start_bridge, gh)
+        # a repository dispatch's run, found by its event id, shows who the bridge is
+        deployed = send(bridge, flat(1))
+        assert _settled_runs(bridge, deployed)[0] == "done"
+        manual = gh.add_run("acme/churn-svc", EVALUATE, created_at=time.time())
+        event_id = send(bridge, _link(1))
+        watch, runs = _settled_runs(bridge, event_id)
+        own = [r.id for r in gh.runs if r.event == "workflow_dispatch" and r.id != manual.id]
+        assert (watch, runs) == ("done", own)
