@@ -26,7 +26,9 @@ import heapq
 import itertools
 import json
 import os
+import select
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -45,6 +47,7 @@ from bridge.errors import OutboundError
 USER_AGENT = f"wandb-github-bridge/{__version__}"
 ERROR_CAP = 16 * 1024  # enough of an error answer for its message
 READ_CHUNK = 64 * 1024
+GRACE = 1.0  # once, for an answer that is waiting to be read when the deadline passes
 
 
 # -- deadlines ------------------------------------------------------------------------------
@@ -57,6 +60,7 @@ class Deadline:
         self.seconds = seconds  # the budget, for messages
         self.at = time.monotonic() + seconds
         self.expired = False
+        self._graced = False
         self._lock = threading.Lock()
         self._conns: list[_Watched] = []
 
@@ -64,21 +68,50 @@ class Deadline:
         return self.at - time.monotonic()
 
     def watch(self, conn: _Watched) -> None:
-        """``conn`` now works for this deadline (it worked for at most one before)."""
-        conn.deadline = self
+        """``conn`` now works for this deadline (and for no other: see ``_claim``)."""
         with self._lock:
+            conn.deadline = self
             self._conns.append(conn)
-            expired = self.expired
-        if expired:
-            _cut(conn)
-
-    def expire(self) -> None:
-        with self._lock:
-            self.expired = True
-            conns, self._conns = self._conns, []
-        for conn in conns:
-            if conn.deadline is self:  # not since taken from the pool by another request
+            if self.expired:
                 _cut(conn)
+
+    def release(self, conn: _Watched) -> None:
+        """``conn`` no longer works for this deadline, unless another has taken it."""
+        with self._lock:
+            if conn.deadline is self:
+                conn.deadline = None
+
+    def expire(self) -> bool:
+        """Cut the connections still working for it; False, cutting nothing, when an
+        answer is waiting to be read on one of them and this deadline has not waited
+        before. That is a process that was frozen (SIGSTOP, a paused VM) past its
+        deadline while the answer came in time: a dispatch GitHub took must not be cut
+        into a failure and sent again. A server that trickles gets the grace only once."""
+        # Under the lock, so that no connection changes hands between the look and the
+        # cut: one returned to the pool and taken by another request is not ours to cut.
+        with self._lock:
+            conns = [c for c in self._conns if c.deadline is self]
+            if not self._graced and any(_waiting(c) for c in conns):
+                self._graced = True
+                return False
+            self.expired = True
+            self._conns = []
+            for conn in conns:
+                _cut(conn)
+        return True
+
+
+def _waiting(conn: _Watched) -> bool:
+    """Whether bytes wait to be read on the connection (in the kernel, or decrypted)."""
+    sock = conn.watched_sock
+    if sock is None or sock.fileno() < 0:
+        return False
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return False
 
 
 def _cut(conn: _Watched) -> None:
@@ -113,8 +146,9 @@ class _Watchdog:
                     wait = self._heap[0][0] - time.monotonic() if self._heap else None
                     self._cond.wait(wait)
                 d = heapq.heappop(self._heap)[2]
-            if not d.expired:
-                d.expire()
+            if not d.expired and not d.expire():
+                d.at = time.monotonic() + GRACE
+                self.add(d)
 
 
 _watchdogs: dict[int, _Watchdog] = {}  # by pid: a forked child starts its own thread
@@ -175,7 +209,9 @@ class _Watched(HTTPConnection):
 
     def _claim(self) -> None:
         d = current()
-        self.deadline = d
+        old = self.deadline
+        if old is not None and old is not d:
+            old.release(self)
         if d is not None:
             d.watch(self)
 
@@ -259,9 +295,13 @@ def fetch(
             with session.request(
                 method, url, timeout=left, stream=True, allow_redirects=False, **kwargs
             ) as resp:
+                conn = resp.raw.connection
                 body, complete = _read(resp, cap)
-            if d.expired:  # cut short: a body without a length just ends early
-                raise requests.Timeout("the total deadline passed")
+                if d.expired and not _framed(method, resp):
+                    # cut: a body with neither a length nor chunks just ends early
+                    raise requests.Timeout("the total deadline passed")
+            if isinstance(conn, _Watched):
+                d.release(conn)  # back in the pool: this deadline's end is not its end
             return Reply(resp.status_code, resp.headers, body, complete)
         except requests.RequestException as exc:
             if d.expired or isinstance(exc, requests.Timeout):
@@ -269,6 +309,15 @@ def fetch(
                     f"no complete answer within {d.seconds:g} s", timed_out=True
                 ) from exc
             raise OutboundError(f"cannot connect or read ({type(exc).__name__})") from exc
+
+
+def _framed(method: str, resp: requests.Response) -> bool:
+    """Whether the answer says where it ends, so that reading it whole proves it whole
+    (urllib3 raises on a body shorter than its length, or a chunk cut off)."""
+    if method == "HEAD" or resp.status_code in (204, 304) or resp.status_code < 200:
+        return True
+    chunked = "chunked" in resp.headers.get("transfer-encoding", "").lower()
+    return chunked or "content-length" in resp.headers
 
 
 def _read(resp: requests.Response, cap: int) -> tuple[bytes, bool]:

@@ -192,7 +192,7 @@ class DeliveryWorker:
                 watch, notices = self._consequences(
                     claimed, state, attempt.response, attempt.started_at, attempt.finished_at
                 )
-                return self.store.finish(
+                held = self.store.finish(
                     claimed,
                     self.owner,
                     attempt,
@@ -202,6 +202,9 @@ class DeliveryWorker:
                     run=run,
                     notices=notices,
                 )
+                if held and notices:
+                    self.notifications.kick.set()  # queued for the notification lane
+                return held
             except StoreUnavailable as exc:
                 if time.monotonic() >= give_up:
                     log.error(
@@ -309,8 +312,12 @@ class DeliveryWorker:
         every slot is busy, only until an attempt finishes, so a commit then wakes nobody.
         """
         stop = self._stopping
-        waiter = self.store.waiter()
-        self._waiters.append(waiter)
+        # GitHub's lane wakes when the store says work was queued (intake's dispatches).
+        # Notifications are queued by this worker and its run follower, which kick their
+        # lane themselves; one queued elsewhere (a replay) is found within MAX_IDLE.
+        waiter = self.store.waiter() if lane.guarded else None
+        if waiter is not None:
+            self._waiters.append(waiter)
         last_prune = 0.0
         try:
             with ThreadPoolExecutor(lane.concurrency, thread_name_prefix=lane.name) as pool:
@@ -331,13 +338,14 @@ class DeliveryWorker:
                     except StoreUnavailable as exc:
                         log.error("delivery worker: store unavailable (%s); retrying", exc)
                         timeout = 1.0
-                    if self.claim_budget(self.clock(), lane) > 0:
+                    if waiter is not None and self.claim_budget(self.clock(), lane) > 0:
                         waiter.wait(timeout)  # new work, or stop()
                     else:
-                        lane.kick.wait(timeout)  # a finished attempt, or stop()
+                        lane.kick.wait(timeout)  # a finished attempt, a kick, or stop()
                 stop.set()
         finally:
-            waiter.close()
+            if waiter is not None:
+                waiter.close()
 
     def _prune(self, now: float) -> None:
         """Forget old dedupe rows, and finished events past ``retention.events``."""
@@ -350,7 +358,8 @@ class DeliveryWorker:
         """The run follower's loop: look at what is due, then sleep until more is."""
         while not stop.is_set():
             try:
-                follower.step()
+                if follower.step():
+                    self.notifications.kick.set()  # it may have queued run outcomes
                 due = self.store.runs.next_due()
                 wait = MAX_IDLE if due is None else min(MAX_IDLE, max(0.5, due - self.clock()))
             except StoreUnavailable as exc:
@@ -403,7 +412,7 @@ class DeliveryWorker:
         if free <= 0:
             return
         if not lane.guarded:
-            # Most wake-ups are intake's new dispatches: look (a read) before claiming (a
+            # Most of its wake-ups find nothing due: look (a read) before claiming (a
             # write, which would queue behind intake's for SQLite's one write lock).
             due = self.store.next_due(lane.kinds)
             if due is None or due > now:

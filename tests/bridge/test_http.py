@@ -3,6 +3,7 @@ its total deadline however the bytes arrive, and no answer is read past its cap.
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -109,3 +110,38 @@ def test_a_notify_receiver_with_an_endless_error_page_fails_with_its_start():
         assert caught.value.status == 500 and len(caught.value.message) < 1000
         (seen,) = server.wait_for(1, closed=True)
     assert seen.sent < 32 * 1024 * 1024
+
+
+def _connection_over(sock):
+    conn = http._Watched("127.0.0.1", 9)  # never connects: the test gives it a socket
+    conn.watched_sock = sock
+    return conn
+
+
+def test_an_answer_waiting_at_the_deadline_gets_one_grace_then_the_socket_is_cut():
+    # a process frozen past its deadline wakes up with GitHub's answer in the socket
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        conn = _connection_over(ours)
+        d = http.Deadline(0)
+        d.watch(conn)
+        theirs.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+        assert d.expire() is False and not d.expired  # not cut: the answer is there
+        assert ours.recv(100).startswith(b"HTTP/1.1 204")
+        theirs.sendall(b"x")  # a trickler gets the grace once, never twice
+        assert d.expire() is True and d.expired
+        ours.recv(1)
+        assert ours.recv(1) == b""  # shut
+
+
+def test_a_deadline_never_cuts_a_connection_another_request_has_taken():
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        conn = _connection_over(ours)
+        first, second = http.Deadline(0), http.Deadline(60)
+        first.watch(conn)
+        first.release(conn)  # its request ended; the connection went back to the pool
+        second.watch(conn)
+        assert first.expire() is True
+        theirs.sendall(b"still open")
+        assert ours.recv(100) == b"still open"
