@@ -81,12 +81,14 @@ def _one_dispatch_per_run() -> str:
 def _pending_by_lane() -> str:
     """8: the workers claim GitHub's deliveries and notifications apart (each lane its own
     slots); each lane finds its due rows in an index of its own, so a backlog of one kind
-    is never scanned by the other's look for work."""
+    is never scanned by the other's look for work. They replace the index of all pending
+    rows: a row is in one index, as before."""
     return """
     CREATE INDEX deliveries_pending_github ON deliveries (due_at)
         WHERE state IN ('queued', 'in_flight') AND kind <> 'notify';
     CREATE INDEX deliveries_pending_notify ON deliveries (due_at)
-        WHERE state IN ('queued', 'in_flight') AND kind = 'notify'
+        WHERE state IN ('queued', 'in_flight') AND kind = 'notify';
+    DROP INDEX deliveries_pending
     """
 
 

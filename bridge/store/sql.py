@@ -79,15 +79,20 @@ RUN_FILTERS = {
 }
 
 
-def _kinds(kinds: Sequence[str]) -> tuple[str, tuple[str, ...]]:
-    """A WHERE fragment keeping deliveries of ``kinds`` (all if none): notifications, or
-    GitHub's kinds. Literals, so that each lane's partial index applies."""
+# The pending deliveries of each lane of the workers (GitHub's kinds, and notifications),
+# each in a partial index of its own: a backlog of one kind is never scanned by the other
+# lane's look for work. Literals, so that the indexes apply to every plan.
+LANES = (f"{PENDING} AND kind <> '{NOTIFY}'", f"{PENDING} AND kind = '{NOTIFY}'")
+
+
+def _lanes(kinds: Sequence[str]) -> tuple[str, ...]:
+    """The WHERE clauses of the lanes that hold ``kinds`` (every lane if none)."""
     if not kinds:
-        return "", ()
+        return LANES
     if set(kinds) == {NOTIFY}:
-        return f" AND kind = '{NOTIFY}'", ()
+        return LANES[1:]
     if NOTIFY not in kinds:
-        return f" AND kind <> '{NOTIFY}'", ()
+        return LANES[:1]
     raise ValueError(f"no lane claims {sorted(kinds)} together")
 
 
@@ -269,15 +274,16 @@ class SqlStore(abc.ABC):
     ) -> list[Claimed]:
         """Lease up to ``limit`` due deliveries (of ``kinds``, default all) to ``owner``
         until ``now + lease``."""
-        of_kinds, params = _kinds(kinds)
         with self._transaction() as tx:
-            rows = tx.run(
-                "SELECT id, event_id, repository, event_type, client_payload, attempts, "
-                "round_attempts, round_started_at, state, lease_owner, kind, workflow, ref, "
-                f"notifier, route FROM deliveries WHERE {PENDING} AND due_at <= ?{of_kinds} "
-                f"ORDER BY due_at LIMIT ?{self._claim_lock}",
-                (now, *params, limit),
-            ).fetchall()
+            rows: list[Any] = []
+            for lane in _lanes(kinds):
+                rows += tx.run(
+                    "SELECT id, event_id, repository, event_type, client_payload, attempts, "
+                    "round_attempts, round_started_at, state, lease_owner, kind, workflow, "
+                    f"ref, notifier, route FROM deliveries WHERE {lane} AND due_at <= ? "
+                    f"ORDER BY due_at LIMIT ?{self._claim_lock}",
+                    (now, limit - len(rows)),
+                ).fetchall()
             claimed = []
             for r in rows:
                 if r[8] == IN_FLIGHT:  # its worker died or hung: say so in the history
@@ -344,11 +350,12 @@ class SqlStore(abc.ABC):
     def next_due(self, kinds: Sequence[str] = ()) -> float | None:
         """When the earliest queued or leased delivery (of ``kinds``, default all) falls
         due (None: nothing pending)."""
-        of_kinds, params = _kinds(kinds)
         with self._transaction(write=False) as tx:
-            row = tx.run(
-                f"SELECT MIN(due_at) FROM deliveries WHERE {PENDING}{of_kinds}", params
-            ).fetchone()
+            dues = [
+                tx.run(f"SELECT MIN(due_at) FROM deliveries WHERE {lane}").fetchone()[0]
+                for lane in _lanes(kinds)
+            ]
+            row = (min((d for d in dues if d is not None), default=None),)
             return None if row is None or row[0] is None else float(row[0])
 
     # -- rate-limit pauses, shared by every worker of every process and replica -------------
@@ -377,14 +384,16 @@ class SqlStore(abc.ABC):
 
     def stats(self) -> Stats:
         with self._transaction(write=False) as tx:
-            rows = []
-            for states in (PENDING, FINISHED):  # each counted in its own partial index
-                count = f"SELECT state, COUNT(*) FROM deliveries WHERE {states} GROUP BY state"
-                rows += tx.run(count).fetchall()
-            oldest = tx.run(f"SELECT MIN(created_at) FROM deliveries WHERE {PENDING}").fetchone()
-        by_state = {s: 0 for s in (QUEUED, IN_FLIGHT, DELIVERED, DEAD)}
-        by_state.update({r[0]: int(r[1]) for r in rows})
-        return Stats(by_state, None if oldest is None or oldest[0] is None else oldest[0])
+            by_state = {s: 0 for s in (QUEUED, IN_FLIGHT, DELIVERED, DEAD)}
+            for where in (*LANES, FINISHED):  # each counted in its own partial index
+                count = f"SELECT state, COUNT(*) FROM deliveries WHERE {where} GROUP BY state"
+                for state, n in tx.run(count).fetchall():
+                    by_state[state] += int(n)
+            oldest = [
+                tx.run(f"SELECT MIN(created_at) FROM deliveries WHERE {lane}").fetchone()[0]
+                for lane in LANES
+            ]
+        return Stats(by_state, min((t for t in oldest if t is not None), default=None))
 
     def list_events(
         self, state: str | None = None, limit: int = 50, run: str | None = None
