@@ -3,8 +3,9 @@
 Each process keeps a pool of connections (:mod:`psycopg_pool`, up to ``POOL_SIZE``, made
 anew after a fork): a transaction borrows one, so a process with many request threads
 holds a few connections, not one per thread. The pool checks a connection before lending
-it; a dead one (the server restarted, or its postmaster was killed) is discarded with
-every other idle one, and the transaction gets a fresh connection. A transaction that
+it, for anything to read (which an idle connection never has); a dead one (the server
+restarted, or its postmaster was killed) is discarded with every other idle one, and the
+transaction gets a fresh connection. A transaction that
 fails on a broken connection is StoreUnavailable, and the pool discards that connection
 instead of lending it again. A claim locks its rows with FOR UPDATE SKIP LOCKED, so
 replicas claiming at once take disjoint sets; dedupe rests on the primary key of
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import threading
 import time
 from collections.abc import Iterator
@@ -104,15 +106,20 @@ class PostgresStore(SqlStore):
             return pool
 
     def _check(self, conn: psycopg.Connection[Any]) -> None:
-        """The pool's test of a connection before lending it (one round trip)."""
+        """The pool's test of a connection before lending it, without a round trip.
+
+        An idle connection of ours has nothing to read: the server speaks only when
+        asked. One with something to read was closed by the server (a restart, a
+        failover: PostgreSQL says so, or the socket ends). Then the others opened before
+        it are dead too: replace them all at once rather than have each transaction find
+        out in turn."""
         try:
-            ConnectionPool.check_connection(conn)
-        except psycopg.Error:
-            # One idle connection died: the server restarted or failed over, and the
-            # others opened before it are dead too. Replace them all at once rather than
-            # have each transaction find out in turn.
+            dead = conn.closed or bool(select.select([conn.fileno()], [], [], 0)[0])
+        except (OSError, ValueError, psycopg.Error):
+            dead = True
+        if dead:
             self._pool().drain()
-            raise
+            raise psycopg.OperationalError("the server closed the connection")
 
     @contextmanager
     def _begin(self, write: bool) -> Iterator[Cursor]:
