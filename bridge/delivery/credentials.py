@@ -17,10 +17,9 @@ from typing import Any
 
 import requests
 
-from bridge import http
 from bridge.config.model import GitHubApp
-from bridge.delivery.github import API_VERSION, READ_CAP, classify, parse_time
-from bridge.errors import DeliveryError, OutboundError, TransientDeliveryError
+from bridge.delivery.github import call, parse_time
+from bridge.errors import DeliveryError, TransientDeliveryError
 
 log = logging.getLogger(__name__)
 RENEW_BEFORE = 300.0  # renew this long before expiry, or a tenth of a short lifetime
@@ -61,38 +60,29 @@ class AppTokens:
         self._auth: Any = None
 
     def _call(self, method: str, path: str, doing: str) -> Any:
-        """One App call authenticated with a fresh JWT; GitHub's JSON answer."""
+        """One App call authenticated with a fresh JWT; GitHub's JSON answer (None when
+        it is not JSON)."""
         if self._auth is None:
             from github import Auth
 
             self._auth = Auth.AppAuth(self.app.app_id, self.app.private_key.value)
-        headers = {
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": API_VERSION,
-            "Authorization": f"Bearer {self._auth.create_jwt()}",
-        }
         try:
-            reply = http.fetch(
+            jwt = self._auth.create_jwt()
+            answer = call(
                 self.session,
+                self.api_url,
                 method,
-                self.api_url + path,
+                path,
+                jwt,
                 timeout=self.timeout,
-                cap=READ_CAP,
-                headers=headers,
+                clock=self.clock,
+                redact=self.redact,
             )
-        except OutboundError as exc:
-            message = f"{doing}: GitHub at {self.api_url}: {exc.message}"
-            raise TransientDeliveryError(message) from exc
-        try:
-            classify(reply.status, reply.headers, reply.text(), self.clock(), self.redact)
         except DeliveryError as exc:  # say what was being done
             exc.message = f"{doing}: {exc.message}"
             exc.args = (exc.message,)
             raise
-        try:
-            return reply.json()
-        except ValueError as exc:
-            raise TransientDeliveryError(f"{doing}: GitHub's answer is not JSON") from exc
+        return answer.data
 
     def installation_for(self, repository: str) -> int:
         if self.app.installation_id is not None:

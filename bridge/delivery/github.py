@@ -19,7 +19,12 @@ from urllib.parse import quote
 import requests
 
 from bridge import http
-from bridge.errors import OutboundError, PermanentDeliveryError, TransientDeliveryError
+from bridge.errors import (
+    DeliveryError,
+    OutboundError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
 from bridge.http import USER_AGENT, retry_not_before
 from bridge.store.models import NewRun
 
@@ -173,6 +178,62 @@ def has_next_page(link: str | None, data: Mapping[str, Any], page: int, listed: 
     return full and isinstance(total, int) and total > page * RUNS_PER_PAGE
 
 
+def call(
+    session: requests.Session,
+    api_url: str,
+    method: str,
+    path: str,
+    token: str,
+    *,
+    timeout: float,
+    clock: Callable[[], float],
+    redact: Callable[[str], str] = str,
+    whole: bool = True,
+    body: bytes | None = None,
+    params: Mapping[str, str] | None = None,
+    etag: str | None = None,
+) -> Answer:
+    """One request to GitHub's API (``api_url + path``) with ``token``, as GitHub
+    documents it; a DeliveryError unless 2xx or 304. With ``whole``, an answer over
+    ``READ_CAP`` is a failure; without, only the first ``ERROR_CAP`` bytes are read."""
+    headers = {
+        "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": API_VERSION,
+        "User-Agent": USER_AGENT,
+        "Authorization": f"Bearer {token}",
+    }
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    if etag:
+        headers["If-None-Match"] = etag
+    cap = READ_CAP if whole else http.ERROR_CAP
+    try:
+        reply = http.fetch(
+            session,
+            method,
+            api_url + path,
+            timeout=timeout,
+            cap=cap,
+            data=body,
+            params=params,
+            headers=headers,
+        )
+    except OutboundError as exc:
+        raise TransientDeliveryError(f"GitHub at {api_url}: {exc.message}") from exc
+    if reply.status == 304:
+        return Answer(304, reply.headers, None)
+    classify(reply.status, reply.headers, reply.text(), clock(), redact)
+    if whole and not reply.complete:
+        raise TransientDeliveryError(
+            f"GitHub's answer to {method} {path.split('?')[0]} is larger than {cap} bytes; not read"
+        )
+    try:
+        data = reply.json()
+    except ValueError:
+        data = None
+    return Answer(reply.status, reply.headers, data)
+
+
 class GitHubClient:
     """One request per call over a pooled session: dispatches, and reads of runs.
 
@@ -209,45 +270,25 @@ class GitHubClient:
 
         A read (GET) must come whole within ``READ_CAP``; of a write's answer only the
         status is needed, so a long one is cut, never a reason to send again."""
-        headers = {
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": API_VERSION,
-            "User-Agent": USER_AGENT,
-            "Authorization": f"Bearer {self.tokens.token_for(repository)}",
-        }
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        if etag:
-            headers["If-None-Match"] = etag
-        url = f"{self.api_url}/repos/{repository}{path}"
-        cap = READ_CAP if method == "GET" else http.ERROR_CAP
         try:
-            reply = http.fetch(
+            return call(
                 self.session,
+                self.api_url,
                 method,
-                url,
+                f"/repos/{repository}{path}",
+                self.tokens.token_for(repository),
                 timeout=self.timeout,
-                cap=cap,
-                data=body,
+                clock=self.clock,
+                redact=self.redact,
+                whole=method == "GET",
+                body=body,
                 params=params,
-                headers=headers,
+                etag=etag,
             )
-        except OutboundError as exc:
-            raise TransientDeliveryError(f"GitHub at {self.api_url}: {exc.message}") from exc
-        if reply.status == 401:
-            self.tokens.invalidate(repository)
-        if reply.status == 304:
-            return Answer(304, reply.headers, None)
-        classify(reply.status, reply.headers, reply.text(), self.clock(), self.redact)
-        if method == "GET" and not reply.complete:
-            raise TransientDeliveryError(
-                f"GitHub's answer to GET {path} is larger than {cap} bytes; not read"
-            )
-        try:
-            data = reply.json()
-        except ValueError:
-            data = None
-        return Answer(reply.status, reply.headers, data)
+        except DeliveryError as exc:
+            if exc.status == 401:
+                self.tokens.invalidate(repository)
+            raise
 
     def dispatch(self, repository: str, body: bytes) -> int:
         """POST a repository dispatch; GitHub's status, or a DeliveryError."""
