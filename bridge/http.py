@@ -25,6 +25,7 @@ import email.utils
 import heapq
 import itertools
 import json
+import math
 import os
 import select
 import socket
@@ -345,7 +346,8 @@ def retry_not_before(headers: Mapping[str, str], now: float) -> float | None:
             pass
     if headers.get("x-ratelimit-remaining") == "0" and headers.get("x-ratelimit-reset"):
         try:
-            return float(headers["x-ratelimit-reset"])
+            reset = float(headers["x-ratelimit-reset"])
         except ValueError:
             return None
+        return None if math.isnan(reset) else reset  # "nan" would compare false with any time
     return None

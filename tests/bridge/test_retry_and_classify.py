@@ -178,3 +178,11 @@ def _client_answering(data):
     session = requests.Session()
     session.mount("https://", Canned())
     return GitHubClient("https://api.github.com", Token(), session, 5.0, lambda: 0.0)
+
+
+@pytest.mark.parametrize("reset", ["nan", "NaN", "-nan"])
+def test_a_rate_limit_reset_that_is_not_a_number_waits_the_default(reset):
+    headers = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": reset}
+    with pytest.raises(TransientDeliveryError) as caught:
+        classify(403, headers, '{"message": "API rate limit exceeded"}', NOW)
+    assert caught.value.not_before == NOW + 60  # never NaN, which no time compares with
