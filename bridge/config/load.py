@@ -21,6 +21,8 @@ from bridge.config.model import (
     OUTCOMES,
     REPO_RE,
     SOURCE_RE,
+    WRITE_BACK_OUTCOMES,
+    CatchUp,
     Config,
     DeliveryConfig,
     Dispatch,
@@ -33,6 +35,7 @@ from bridge.config.model import (
     Source,
     WandbConfig,
     Workflow,
+    WriteBack,
     parse_duration,
 )
 from bridge.config.secrets import Secret, private_key_problem, resolve_secret
@@ -43,6 +46,9 @@ from bridge.routing.routes import WANDB_FIELDS, is_known_field
 from bridge.routing.templates import template_problems, variables
 from bridge.store.sqlite import parse_sqlite_url
 
+MIN_CATCH_UP = 30.0  # seconds between two catch-up passes, at least
+MAX_WANDB_NAME = 128  # W&B's limit on an alias or a tag
+TAG_RE = re.compile(r"^[-\w]+([ ]+[-\w]+)*$")
 WORKFLOW_FILE_RE = re.compile(r"^(?:[0-9]+|[A-Za-z0-9_.-]+\.ya?ml)$")
 _TOP = {
     "store",
@@ -87,6 +93,7 @@ class _Parser:
         self.env = environ
         self.problems: list[str] = []
         self.warnings: list[str] = []
+        self.write_backs = False  # a route writes back to W&B: the bridge needs its key
 
     # -- small typed readers; each records a problem and returns a default ---------------
 
@@ -172,7 +179,18 @@ class _Parser:
         max_body = self._int(top.get("max_body_bytes"), "max_body_bytes", 1024 * 1024, 1)
         window = self._duration(top.get("dedupe_window"), "dedupe_window", 600.0)
         wandb = self._wandb(top.get("wandb"), sources)
+        if self.write_backs and wandb is None:
+            self.problems.append(
+                "routes: a route has write_back, which writes to W&B: add a wandb: block "
+                "(base_url, api_key, entity, bridge_url) so the bridge can reach W&B"
+            )
         runs = self._runs(top.get("runs"))
+        if self.write_backs and (not runs.follow or github.dry_run):
+            self.problems.append(
+                "routes: a route has write_back, which acts when a run ends, but the bridge "
+                "follows no runs (runs.follow: false or github.dry_run: true); follow runs or "
+                "drop write_back"
+            )
         notify = self._notify(top.get("notify"))
         retention = self._mapping(top.get("retention"), "retention")
         self._unknown(retention, {"events"}, "retention")
@@ -319,7 +337,7 @@ class _Parser:
 
     def _route(self, raw: Any, path: str, sources: set[str]) -> Route | None:
         spec = self._mapping(raw, path)
-        self._unknown(spec, {"name", "sources", "when", "dispatch", "workflow"}, path)
+        self._unknown(spec, {"name", "sources", "when", "dispatch", "workflow", "write_back"}, path)
         name = spec.get("name", path)
         route_sources = None
         if spec.get("sources") is not None:
@@ -346,7 +364,14 @@ class _Parser:
             workflow = self._workflow(spec["workflow"], f"{path}.workflow")
             if workflow is None:
                 return None
-            return Route(str(name), None, route_sources, conditions, workflow)
+            return Route(
+                str(name),
+                None,
+                route_sources,
+                conditions,
+                workflow,
+                self._write_back(spec.get("write_back"), f"{path}.write_back"),
+            )
         d = self._mapping(spec.get("dispatch"), f"{path}.dispatch")
         self._unknown(d, {"repository", "event_type", "client_payload"}, f"{path}.dispatch")
         repo = d.get("repository")
@@ -367,7 +392,45 @@ class _Parser:
                 f"{path}.dispatch.client_payload: has {len(payload)} keys; GitHub takes at "
                 f"most {MAX_PAYLOAD_KEYS} (nest the rest under one key)"
             )
-        return Route(str(name), Dispatch(repo, event_type, payload), route_sources, conditions)
+        return Route(
+            str(name),
+            Dispatch(repo, event_type, payload),
+            route_sources,
+            conditions,
+            write_back=self._write_back(spec.get("write_back"), f"{path}.write_back"),
+        )
+
+    def _write_back(self, raw: Any, path: str) -> tuple[tuple[str, WriteBack], ...]:
+        """``write_back:``: per run outcome, the aliases and tags to add in W&B."""
+        if raw is None:
+            return ()
+        spec = self._mapping(raw, path)
+        self._unknown(spec, set(WRITE_BACK_OUTCOMES), path)
+        out = []
+        for outcome in WRITE_BACK_OUTCOMES:
+            if outcome not in spec:
+                continue
+            where = f"{path}.{outcome}"
+            each = self._mapping(spec[outcome], where)
+            self._unknown(each, {"aliases", "tags"}, where)
+            lists: dict[str, tuple[str, ...]] = {}
+            for key in ("aliases", "tags"):
+                given = each.get(key)
+                names = (
+                    () if given is None else self._globs(given, f"{where}.{key}", strings_only=True)
+                )
+                self._templates(list(names), f"{where}.{key}")
+                for name in names:
+                    problem = write_back_name_problem(key, name)
+                    if problem:
+                        self.problems.append(f"{where}.{key}: {name!r} {problem}")
+                lists[key] = names
+            if not lists["aliases"] and not lists["tags"]:
+                self.problems.append(f"{where}: give aliases, tags or both")
+                continue
+            out.append((outcome, WriteBack(lists["aliases"], lists["tags"])))
+        self.write_backs = self.write_backs or bool(out)
+        return tuple(out)
 
     def _templates(self, templates: list[Any], path: str) -> None:
         """Report malformed placeholders and names that are not W&B variables."""
@@ -537,7 +600,8 @@ class _Parser:
             return None
         w = self._mapping(raw, "wandb")
         known = {"base_url", "api_key", "entity", "bridge_url", "integration", "source"}
-        self._unknown(w, known | {"secret_name", "access_token_name"}, "wandb")
+        known |= {"secret_name", "access_token_name", "catch_up"}
+        self._unknown(w, known, "wandb")
         base_url = w.get("base_url", WandbConfig.base_url)
         if not isinstance(base_url, str) or not re.match(r"https?://[^/@]+(/|$)", base_url):
             self.problems.append(
@@ -626,6 +690,16 @@ class _Parser:
                         f"wandb.{k}: is required: source {source!r} {what} one; name the W&B "
                         f"team secret that holds it (e.g. {example})"
                     )
+        catch_up = self._catch_up(w.get("catch_up"))
+        key = None
+        if catch_up is not None or self.write_backs:  # the running bridge talks to W&B
+            raw_key = api_key[1] if api_key[0] == "inline" else {api_key[0]: api_key[1]}
+            problems: list[str] = []
+            key = resolve_secret(raw_key, "wandb.api_key", self.env, problems, [])
+            self.problems += [
+                f"{p} (catch_up and write_back need the key when the bridge starts)"
+                for p in problems
+            ]
         return WandbConfig(
             entity=entity,
             bridge_url=str(bridge_url).rstrip("/"),
@@ -635,7 +709,42 @@ class _Parser:
             integration=integration,
             secret_name=names["secret_name"],
             access_token_name=names["access_token_name"],
+            catch_up=catch_up,
+            key=key,
         )
+
+    def _catch_up(self, raw: Any) -> CatchUp | None:
+        if raw is None:
+            return None
+        spec = self._mapping(raw, "wandb.catch_up")
+        self._unknown(spec, {"every", "max_requests_per_hour"}, "wandb.catch_up")
+        every = self._duration(spec.get("every"), "wandb.catch_up.every", CatchUp.every)
+        if every < MIN_CATCH_UP:
+            self.problems.append(
+                f"wandb.catch_up.every: at least {MIN_CATCH_UP:g}s (each pass reads every "
+                "collection the managed automations watch)"
+            )
+        budget = self._int(
+            spec.get("max_requests_per_hour"),
+            "wandb.catch_up.max_requests_per_hour",
+            CatchUp.max_requests_per_hour,
+            1,
+        )
+        return CatchUp(every, budget)
+
+
+def write_back_name_problem(kind: str, name: str) -> str | None:
+    """Why W&B would refuse ``name`` as an alias or a tag (a template is checked once
+    rendered, by W&B)."""
+    if "${" in name:
+        return None
+    if len(name) > MAX_WANDB_NAME:
+        return f"is longer than W&B's {MAX_WANDB_NAME} characters"
+    if kind == "tags" and not TAG_RE.match(name):
+        return "is not a W&B tag (letters, digits, _ and -, words apart by spaces)"
+    if kind == "aliases" and (not name.strip() or any(c in name for c in "/:")):
+        return "is not a W&B alias (no '/' or ':', not blank)"
+    return None
 
 
 def _is_ip(host: str) -> bool:

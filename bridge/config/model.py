@@ -59,12 +59,25 @@ class Workflow:
 
 
 @dataclass(frozen=True)
+class WriteBack:
+    """What to add to the event's W&B artifact version when its run ends one way."""
+
+    aliases: tuple[str, ...] = ()  # templates
+    tags: tuple[str, ...] = ()  # templates
+
+
+WRITE_BACK_OUTCOMES = ("run_succeeded", "run_failed")
+
+
+@dataclass(frozen=True)
 class Route:
     name: str
     dispatch: Dispatch | None = None  # exactly one of dispatch and workflow
     sources: tuple[str, ...] | None = None  # None: every source
     when: tuple[tuple[str, tuple[str, ...]], ...] = ()
     workflow: Workflow | None = None
+    # outcome (run_succeeded, run_failed) -> what to write back to W&B
+    write_back: tuple[tuple[str, WriteBack], ...] = ()
 
     @property
     def repository(self) -> str:
@@ -118,12 +131,22 @@ DEFAULT_WANDB_URL = "https://api.wandb.ai"
 
 
 @dataclass(frozen=True)
+class CatchUp:
+    """``wandb.catch_up``: read the registry every ``every`` seconds for changes whose
+    webhook never came, spending at most ``max_requests_per_hour`` W&B requests."""
+
+    every: float = 300.0
+    max_requests_per_hour: int = 2000
+
+
+@dataclass(frozen=True)
 class WandbConfig:
-    """The ``wandb:`` block: how ``wandb-bridge wandb ...`` reaches W&B and what it sets up.
+    """The ``wandb:`` block: how the bridge reaches W&B and what it sets up there.
 
     ``api_key`` says where the key is, as ``("env", NAME)``, ``("file", PATH)`` or
-    ``("inline", KEY)``; it is checked for shape here but read only by the ``wandb``
-    commands: the running bridge never talks to W&B and must not need the key to start.
+    ``("inline", KEY)``. The ``wandb`` commands read it when they run. ``key`` is the key
+    itself, read at load only when the running bridge talks to W&B (``catch_up``, or a
+    route's ``write_back``): otherwise the bridge must not need it to start.
     """
 
     entity: str
@@ -134,6 +157,8 @@ class WandbConfig:
     integration: str = "wandb-github-bridge"
     secret_name: str | None = None
     access_token_name: str | None = None
+    catch_up: CatchUp | None = None
+    key: Secret | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -164,6 +189,8 @@ class Config:
             found.append(self.github.app.private_key)
         for n in self.notify:
             found += [n.url, *([n.secret] if n.secret else [])]
+        if self.wandb is not None and self.wandb.key is not None:
+            found.append(self.wandb.key)
         return found
 
 
