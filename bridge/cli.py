@@ -75,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--state",
         choices=["queued", "in_flight", "delivered", "dead"],
-        help="only events with a dispatch (not a notification) in this state",
+        help="only events with a dispatch (not a notification nor a write-back) in this state",
     )
     s.add_argument(
         "--limit", type=_positive, default=20, help="at most this many events (default 20)"
@@ -84,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
         "--run",
         choices=["succeeded", "failed", "running", "no_run", "unknown"],
         help="only events whose dispatches' workflow runs ended so",
+    )
+    s.add_argument(
+        "--json", action="store_true", help='print {"events": [...]} as the admin API does'
     )
     s = with_config(ev.add_parser("show", help="one event in full, as JSON"))
     s.add_argument("id", help="the event id (evt_...)")
@@ -284,7 +287,10 @@ def cmd_events(args: argparse.Namespace) -> int:
     store = open_store(config.store.value)
     store.migrate(create=False)  # these commands act on what a bridge stored: never a new one
     try:
-        if args.action == "list":
+        if args.action == "list" and args.json:
+            events = store.list_events(args.state, args.limit, args.run)
+            print(json.dumps({"events": [event_json(e, False) for e in events]}, indent=2))
+        elif args.action == "list":
             _list(store.list_events(args.state, args.limit, args.run), args)
         elif args.action == "prune":
             return _prune(store, time.time() - config.retention, args.dry_run)

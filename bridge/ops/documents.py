@@ -6,7 +6,16 @@ import json
 import time
 from typing import Any
 
-from bridge.store.models import NOTIFY, Attempt, Delivery, Event, Run, target_name
+from bridge.store.models import GITHUB_KINDS, Attempt, Delivery, Event, Run, target_name
+
+# How documents name each kind of delivery, and the key of the payload it sends.
+KINDS = {
+    "dispatch": "repository_dispatch",
+    "workflow": "workflow_dispatch",
+    "notify": "notification",
+    "wandb": "wandb_write_back",
+}
+PAYLOAD_KEYS = {"workflow": "inputs", "notify": "message", "wandb": "write_back"}
 
 
 def iso(t: float | None) -> str | None:
@@ -44,9 +53,7 @@ def run_json(r: Run) -> dict[str, Any]:
 def delivery_json(d: Delivery, detail: bool) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": d.id,
-        "kind": {"dispatch": "repository_dispatch", "workflow": "workflow_dispatch"}.get(
-            d.kind, "notification"
-        ),
+        "kind": KINDS.get(d.kind, d.kind),
         "target": target_name(d.kind, d.repository, d.workflow, d.ref, d.notifier),
         "route": d.route,
         "event_type": d.event_type,
@@ -58,11 +65,11 @@ def delivery_json(d: Delivery, detail: bool) -> dict[str, Any]:
         "last_status": d.last_status,
         "last_error": d.last_error,
     }
-    if d.kind != NOTIFY:
+    if d.kind in GITHUB_KINDS:
         out["runs_search"] = d.watch  # searching, done, no_run (None: not followed)
         out["runs"] = [run_json(r) for r in d.runs]
     if detail:
-        key = {"workflow": "inputs", "notify": "message"}.get(d.kind, "client_payload")
+        key = PAYLOAD_KEYS.get(d.kind, "client_payload")
         out[key] = json.loads(d.client_payload)
         out["history"] = [attempt_json(a) for a in d.history]
     return out
@@ -75,6 +82,7 @@ def event_json(e: Event, detail: bool) -> dict[str, Any]:
         "source": e.source,
         "endpoint": e.endpoint,
         "received_at": iso(e.received_at),
+        "origin": e.origin,  # webhook, or catch_up: the bridge found it in the registry
         "deliveries": [delivery_json(d, detail) for d in e.deliveries],
     }
     if detail:

@@ -217,7 +217,14 @@ def _schemas() -> dict[str, Any]:
         "required": ["id", "target", "event_type", "state"],
         "properties": {
             "id": {"type": "string"},
-            "kind": {"enum": ["repository_dispatch", "workflow_dispatch", "notification"]},
+            "kind": {
+                "enum": [
+                    "repository_dispatch",
+                    "workflow_dispatch",
+                    "notification",
+                    "wandb_write_back",
+                ]
+            },
             "target": {"type": "string"},
             "route": {"type": "string"},
             "event_type": {"type": "string"},
@@ -261,12 +268,16 @@ def _schemas() -> dict[str, Any]:
     }
     event = {
         "type": "object",
-        "required": ["id", "source", "received_at", "deliveries"],
+        "required": ["id", "source", "received_at", "origin", "deliveries"],
         "properties": {
             "id": {"type": "string"},
             "source": {"type": "string"},
             "endpoint": {"type": "string"},
             "received_at": {"type": "string"},
+            "origin": {
+                "enum": ["webhook", "catch_up"],
+                "description": "catch_up: a registry change the bridge found with no webhook",
+            },
             "deliveries": {"type": "array", "items": {"$ref": "#/components/schemas/Delivery"}},
         },
     }
@@ -279,6 +290,10 @@ def _schemas() -> dict[str, Any]:
                     "client_payload": {"type": "object"},
                     "inputs": {"type": "object", "description": "a workflow dispatch's inputs"},
                     "message": {"type": "object", "description": "a notification's body"},
+                    "write_back": {
+                        "type": "object",
+                        "description": "the aliases and tags a W&B write-back adds",
+                    },
                     "history": {"type": "array", "items": {"$ref": "#/components/schemas/Attempt"}},
                 },
             },
@@ -316,6 +331,22 @@ def _schemas() -> dict[str, Any]:
                             "state": {"const": "queued"},
                         },
                     },
+                },
+                "duplicates": {
+                    "type": "array",
+                    "description": "routes whose dispatch of this change catch-up made already",
+                    "items": {
+                        "type": "object",
+                        "required": ["route", "event_id"],
+                        "properties": {
+                            "route": {"type": "string"},
+                            "event_id": {"type": "string"},
+                        },
+                    },
+                },
+                "ignored": {
+                    "type": "string",
+                    "description": "why no delivery was queued (the bridge's own write-back)",
                 },
             },
         },

@@ -92,6 +92,46 @@ def _pending_by_lane() -> str:
     """
 
 
+def _registry(real: str, clustered: str) -> str:
+    """9: where an event came from (a webhook or catch-up); each registry change once per
+    route (``changes``); what catch-up has seen of the registry; the bridge's own
+    write-backs, to know their webhooks (``echoes``); one catch-up pass at a time
+    (``leases``). The workers' lanes become GitHub's kinds and the rest (notifications and
+    write-backs to W&B)."""
+    return f"""
+    ALTER TABLE events ADD COLUMN origin TEXT NOT NULL DEFAULT 'webhook';
+    CREATE TABLE changes (
+        route TEXT NOT NULL,
+        change TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        seen_at {real} NOT NULL,
+        PRIMARY KEY (route, change)
+    ){clustered};
+    CREATE INDEX changes_change ON changes (change);
+    CREATE INDEX changes_event ON changes (event_id);
+    CREATE TABLE registry_seen (
+        collection TEXT NOT NULL,
+        item TEXT NOT NULL,
+        PRIMARY KEY (collection, item)
+    ){clustered};
+    CREATE TABLE registry_scopes (scope TEXT PRIMARY KEY, baseline_at {real} NOT NULL){clustered};
+    CREATE TABLE echoes (item TEXT PRIMARY KEY, until_at {real} NOT NULL){clustered};
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        owner TEXT,
+        until_at {real} NOT NULL,
+        done_at {real}
+    ){clustered};
+    DROP INDEX deliveries_pending_github;
+    DROP INDEX deliveries_pending_notify;
+    CREATE INDEX deliveries_pending_github ON deliveries (due_at)
+        WHERE state IN ('queued', 'in_flight') AND kind IN ('dispatch', 'workflow');
+    CREATE INDEX deliveries_pending_other ON deliveries (due_at)
+        WHERE state IN ('queued', 'in_flight') AND kind NOT IN ('dispatch', 'workflow')
+    """
+
+
 SQLITE: tuple[str, ...] = (
     """
     CREATE TABLE events (
@@ -179,6 +219,7 @@ SQLITE: tuple[str, ...] = (
     _runs_and_notifications("REAL"),
     _one_dispatch_per_run(),
     _pending_by_lane(),
+    _registry("REAL", " WITHOUT ROWID"),
 )
 
 POSTGRES: tuple[str, ...] = (
@@ -264,4 +305,5 @@ POSTGRES: tuple[str, ...] = (
     _runs_and_notifications("DOUBLE PRECISION"),
     _one_dispatch_per_run(),
     _pending_by_lane(),
+    _registry("DOUBLE PRECISION", ""),
 )

@@ -9,8 +9,12 @@ QUEUED, IN_FLIGHT, DELIVERED, DEAD = "queued", "in_flight", "delivered", "dead"
 STATES = (QUEUED, IN_FLIGHT, DELIVERED, DEAD)
 # Attempt outcomes.
 OK, RETRY, GAVE_UP, ABANDONED = "delivered", "retry", "dead", "abandoned"
-# Delivery kinds: a repository_dispatch, a workflow_dispatch, a notification.
-DISPATCH, WORKFLOW, NOTIFY = "dispatch", "workflow", "notify"
+# Delivery kinds: a repository_dispatch, a workflow_dispatch, a notification, a write-back
+# of a run's outcome to the W&B registry. GitHub's kinds are the workers' first lane.
+DISPATCH, WORKFLOW, NOTIFY, WANDB = "dispatch", "workflow", "notify", "wandb"
+GITHUB_KINDS = (DISPATCH, WORKFLOW)
+# Where an event came from: a webhook W&B sent, or the bridge's catch-up of the registry.
+WEBHOOK, CATCH_UP = "webhook", "catch_up"
 # A watch looks for the runs a dispatch started: searching, then done or no_run.
 SEARCHING, DONE, NO_RUN = "searching", "done", "no_run"
 # A run is followed until it concludes, or until the bridge gives up on it (unknown).
@@ -21,9 +25,12 @@ def target_name(
     kind: str, repository: str, workflow: str | None, ref: str | None, notifier: str | None
 ) -> str:
     """Where a delivery goes, as answers, logs and ``events show`` name it:
-    ``github:owner/repo``, ``github:owner/repo/file@ref`` or ``notify:name``."""
+    ``github:owner/repo``, ``github:owner/repo/file@ref``, ``notify:name`` or
+    ``wandb:entity/project/collection:version``."""
     if kind == NOTIFY:
         return f"notify:{notifier}"
+    if kind == WANDB:
+        return f"wandb:{repository}"
     if kind == WORKFLOW:
         return f"github:{repository}/{workflow}@{ref}"
     return f"github:{repository}"
@@ -37,6 +44,7 @@ class NewEvent:
     received_at: float
     body: bytes = field(repr=False)
     body_sha256: str
+    origin: str = WEBHOOK
 
 
 @dataclass(frozen=True)
@@ -54,10 +62,17 @@ class NewDelivery:
 
 @dataclass(frozen=True)
 class Accepted:
-    """The result of storing an event: its id, or the id of the event it repeats."""
+    """The result of storing an event: its id, or the id of the event it repeats.
+
+    ``kept``: the ids of the deliveries queued. ``caught_up``: by route, the event under
+    which catch-up already dispatched this change (that route's delivery was dropped).
+    ``echo``: the webhook of the bridge's own write-back; no delivery was queued."""
 
     event_id: str
     duplicate_of: str | None = None
+    kept: tuple[str, ...] = ()
+    caught_up: dict[str, str] = field(default_factory=dict)
+    echo: bool = False
 
 
 @dataclass(frozen=True)
@@ -178,6 +193,45 @@ class Event:
     received_at: float
     body: bytes = field(repr=False)
     deliveries: tuple[Delivery, ...] = ()
+    origin: str = WEBHOOK
+
+
+@dataclass(frozen=True)
+class CollectionSeen:
+    """What one catch-up pass found changed in a registry collection since the last:
+    items (see :mod:`bridge.routing.changes`) now there and no longer there."""
+
+    collection: str
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CaughtUp:
+    """A change catch-up found that ``route`` dispatches: its event and deliveries,
+    recorded unless the route's webhook (or an earlier pass) got there first, or
+    ``echoes`` shows it is the bridge's own write-back."""
+
+    event: NewEvent
+    deliveries: tuple[NewDelivery, ...]
+    route: str
+    change: str
+    echoes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PassResult:
+    """What one catch-up pass records, in one transaction.
+
+    ``baselines``: scopes read for the first time (their items recorded, nothing
+    dispatched). ``forget``: collections gone from every scope. ``removed_changes``:
+    change keys whose alias or tag was seen removed (adding it again is a new change)."""
+
+    baselines: tuple[str, ...] = ()
+    collections: tuple[CollectionSeen, ...] = ()
+    forget: tuple[str, ...] = ()
+    removed_changes: tuple[str, ...] = ()
+    caught_up: tuple[CaughtUp, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,10 @@ An event is finished when none of its deliveries is queued or in flight, no sear
 its runs is going on and none of its runs is still followed. Work in progress is never
 touched. Batches keep each write transaction short. Event ids sort by the time they were
 made, so the old ones are a range of the primary key: no index of its own to write on
-every accept. Dedupe rows are not touched here: they expire after ``dedupe_window``.
+every accept. An event's ``changes`` rows go with it (catch-up remembers what it saw in
+``registry_seen``, so a change long past is not dispatched again). Dedupe rows are not
+touched here: they expire after ``dedupe_window``; the notes of write-backs (``echoes``)
+when their window ends.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ def delete_events(tx: Tx, ids: list[str], before: float, lock: str) -> list[str]
             tx.run("DELETE FROM attempts WHERE delivery_id = ?", (delivery_id,))
         tx.run("DELETE FROM runs WHERE event_id = ?", (event_id,))
         tx.run("DELETE FROM watches WHERE event_id = ?", (event_id,))
+        tx.run("DELETE FROM changes WHERE event_id = ?", (event_id,))
         tx.run("DELETE FROM deliveries WHERE event_id = ?", (event_id,))
         tx.run("DELETE FROM events WHERE id = ?", (event_id,))
     return finished

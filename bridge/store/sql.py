@@ -11,6 +11,11 @@ The guarantees rest on transactions:
 - dedupe: one row per (source, request path, body hash), inserted with ON CONFLICT ... DO
   UPDATE only when the old row is outside the window. Two identical requests at once, in
   any processes: one insert wins, the other meets the conflict and answers ``duplicate_of``.
+- one dispatch per registry change and route: a ``changes`` row per (route, change key),
+  written by the accept of a managed webhook and by catch-up's record in the transaction
+  that queues the delivery. Catch-up inserts only where no row is (ON CONFLICT DO
+  NOTHING); a webhook overwrites a webhook's row (W&B sends one per change) but never
+  catch-up's. Whichever commits second meets the first's row and queues nothing.
 - claim: rows are selected and leased in one transaction (SQLite: the write lock BEGIN
   IMMEDIATE takes; PostgreSQL: FOR UPDATE SKIP LOCKED), so no two workers hold the same
   delivery; a worker that dies leaves its rows to be claimed again when the lease ends.
@@ -23,19 +28,21 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from bridge.errors import NotFound, StoreUnavailable
-from bridge.store import retention, runs, wake
+from bridge.store import catchup, retention, runs, wake
 from bridge.store.models import (
     ABANDONED,
+    CATCH_UP,
     DEAD,
     DELIVERED,
+    GITHUB_KINDS,
     IN_FLIGHT,
-    NOTIFY,
     QUEUED,
+    WEBHOOK,
     Accepted,
     Attempt,
     Claimed,
@@ -48,7 +55,7 @@ from bridge.store.models import (
     Stats,
     Watch,
 )
-from bridge.store.tx import Cursor, Tx, insert_delivery
+from bridge.store.tx import Cursor, Tx, echoed, insert_delivery, insert_event
 from bridge.store.wake import Waiter
 
 __all__ = ["Cursor", "SqlStore", "Tx", "Waiter"]
@@ -79,19 +86,23 @@ RUN_FILTERS = {
 }
 
 
-# The pending deliveries of each lane of the workers (GitHub's kinds, and notifications),
-# each in a partial index of its own: a backlog of one kind is never scanned by the other
-# lane's look for work. Literals, so that the indexes apply to every plan.
-LANES = (f"{PENDING} AND kind <> '{NOTIFY}'", f"{PENDING} AND kind = '{NOTIFY}'")
+# A delivery to GitHub (not a notification nor a write-back to W&B). Literal SQL.
+GITHUB = "kind IN (" + ", ".join(f"'{k}'" for k in GITHUB_KINDS) + ")"
+# The pending deliveries of each lane of the workers (GitHub's kinds, and the rest:
+# notifications and write-backs), each in a partial index of its own: a backlog of one
+# lane is never scanned by the other's look for work. Literals, so that the indexes
+# apply to every plan.
+LANES = (f"{PENDING} AND {GITHUB}", f"{PENDING} AND NOT {GITHUB}")
 
 
 def _lanes(kinds: Sequence[str]) -> tuple[str, ...]:
     """The WHERE clauses of the lanes that hold ``kinds`` (every lane if none)."""
     if not kinds:
         return LANES
-    if set(kinds) == {NOTIFY}:
+    github = set(kinds) & set(GITHUB_KINDS)
+    if not github:
         return LANES[1:]
-    if NOTIFY not in kinds:
+    if github == set(kinds):
         return LANES[:1]
     raise ValueError(f"no lane claims {sorted(kinds)} together")
 
@@ -165,6 +176,11 @@ class SqlStore(abc.ABC):
         """Following the workflow runs that delivered dispatches started."""
         return runs.RunTracking(self._transaction, self._claim_lock)
 
+    @property
+    def catchup(self) -> catchup.CatchUpState:
+        """What catch-up of the W&B registry remembers, and its one-pass-at-a-time lease."""
+        return catchup.CatchUpState(self._transaction)
+
     def waiter(self) -> Waiter:
         """A worker's wake-up line: woken by work queued in any process (a hint only)."""
         return wake.bell(self.database).waiter(self._listen)
@@ -221,11 +237,23 @@ class SqlStore(abc.ABC):
     # -- intake -----------------------------------------------------------------------------
 
     def accept(
-        self, event: NewEvent, deliveries: Sequence[NewDelivery], dedupe_window: float
+        self,
+        event: NewEvent,
+        deliveries: Sequence[NewDelivery],
+        dedupe_window: float,
+        changes: Mapping[str, str] | None = None,
+        echoes: Sequence[str] = (),
     ) -> Accepted:
         """Commit ``event`` and its deliveries, unless the same source sent the same body
-        to the same path within ``dedupe_window`` seconds (0: no dedupe)."""
+        to the same path within ``dedupe_window`` seconds (0: no dedupe).
+
+        ``changes`` maps a delivery's id to the registry change it dispatches (a managed
+        webhook): a delivery whose change catch-up already dispatched for its route is
+        left out (``Accepted.caught_up``). ``echoes``: the items a webhook announces (an
+        alias or tag added); when the bridge noted any as its own write-back, no delivery
+        is queued (``Accepted.echo``). The event is stored in every case."""
         now = event.received_at
+        changes = changes or {}
         with self._transaction() as tx:
             if dedupe_window > 0:
                 key = (event.source, event.endpoint, event.body_sha256)
@@ -243,15 +271,66 @@ class SqlStore(abc.ABC):
                         key,
                     ).fetchone()
                     return Accepted(event.id, duplicate_of=row[0])
-            tx.run(
-                "INSERT INTO events (id, source, endpoint, received_at, body_sha256, body) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (event.id, event.source, event.endpoint, now, event.body_sha256, event.body),
-            )
+            insert_event(tx, event)
+            echo = echoed(tx, echoes, now)
+            caught_up, dropped = {}, set()
+            # in key order, as catch-up records them: two transactions never wait on each
+            # other's rows in opposite orders (a deadlock on PostgreSQL)
+            keyed = sorted((d.route, changes[d.id], d.id) for d in deliveries if d.id in changes)
+            for route, change, delivery_id in keyed:
+                if not self._webhook_change(tx, route, change, event):
+                    caught_up[route] = self._change_event(tx, route, change)
+                    dropped.add(delivery_id)
+            kept = [] if echo else [d.id for d in deliveries if d.id not in dropped]
             for d in deliveries:
-                insert_delivery(tx, event.id, d, now)
-            tx.queued = bool(deliveries)
-        return Accepted(event.id)
+                if d.id in kept:
+                    insert_delivery(tx, event.id, d, now)
+            tx.queued = bool(kept)
+        return Accepted(event.id, kept=tuple(kept), caught_up=caught_up, echo=echo)
+
+    def _webhook_change(self, tx: Tx, route: str, change: str, event: NewEvent) -> bool:
+        """Record that ``event``'s webhook announced ``change`` for ``route``; False when
+        catch-up dispatched it already. A webhook's row yields to the next webhook (W&B
+        sends one per change: a second is the alias moved away and back)."""
+        return (
+            tx.run(
+                "INSERT INTO changes (route, change, origin, event_id, seen_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (route, change) DO UPDATE "
+                "SET origin = excluded.origin, event_id = excluded.event_id, "
+                f"seen_at = excluded.seen_at WHERE changes.origin <> '{CATCH_UP}'",
+                (route, change, WEBHOOK, event.id, event.received_at),
+            ).rowcount
+            == 1
+        )
+
+    def _change_event(self, tx: Tx, route: str, change: str) -> str:
+        row = tx.run(
+            "SELECT event_id FROM changes WHERE route = ? AND change = ?", (route, change)
+        ).fetchone()
+        return str(row[0])
+
+    def note_echoes(self, items: Sequence[str], until: float) -> None:
+        """Note ``items`` (aliases and tags the bridge is about to write back) until
+        ``until``: their webhooks and catch-up's sight of them dispatch nothing. Commit
+        this before the write-back sends anything."""
+        with self._transaction() as tx:
+            for item in items:
+                tx.run(
+                    "INSERT INTO echoes (item, until_at) VALUES (?, ?) ON CONFLICT (item) "
+                    "DO UPDATE SET until_at = excluded.until_at "
+                    "WHERE echoes.until_at < excluded.until_at",
+                    (item, until),
+                )
+
+    def echoed(self, items: Sequence[str], now: float) -> bool:
+        """Whether any of ``items`` is noted as the bridge's own write-back at ``now``."""
+        with self._transaction(write=False) as tx:
+            return echoed(tx, items, now)
+
+    def prune_echoes(self, now: float) -> int:
+        """Forget the notes of write-backs whose window ended by ``now``; how many."""
+        with self._transaction() as tx:
+            return tx.run("DELETE FROM echoes WHERE until_at <= ?", (now,)).rowcount
 
     def prune(self, before: float, batch: int = 500, dry_run: bool = False) -> int:
         """Delete up to ``batch`` finished events received before ``before`` (see
@@ -399,13 +478,13 @@ class SqlStore(abc.ABC):
         self, state: str | None = None, limit: int = 50, run: str | None = None
     ) -> list[Event]:
         """Newest first (ids sort by time). ``state``: only events with a dispatch (not a
-        notification) in that state; ``run``: only events with a run outcome (see
+        notification nor a write-back) in that state; ``run``: only events with a run outcome (see
         ``RUN_FILTERS``)."""
         where, params = [], []
         if state is not None:
             where.append(
                 "EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.state = ? "
-                f"AND d.kind <> '{NOTIFY}')"
+                f"AND d.{GITHUB})"
             )
             params.append(state)
         if run is not None:
@@ -423,7 +502,7 @@ class SqlStore(abc.ABC):
 
     def _event(self, tx: Tx, event_id: str, history: bool) -> Event:
         row = tx.run(
-            "SELECT id, source, endpoint, received_at, body FROM events WHERE id = ?",
+            "SELECT id, source, endpoint, received_at, body, origin FROM events WHERE id = ?",
             (event_id,),
         ).fetchone()
         if row is None:
@@ -444,7 +523,7 @@ class SqlStore(abc.ABC):
             )
             for r in rows
         )
-        return Event(row[0], row[1], row[2], row[3], bytes(row[4]), deliveries)
+        return Event(row[0], row[1], row[2], row[3], bytes(row[4]), deliveries, row[5])
 
     def _history(self, tx: Tx, delivery_id: str) -> tuple[Attempt, ...]:
         rows = tx.run(
@@ -454,10 +533,10 @@ class SqlStore(abc.ABC):
         return tuple(Attempt(*r) for r in rows)
 
     def replay(self, event_id: str, now: float) -> Replayed:
-        """Queue the event's finished dispatches again (not the notifications their
-        outcomes sent: new outcomes send new ones). Those queued or in flight already
-        are left as they are: replaying twice queues nothing more."""
-        dispatches = f"event_id = ? AND kind <> '{NOTIFY}'"
+        """Queue the event's finished dispatches again (not the notifications nor the
+        write-backs their outcomes sent: new outcomes send new ones). Those queued or in
+        flight already are left as they are: replaying twice queues nothing more."""
+        dispatches = f"event_id = ? AND {GITHUB}"
         with self._transaction() as tx:
             # The event's row lock keeps a prune from deleting it under the replay.
             row = tx.run(f"SELECT id FROM events WHERE id = ?{self._row_lock}", (event_id,))

@@ -1,11 +1,12 @@
-"""A transaction as the store's statements see it, and the one way a delivery is queued."""
+"""A transaction as the store's statements see it, and the one way an event is stored and
+a delivery queued."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from bridge.store.models import QUEUED, NewDelivery
+from bridge.store.models import QUEUED, NewDelivery, NewEvent
 
 
 class Cursor(Protocol):
@@ -30,6 +31,37 @@ class Tx:
         """Execute ``sql``, written with ``?`` placeholders, and return the cursor."""
         self.cur.execute(sql.replace("?", self._placeholder), params)
         return self.cur
+
+
+def insert_event(tx: Tx, event: NewEvent) -> None:
+    """Store ``event`` (its deliveries go in with :func:`insert_delivery`)."""
+    tx.run(
+        "INSERT INTO events (id, source, endpoint, received_at, body_sha256, body, origin) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            event.id,
+            event.source,
+            event.endpoint,
+            event.received_at,
+            event.body_sha256,
+            event.body,
+            event.origin,
+        ),
+    )
+
+
+def echoed(tx: Tx, items: Sequence[str], now: float) -> bool:
+    """Whether any of ``items`` is a write-back of the bridge's, noted until after ``now``."""
+    for start in range(0, len(items), 500):
+        chunk = list(items[start : start + 500])
+        marks = ", ".join("?" * len(chunk))
+        row = tx.run(
+            f"SELECT 1 FROM echoes WHERE item IN ({marks}) AND until_at > ? LIMIT 1",
+            (*chunk, now),
+        ).fetchone()
+        if row is not None:
+            return True
+    return False
 
 
 def insert_delivery(tx: Tx, event_id: str, d: NewDelivery, now: float) -> None:

@@ -140,3 +140,32 @@ def test_json_log_lines(capsys):
     finally:
         for h in list(logging.getLogger().handlers):
             logging.getLogger().removeHandler(h)
+
+
+def test_event_documents_follow_the_openapi_schemas(app):
+    """The admin API's events, a webhook's and one catch-up recorded with a write-back to
+    W&B, are what the OpenAPI document says."""
+    from jsonschema import Draft202012Validator
+
+    from bridge.store.models import WANDB, CaughtUp, NewDelivery, NewEvent, PassResult
+
+    def check(name, instance):
+        schema = {"$ref": f"#/components/schemas/{name}", "components": document()["components"]}
+        Draft202012Validator(schema).validate(instance)
+
+    client = app.test_client()
+    webhook = client.post("/webhooks/w", json={"event_type": "X"}).get_json()["event_id"]
+    found = NewEvent("evt_0catchup", "wandb", "/webhooks/wandb", 1.7e9, b"{}", "0" * 64)
+    back = NewDelivery("wbk_1", "r", "e/reg/m:v1", "run_succeeded", '{"aliases": []}', WANDB)
+    store = app.extensions["wandb_bridge"].store
+    assert store.catchup.record(PassResult(caught_up=(CaughtUp(found, (back,), "r", "c"),)), 1.7e9)
+    listed = client.get("/api/events", headers=auth()).get_json()["events"]
+    assert {e["id"]: e["origin"] for e in listed} == {
+        webhook: "webhook",
+        "evt_0catchup": "catch_up",
+    }
+    for e in listed:
+        check("Event", e)
+        check("EventDetail", client.get(f"/api/events/{e['id']}", headers=auth()).get_json())
+    shown = client.get("/api/events/evt_0catchup", headers=auth()).get_json()
+    assert shown["deliveries"][0]["kind"] == "wandb_write_back"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
@@ -29,10 +30,13 @@ from bridge.store.models import (
     DEAD,
     DELIVERED,
     NOTIFY,
+    WANDB,
     Attempt,
+    CaughtUp,
     NewDelivery,
     NewEvent,
     NewRun,
+    PassResult,
     Watch,
 )
 
@@ -279,3 +283,28 @@ def test_a_missing_directory_is_named(tmp_path):
     with pytest.raises(StoreUnavailable, match=rf"its directory {tmp_path}/no/such does not exist"):
         store.migrate()
     assert os.listdir(tmp_path) == []
+
+
+def test_events_show_and_list_json_name_the_origin_and_a_write_back(tmp_path):
+    """An event catch-up recorded, with a write-back to W&B among its deliveries."""
+    url = f"sqlite:///{tmp_path}/b.db"
+    store = open_store(url)
+    store.migrate()
+    eid, found = _event(T0, b'{"event_type": "LINK_MODEL"}')
+    payload = '{"aliases": ["ok"]}'
+    back = NewDelivery(new_id("wbk", T0), "r", "ent/reg/model:v3", "run_succeeded", payload, WANDB)
+    change = "LINK_MODEL|reg/model|QXJ0|"
+    assert store.catchup.record(PassResult(caught_up=(CaughtUp(found, (back,), "r", change),)), T0)
+    webhook, plain = _event(T0 + 1, b"{}")
+    store.accept(plain, [], 600)
+    store.close()
+    cfg = config(tmp_path, url)
+    listed = bridge("events", "list", "--json", "--config", cfg)
+    assert listed.returncode == 0, listed.stderr
+    events = json.loads(listed.stdout)["events"]
+    assert [(e["id"], e["origin"]) for e in events] == [(webhook, "webhook"), (eid, "catch_up")]
+    shown = json.loads(bridge("events", "show", eid, "--config", cfg).stdout)
+    (d,) = shown["deliveries"]
+    assert shown["origin"] == "catch_up" and d["target"] == "wandb:ent/reg/model:v3"
+    assert d["kind"] == "wandb_write_back" and d["write_back"] == {"aliases": ["ok"]}
+    assert "runs" not in d
