@@ -13,7 +13,9 @@ from typing import IO, Any
 from bridge.errors import RequestRefused
 from bridge.ids import new_id
 from bridge.intake import checks
-from bridge.routing.limits import PlannedDispatch
+from bridge.routing.changes import echo_items, webhook_change
+from bridge.routing.limits import ROUTE_KEY, PlannedDispatch
+from bridge.routing.routes import unknown_route, webhook_fields
 from bridge.services import Services
 from bridge.store.models import NewDelivery, NewEvent, target_name
 
@@ -34,12 +36,18 @@ class Request:
 
 @dataclass(frozen=True)
 class Result:
-    """What the request produced: a new event, or the event it duplicates."""
+    """What the request produced: a new event, or the event it duplicates.
+
+    A new event may still queue nothing: ``duplicates`` names, per route, the caught-up
+    event that already dispatched the same change; ``ignored`` says why nothing at all
+    was queued when it is not for want of a matching route."""
 
     source: str
     event_id: str
     deliveries: tuple[NewDelivery, ...] = ()
     duplicate: bool = False
+    duplicates: tuple[tuple[str, str], ...] = ()  # (route, event id)
+    ignored: str | None = None
 
 
 def read_body(request: Request, limit: int) -> bytes:
@@ -93,7 +101,8 @@ def accept(svc: Services, request: Request, *, source: str | None = None,
         planned = checks.plan_passthrough(config, repository, obj, event_id)
     else:
         planned = checks.plan_webhook(config, matched, obj, event_id)
-    return _commit(svc, matched.name, request.path, event_id, body, planned)
+    fields = webhook_fields(obj, event_id)
+    return _commit(svc, matched.name, request.path, event_id, body, planned, fields)
 
 
 def _commit(
@@ -103,6 +112,7 @@ def _commit(
     event_id: str,
     body: bytes,
     planned: list[PlannedDispatch],
+    fields: dict[str, Any],
 ) -> Result:
     now = svc.clock()
     event = NewEvent(event_id, source, path, now, body, hashlib.sha256(body).hexdigest())
@@ -119,12 +129,36 @@ def _commit(
         )
         for p in planned
     )
-    accepted = svc.store.accept(event, list(deliveries), svc.config.dedupe_window)
+    # A managed automation's webhook names one change: catch-up may have dispatched it.
+    change = webhook_change(fields) if ROUTE_KEY in fields else None
+    changes = {d.id: change for d in deliveries} if change else None
+    echoes = echo_items(fields)
+    accepted = svc.store.accept(
+        event, list(deliveries), svc.config.dedupe_window, changes=changes, echoes=echoes
+    )
     if accepted.duplicate_of is not None:
         svc.metrics.received(source, "duplicate")
         return Result(source, accepted.duplicate_of, duplicate=True)
     svc.metrics.received(source, "accepted")
-    return Result(source, event_id, deliveries)
+    kept = tuple(d for d in deliveries if d.id in accepted.kept)
+    ignored = None
+    if accepted.echo:
+        ignored = (
+            "W&B sent this for the bridge's own write-back (it added that alias or tag "
+            "when a run ended); it is recorded and never dispatched"
+        )
+    elif not deliveries and (named := unknown_route(svc.config.routes, fields)) is not None:
+        ignored = (
+            f"the automation that sent it was made for route {named[:100]!r}, which this "
+            "bridge's config has no more; run `wandb-bridge wandb apply` to update W&B"
+        )
+    return Result(
+        source,
+        event_id,
+        kept,
+        duplicates=tuple(sorted(accepted.caught_up.items())),
+        ignored=ignored,
+    )
 
 
 def target(d: NewDelivery) -> str:
@@ -139,4 +173,9 @@ def answer(result: Result) -> tuple[dict[str, Any], int]:
         {"id": d.id, "target": target(d), "event_type": d.event_type, "state": "queued"}
         for d in result.deliveries
     ]
-    return {"event_id": result.event_id, "deliveries": deliveries}, 202
+    body: dict[str, Any] = {"event_id": result.event_id, "deliveries": deliveries}
+    if result.duplicates:  # a change catch-up dispatched first: not again
+        body["duplicates"] = [{"route": r, "event_id": e} for r, e in result.duplicates]
+    if result.ignored:
+        body["ignored"] = result.ignored
+    return body, 202

@@ -19,6 +19,9 @@ MAX_EVENT_TYPE = 100
 MAX_PAYLOAD_KEYS = 10
 MAX_BODY_BYTES = 65_000  # under 64 KB whether GitHub counts bytes or characters
 EVENT_ID_KEY = "bridge_event_id"
+# In a managed automation's payload template: the route it was made for (only that one
+# takes its webhooks).
+ROUTE_KEY = "bridge_route"
 # A workflow dispatch: at most 25 inputs, 65,535 characters in all, each a plain value.
 MAX_INPUTS = 25
 MAX_INPUTS_CHARS = 65_535

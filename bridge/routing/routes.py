@@ -13,7 +13,13 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from bridge.config.model import Route
-from bridge.routing.limits import EVENT_ID_KEY, PlannedDispatch, plan, plan_workflow
+from bridge.routing.limits import (
+    EVENT_ID_KEY,
+    ROUTE_KEY,
+    PlannedDispatch,
+    plan,
+    plan_workflow,
+)
 from bridge.routing.templates import as_text, render
 
 # W&B's payload variables, in the order a default payload lists them.
@@ -67,9 +73,21 @@ def value_matches(name: str, value: Any, globs: Iterable[str]) -> bool:
 
 
 def route_matches(route: Route, source: str, fields: Mapping[str, Any]) -> bool:
+    """Does ``route`` take this event? A managed automation's webhook names its route
+    (``bridge_route``): only that route takes it, and only when its conditions hold."""
+    if ROUTE_KEY in fields and fields[ROUTE_KEY] != route.name:
+        return False
     if route.sources is not None and not any(fnmatchcase(source, s) for s in route.sources):
         return False
     return all(value_matches(k, fields.get(k), globs) for k, globs in route.when)
+
+
+def unknown_route(routes: Iterable[Route], fields: Mapping[str, Any]) -> str | None:
+    """The route a managed webhook names when the config has no route of that name."""
+    named = fields.get(ROUTE_KEY)
+    if ROUTE_KEY not in fields or any(r.name == named for r in routes):
+        return None
+    return as_text(named)
 
 
 def default_payload(fields: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-from bridge.config.model import Config
+from bridge.config.model import Config, Route
 from bridge.errors import RequestRefused
 from bridge.intake.checks import check_size, parse_object
-from bridge.routing.limits import PlannedDispatch
+from bridge.routing.limits import ROUTE_KEY, PlannedDispatch
 from bridge.routing.routes import (
     METADATA_PREFIX,
     WANDB_FIELDS,
@@ -113,9 +113,7 @@ def judge(config: Config, source: str, body: bytes) -> list[Verdict]:
     verdicts = []
     for route in config.routes:
         if not route_matches(route, source, fields):
-            verdicts.append(
-                Verdict(route.name, why_not=_why_not(route.sources, route.when, source, fields))
-            )
+            verdicts.append(Verdict(route.name, why_not=_why_not(route, source, fields)))
             continue
         try:
             (planned,) = plan_dispatches([route], source, fields)
@@ -126,12 +124,10 @@ def judge(config: Config, source: str, body: bytes) -> list[Verdict]:
     return verdicts
 
 
-def _why_not(
-    sources: tuple[str, ...] | None,
-    when: tuple[tuple[str, tuple[str, ...]], ...],
-    source: str,
-    fields: Mapping[str, Any],
-) -> str:
+def _why_not(route: Route, source: str, fields: Mapping[str, Any]) -> str:
+    sources, when = route.sources, route.when
+    if ROUTE_KEY in fields and fields[ROUTE_KEY] != route.name:
+        return f"the webhook is for route {as_text(fields[ROUTE_KEY])!r} ({ROUTE_KEY})"
     if sources is not None and not any(fnmatchcase(source, s) for s in sources):
         return f"it listens to sources {', '.join(sources)}, not {source}"
     for key, globs in when:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from fnmatch import fnmatchcase
 
 from bridge.config.model import Config, Route, WandbConfig
-from bridge.routing.limits import EVENT_ID_KEY
+from bridge.routing.limits import EVENT_ID_KEY, ROUTE_KEY
 from bridge.routing.routes import WANDB_FIELDS
 from bridge.routing.templates import variables
 from bridge.wandb.filters import FILTERABLE, condition, event_filter, is_glob
@@ -48,8 +48,10 @@ OTHER_WANDB_EVENTS = frozenset(
         "RUN_STATE",
     }
 )
-# Besides the route's own variables, what the packaged action reads from a dispatch.
+# Besides the route's own variables, what the packaged action reads from a dispatch, and
+# what names the change (so that a webhook and catch-up of one change are one dispatch).
 ACTION_FIELDS = ("event_type", "event_author", "artifact_version", "artifact_version_string")
+CHANGE_FIELDS = ("project_name", "artifact_collection_name", "alias", "tag")
 
 
 def wanted(
@@ -222,10 +224,12 @@ def _scopes(when: dict[str, tuple[str, ...]]) -> tuple[list[ScopeRef], list[str]
 
 
 def payload_template(route: Route) -> dict[str, str]:
-    """W&B's payload template for ``route``: a flat body with exactly the variables the
-    route reads (its ``when:`` keys and its templates') and those the action reads;
-    with the default ``client_payload``, every W&B field it would copy."""
-    names = set(ACTION_FIELDS) | {k for k, _ in route.when}
+    """W&B's payload template for ``route``: a flat body that names the route
+    (``bridge_route``, so that only this route takes the webhook), with the variables the
+    route reads (its ``when:`` keys and its templates'), those the action reads and those
+    that name the change; with the default ``client_payload``, every W&B field it would
+    copy."""
+    names = set(ACTION_FIELDS) | set(CHANGE_FIELDS) | {k for k, _ in route.when}
     if route.workflow is not None:
         names |= variables(route.workflow.ref) | variables(route.workflow.inputs)
     elif route.dispatch is not None:
@@ -235,7 +239,7 @@ def payload_template(route: Route) -> dict[str, str]:
             names |= set(WANDB_FIELDS)
     names.discard(EVENT_ID_KEY)
     ordered = [f for f in WANDB_FIELDS if f in names] + sorted(names - set(WANDB_FIELDS))
-    return {name: "${" + name + "}" for name in ordered}
+    return {ROUTE_KEY: route.name, **{name: "${" + name + "}" for name in ordered}}
 
 
 def description(route: Route) -> str:

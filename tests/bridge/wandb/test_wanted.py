@@ -34,8 +34,10 @@ def test_the_sample_routes(tmp_path):
     assert deploy.scope == ScopeRef("ARTIFACT_COLLECTION", "wandb-registry-model", "churn")
     assert deploy.filter == {"$or": [{"$and": [{"alias": {"$eq": "production"}}]}]}
     assert deploy.description.startswith(MARKER)
-    # what the route reads (when: keys, template variables) and what the action reads
+    # the route it is for; what the route reads (when: keys, template variables), what
+    # the action reads and what names the change
     assert list(deploy.payload) == [
+        "bridge_route",
         "event_type",
         "event_author",
         "project_name",
@@ -43,7 +45,9 @@ def test_the_sample_routes(tmp_path):
         "artifact_version",
         "artifact_version_string",
         "alias",
+        "tag",
     ]
+    assert deploy.payload["bridge_route"] == "deploy-production"  # a literal, not a variable
     assert deploy.payload["alias"] == "${alias}"
     evaluate = by_route["evaluate"]
     assert evaluate.event == "LINK_MODEL"  # LINK_ARTIFACT on the wire
@@ -134,7 +138,8 @@ def test_workflow_routes_carry_their_inputs_variables(tmp_path):
     }
     cfg = configured([r], tmp_path)
     template = payload_template(cfg.routes[0])
-    assert "artifact_metadata.branch" in template and "tag" not in template
+    assert "artifact_metadata.branch" in template and "entity_name" not in template
+    assert template["bridge_route"] == "wf"
 
 
 def test_globs_become_anchored_regexes_that_match_what_fnmatch_matches():
