@@ -1,4 +1,5 @@
-"""The stand-in's resolvers: W&B's queries and mutations over a :class:`State`.
+"""The stand-in's resolvers: W&B's queries and mutations over a :class:`State` (the
+registry's in :mod:`tests.bridge.wandb.resolvers_registry`).
 
 Nodes are dicts with ``__typename`` (graphql-core resolves unions and interfaces by it);
 fields that take arguments are callables. Mutations check their input as W&B does and
@@ -13,34 +14,49 @@ import datetime
 import ipaddress
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.bridge.wandb.standin_state import Project, State, Trigger, Webhook, gid
+from tests.bridge.wandb.resolvers_registry import Refused, Registry
+from tests.bridge.wandb.standin_state import Change, State, Trigger, Webhook, gid
+
+__all__ = ["Graph", "Refused"]
 
 NAME_RE = re.compile(r"^[-\w]+([ ]+[-\w]+)*$")
 
 
-class Refused(Exception):
-    """A refusal W&B's resolvers would raise; ``status`` is the HTTP status it answers."""
-
-    def __init__(self, message: str, status: int = 200) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 class Graph:
-    """Resolves queries and mutations over a :class:`State` (dicts with ``__typename``)."""
+    """Resolves queries and mutations over a :class:`State` (dicts with ``__typename``);
+    the registry's writes hand their changes to ``on_change``."""
 
-    def __init__(self, state: State) -> None:
+    def __init__(
+        self, state: State, on_change: Callable[[list[Change]], None] = lambda changes: None
+    ) -> None:
         self.s = state
+        self.registry = Registry(state, self.project, on_change)
 
     def root(self) -> dict[str, Any]:
         return {
             "serverInfo": {"features": self._features, "latestLocalVersionInfo": None},
             "entity": lambda info, name: self.entity(name),
             "project": lambda info, name, entityName=None: self.project(entityName, name),
-            "viewer": None,
+            "viewer": {
+                "__typename": "User",
+                "id": gid("User", 1),
+                "username": self.s.username,
+                "entity": self.s.username,
+                "email": None,
+                "organizations": [],
+                "flags": None,
+                "teams": {"edges": [{"node": self.entity(name)} for name in self.s.entities]},
+                "projects": None,
+            },
+            "artifact": lambda info, id: self.registry.by_id(id),
+            "artifactCollection": lambda info, id: self.registry.collection_by_id(id),
+            "addAliases": lambda info, input: self.registry.add_aliases(input),
+            "deleteAliases": lambda info, input: self.registry.delete_aliases(input),
+            "updateArtifact": lambda info, input: self.registry.update_artifact(input),
             "createFilterTrigger": lambda info, input: self.create_trigger(input),
             "updateFilterTrigger": lambda info, input: self.update_trigger(input),
             "deleteTrigger": lambda info, input: self.delete_trigger(input),
@@ -62,6 +78,7 @@ class Graph:
             "id": e["id"],
             "name": name,
             "entityType": "ORGANIZATION" if org is None and name.endswith("-org") else "TEAM",
+            "user": None,
             "organization": None
             if org is None
             else {
@@ -98,11 +115,14 @@ class Graph:
         p = self.s.project(entity, name)
         if p is None:
             return None
+        registry = self.registry
         return {
             "__typename": "Project",
             "id": p.id,
+            "internalId": p.id,
             "name": p.name,
             "entity": lambda info: self.entity(p.entity),
+            "readOnly": False,
             "triggers": lambda info: [
                 self.trigger(t)
                 for t in self.s.triggers.values()
@@ -111,38 +131,16 @@ class Graph:
                 and (t.scope_id == p.id or t.scope_id in {c.id for c in p.collections.values()})
                 and found[0] == p.entity
             ],
-            "artifactCollection": lambda info, name: self.collection(p, name),
-            "artifactCollectionMembership": lambda info, name: self.membership(p, name),
-            "artifact": lambda info, name: (self.membership(p, name) or {}).get("artifact"),
+            "artifactType": lambda info, name: registry.project_type(p, name),
+            "artifactCollections": lambda info, after=None, first=None, filters=None, order=None: (
+                registry.collections(p, after, first, filters)
+            ),
+            "artifactCollection": lambda info, name: (
+                registry.collection(p, p.collections[name]) if name in p.collections else None
+            ),
+            "artifactCollectionMembership": lambda info, name: registry.membership(p, name),
+            "artifact": lambda info, name: (registry.membership(p, name) or {}).get("artifact"),
         }
-
-    def collection(self, p: Project, name: str) -> dict[str, Any] | None:
-        c = p.collections.get(name)
-        if c is None:
-            return None
-        return {"__typename": c.typename, "id": c.id, "name": c.name, "project": None}
-
-    def membership(self, p: Project, name: str) -> dict[str, Any] | None:
-        cname, _, alias = name.partition(":")
-        c = p.collections.get(cname)
-        if c is None:
-            return None
-        for v in c.versions:
-            if alias in v["aliases"] or alias == f"v{v['index']}":
-                aliases = [{"id": gid("Alias", i), "alias": a} for i, a in enumerate(v["aliases"])]
-                return {
-                    "id": gid("Membership", v["index"]),
-                    "versionIndex": v["index"],
-                    "aliases": aliases,
-                    "artifactCollection": self.collection(p, cname),
-                    "artifact": {
-                        "id": v["artifact"],
-                        "versionIndex": v["index"],
-                        "metadata": json.dumps(v["metadata"]),
-                        "aliases": aliases,
-                    },
-                }
-        return None
 
     def webhook(self, w: Webhook) -> dict[str, Any]:
         if w.kind == "SlackIntegration":

@@ -1,12 +1,16 @@
-"""The part of W&B's GraphQL schema that automations touch, for the stand-in server.
+"""The part of W&B's GraphQL schema that automations and the registry touch, for the
+stand-in server.
 
 Type, field and argument names are W&B's, as its SDK's automation documents use them
 (``Trigger``, ``triggeringCondition``, ``FilterEventTriggeringCondition``,
-``createFilterTrigger(input: CreateFilterTriggerInput!)``, ...), so a document that
-would fail W&B's validation fails here. Lines marked ``# new`` exist only on current
-servers (an old W&B Server has no ``Entity.triggers``, no feature list and no entity
-scope), lines marked ``# old`` only on old ones, and ``# secrets`` only where the secret
-store is on. ``JSONString`` takes only text that is JSON, as W&B's does.
+``createFilterTrigger(input: CreateFilterTriggerInput!)``, ...) and, for the registry,
+as the SDK's artifact documents use them (``ArtifactMembershipByName``, ``ArtifactByID``,
+``ProjectArtifacts``, ``ProjectArtifactCollections``, ``AddAliases``, ``DeleteAliases``,
+``UpdateArtifact``), so a document that would fail W&B's validation fails here. Lines
+marked ``# new`` exist only on current servers (an old W&B Server has no
+``Entity.triggers``, no feature list and no entity scope), lines marked ``# old`` only on
+old ones, and ``# secrets`` only where the secret store is on. ``JSONString`` takes only
+text that is JSON, as W&B's does.
 """
 
 from __future__ import annotations
@@ -29,12 +33,16 @@ enum EventTriggeringConditionType {
 enum TriggerScopeType { ARTIFACT_COLLECTION ENTITY PROJECT }
 enum TriggeredActionType { GENERIC_WEBHOOK NOTIFICATION NO_OP PUSH_NOTIFICATION QUEUE_JOB }
 enum AlertSeverity { ERROR INFO WARN }
+enum ArtifactState { COMMITTED DELETED PENDING }
+enum ArtifactDigestAlgorithm { MANIFEST_MD5 }
 
 type Query {
   viewer: User
   serverInfo: ServerInfo
   entity(name: String!): Entity
   project(name: String!, entityName: String): Project
+  artifact(id: ID!): Artifact
+  artifactCollection(id: ID!): ArtifactCollection
 }
 
 type ServerInfo {
@@ -43,13 +51,25 @@ type ServerInfo {
 }
 type ServerFeature { name: String! isEnabled: Boolean! }
 
-type User { id: ID! username: String projects(after: String, first: Int): ProjectConnection }
+type User {
+  id: ID!
+  organizations: [Organization!]!
+  username: String
+  entity: String
+  email: String
+  flags: JSONString
+  teams: EntityConnection
+  projects(after: String, first: Int): ProjectConnection
+}
+type EntityConnection { edges: [EntityEdge!]! }
+type EntityEdge { node: Entity }
 
 type Entity {
   id: ID!
   name: String!
   entityType: String
   organization: Organization
+  user: User  # a personal entity's user (a team has none)
   projects(after: String, first: Int, order: String): ProjectConnection
   triggers(after: String, first: Int, order: String, filters: JSONString): TriggerConnection  # new
   integrations(after: String, first: Int): IntegrationConnection
@@ -63,29 +83,130 @@ type ProjectConnection { pageInfo: PageInfo! edges: [ProjectEdge!]! }
 type ProjectEdge { node: Project cursor: String! }
 type Project {
   id: ID!
+  internalId: ID!
   name: String!
   entity: Entity!
+  readOnly: Boolean
   triggers: [Trigger!]!
+  artifactType(name: String!): ArtifactType
+  artifactCollections(
+    after: String
+    first: Int
+    filters: JSONString
+    order: String
+  ): ArtifactCollectionConnection!
   artifactCollection(name: String!): ArtifactCollection
   artifactCollectionMembership(name: String!): ArtifactCollectionMembership  # new
   artifact(name: String!): Artifact
 }
+type ArtifactType {
+  id: ID!
+  name: String!
+  artifactCollection(name: String!): ArtifactCollection
+  artifactCollections(
+    after: String
+    first: Int
+    filters: JSONString
+    order: String
+  ): ArtifactCollectionConnection!
+}
+type ArtifactCollectionConnection {
+  totalCount: Int!
+  pageInfo: PageInfo!
+  edges: [ArtifactCollectionEdge!]!
+}
+type ArtifactCollectionEdge { node: ArtifactCollection cursor: String! }
 
-interface ArtifactCollection { id: ID! name: String! project: Project }
-type ArtifactSequence implements ArtifactCollection { id: ID! name: String! project: Project }
-type ArtifactPortfolio implements ArtifactCollection { id: ID! name: String! project: Project }
-type ArtifactAlias { id: ID! alias: String! }
+interface ArtifactCollection {
+  id: ID!
+  name: String!
+  description: String
+  createdAt: DateTime!
+  updatedAt: DateTime
+  project: Project
+  defaultArtifactType: ArtifactType!
+  tags: TagConnection!
+  artifacts(
+    after: String
+    first: Int
+    order: String
+    filters: JSONString
+  ): VersionedArtifactConnection
+  aliases(after: String, first: Int): ArtifactAliasConnection!
+}
+type ArtifactSequence implements ArtifactCollection {
+  id: ID!
+  name: String!
+  description: String
+  createdAt: DateTime!
+  updatedAt: DateTime
+  project: Project
+  defaultArtifactType: ArtifactType!
+  tags: TagConnection!
+  artifacts(
+    after: String
+    first: Int
+    order: String
+    filters: JSONString
+  ): VersionedArtifactConnection
+  aliases(after: String, first: Int): ArtifactAliasConnection!
+}
+type ArtifactPortfolio implements ArtifactCollection {
+  id: ID!
+  name: String!
+  description: String
+  createdAt: DateTime!
+  updatedAt: DateTime
+  project: Project
+  defaultArtifactType: ArtifactType!
+  tags: TagConnection!
+  artifacts(
+    after: String
+    first: Int
+    order: String
+    filters: JSONString
+  ): VersionedArtifactConnection
+  aliases(after: String, first: Int): ArtifactAliasConnection!
+}
+type Tag { id: ID! name: String! }
+type TagConnection { edges: [TagEdge!]! }
+type TagEdge { node: Tag! }
+type ArtifactAlias { id: ID! alias: String! artifactCollection: ArtifactCollection }
+type ArtifactAliasConnection { pageInfo: PageInfo! edges: [ArtifactAliasEdge!]! }
+type ArtifactAliasEdge { node: ArtifactAlias cursor: String! }
+type VersionedArtifactConnection {
+  totalCount: Int!
+  pageInfo: PageInfo!
+  edges: [VersionedArtifactEdge!]!
+}
+type VersionedArtifactEdge { node: Artifact! version: String! cursor: String! }
 type ArtifactCollectionMembership {
   id: ID!
   versionIndex: Int
+  createdAt: DateTime!
   aliases: [ArtifactAlias!]!
   artifactCollection: ArtifactCollection
   artifact: Artifact
 }
 type Artifact {
   id: ID!
+  artifactSequence: ArtifactSequence!
   versionIndex: Int
+  artifactType: ArtifactType!
+  description: String
   metadata: JSONString
+  ttlDurationSeconds: Int!
+  ttlIsInherited: Boolean!
+  tags: [Tag!]!
+  historyStep: Int
+  state: ArtifactState!
+  size: Int!
+  digest: String!
+  digestAlgorithm: ArtifactDigestAlgorithm!
+  commitHash: String
+  fileCount: Int!
+  createdAt: DateTime!
+  updatedAt: DateTime
   aliases: [ArtifactAlias!]!
 }
 
@@ -189,6 +310,36 @@ input InsertSecretInput {  # secrets
   clientMutationId: String  # secrets
 }  # secrets
 
+input ArtifactCollectionAliasInput {
+  alias: String!
+  entityName: String!
+  projectName: String!
+  artifactCollectionName: String!
+}
+input ArtifactAliasInput { alias: String! artifactCollectionName: String! }
+input TagInput { tagName: String! tagCategoryName: String attributes: JSONString }
+input AddAliasesInput {
+  artifactID: ID!
+  aliases: [ArtifactCollectionAliasInput!]!
+  clientMutationId: String
+}
+input DeleteAliasesInput {
+  artifactID: ID!
+  aliases: [ArtifactCollectionAliasInput!]!
+  clientMutationId: String
+}
+input UpdateArtifactInput {
+  artifactID: ID!
+  description: String
+  labels: JSONString
+  metadata: JSONString
+  aliases: [ArtifactAliasInput!]
+  tagsToAdd: [TagInput!]
+  tagsToDelete: [TagInput!]
+  ttlDurationSeconds: Int
+  clientMutationId: String
+}
+
 type TriggerPayload { trigger: Trigger clientMutationId: String }
 type DeleteTriggerPayload { success: Boolean! clientMutationId: String }
 type CreateGenericWebhookIntegrationPayload {
@@ -196,6 +347,9 @@ type CreateGenericWebhookIntegrationPayload {
   clientMutationId: String
 }
 type InsertSecretPayload { success: Boolean! clientMutationId: String }  # secrets
+type AddAliasesPayload { success: Boolean! clientMutationId: String }
+type DeleteAliasesPayload { success: Boolean! clientMutationId: String }
+type UpdateArtifactPayload { artifact: Artifact! clientMutationId: String }
 
 type Mutation {
   createFilterTrigger(input: CreateFilterTriggerInput!): TriggerPayload
@@ -205,6 +359,9 @@ type Mutation {
     input: CreateGenericWebhookIntegrationInput!
   ): CreateGenericWebhookIntegrationPayload
   insertSecret(input: InsertSecretInput!): InsertSecretPayload  # secrets
+  addAliases(input: AddAliasesInput!): AddAliasesPayload
+  deleteAliases(input: DeleteAliasesInput!): DeleteAliasesPayload
+  updateArtifact(input: UpdateArtifactInput!): UpdateArtifactPayload
 }
 """
 

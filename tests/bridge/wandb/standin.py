@@ -13,6 +13,14 @@ old W&B Server: no ``Entity.triggers``, no feature list, no entity scope), ``sec
 off (no secret store), ``webhooks_allowed`` off, ``admin`` off, ``echo_key`` (error
 messages quote the credentials, to prove they are redacted); ``fail_next`` and
 ``answers`` (by operation name) replace W&B's answer outright.
+
+The registry: collections of versions that the SDK's documents read and write
+(``addAliases``, ``deleteAliases``, ``updateArtifact``), and helpers that change it as
+W&B's UI would (:meth:`StandIn.link`, :meth:`StandIn.add_alias`, ...). Every change fires
+the matching automations' webhooks (:mod:`tests.bridge.wandb.standin_hooks`) once, on a
+background thread, to ``deliver_to``'s loopback base; ``drop_next``, ``hold`` and
+``release``, and ``hooks_before_answer`` (a write's webhooks are answered before the
+write is) are W&B's ways of losing, delaying and racing them.
 """
 
 from __future__ import annotations
@@ -24,11 +32,12 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from graphql import graphql_sync
+from graphql import GraphQLError, OperationDefinitionNode, graphql_sync, parse
 
 from tests.bridge.wandb.resolvers import Graph, Refused
 from tests.bridge.wandb.schema import make_schema
-from tests.bridge.wandb.standin_state import State
+from tests.bridge.wandb.standin_hooks import Sender, fired
+from tests.bridge.wandb.standin_state import Change, Project, State
 
 
 class StandIn:
@@ -47,7 +56,9 @@ class StandIn:
         if legacy:
             self.state.features = frozenset()
         self.schema = make_schema(legacy=legacy, secrets=secrets)
-        self.graph = Graph(self.state)
+        self.sender = Sender(self.state)
+        self.graph = Graph(self.state, self._fire)
+        self.hooks_before_answer = False
         self.fail_next: deque[tuple[int, Any]] = deque()  # raw (status, body) answers
         # operationName -> (status, body), or a function of the request that returns one
         self.answers: dict[str, Any] = {}
@@ -61,6 +72,7 @@ class StandIn:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
     def __enter__(self) -> StandIn:
+        self.sender.start()
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -72,9 +84,94 @@ class StandIn:
         self._httpd.server_close()
         if self._thread:
             self._thread.join()
+        self.sender.stop()
 
+    # -- webhooks ---------------------------------------------------------------------------
+    def deliver_to(self, base_url: str) -> None:
+        """Send webhooks to this base (scheme, host, port) instead of the integration's."""
+        self.sender.base = base_url
+
+    def drop_next(self, n: int = 1) -> None:
+        self.sender.drop_next(n)
+
+    def hold(self) -> None:
+        self.sender.hold()
+
+    def release(self) -> None:
+        self.sender.release()
+
+    def flush(self, timeout: float = 10.0) -> None:
+        self.sender.flush(timeout)
+
+    def _fire(self, changes: list[Change]) -> None:
+        for change in changes:
+            self.sender.fire(fired(self.state, change))
+
+    # -- the registry as W&B's UI changes it ------------------------------------------------
+    def link(
+        self,
+        project: Project | str,
+        collection: str,
+        metadata: dict[str, Any] | None = None,
+        aliases: tuple[str, ...] | list[str] = (),
+        author: str = "alice",
+    ) -> dict[str, Any]:
+        """Link a new version (LINK_MODEL, then ADD_ARTIFACT_ALIAS per alias); the version."""
+        with self.lock:
+            version, changes = self.state.link(
+                self._project(project), collection, metadata, aliases, author
+            )
+            self._fire(changes)
+        return version
+
+    def add_alias(
+        self, project: Project | str, collection: str, index: int, alias: str, author: str = "alice"
+    ) -> None:
+        with self.lock:
+            self._fire(
+                self.state.add_alias(self._project(project), collection, index, alias, author)
+            )
+
+    def remove_alias(
+        self, project: Project | str, collection: str, index: int, alias: str, author: str = "alice"
+    ) -> None:
+        with self.lock:
+            self.state.remove_alias(self._project(project), collection, index, alias, author)
+
+    def add_tag(
+        self, project: Project | str, collection: str, index: int, tag: str, author: str = "alice"
+    ) -> None:
+        with self.lock:
+            self._fire(self.state.add_tag(self._project(project), collection, index, tag, author))
+
+    def remove_tag(
+        self, project: Project | str, collection: str, index: int, tag: str, author: str = "alice"
+    ) -> None:
+        with self.lock:
+            self._fire(
+                self.state.remove_tag(self._project(project), collection, index, tag, author)
+            )
+
+    def _project(self, project: Project | str) -> Project:
+        """A project, or one named ``entity/name``."""
+        if isinstance(project, Project):
+            return project
+        entity, _, name = project.partition("/")
+        found = self.state.project(entity, name)
+        if found is None:
+            raise KeyError(f"no project {project}")
+        return found
+
+    # -- GraphQL ----------------------------------------------------------------------------
     def answer(self, auth: str | None, body: bytes) -> tuple[int, Any]:
-        """The status and body for one POST /graphql."""
+        """The status and body for one POST /graphql (with ``hooks_before_answer``, after
+        the webhooks the request fired are answered)."""
+        answer = self._answer(auth, body)
+        if self.hooks_before_answer:
+            self.sender.flush()
+        return answer
+
+    def _answer(self, auth: str | None, body: bytes) -> tuple[int, Any]:
         with self.lock:
             if self.fail_next:
                 return self.fail_next.popleft()
@@ -83,16 +180,18 @@ class StandIn:
                 echoed = f" (got {auth})" if self.state.echo_key else ""
                 return 401, {"errors": [{"message": f"user is not logged in{echoed}"}]}
             request = json.loads(body)
-            self.state.operations.append(request.get("operationName") or "")
-            if request.get("operationName") in self.answers:
-                answer = self.answers[request["operationName"]]
-                return answer(request) if callable(answer) else answer
+            name = request.get("operationName") or _operation_name(request.get("query", ""))
+            self.state.operations.append(name)
+            if name in self.answers:
+                answer = self.answers[name]
+                scripted: tuple[int, Any] = answer(request) if callable(answer) else answer
+                return scripted
             result = graphql_sync(
                 self.schema,
                 request["query"],
                 root_value=self.graph.root(),
                 variable_values=request.get("variables"),
-                operation_name=request.get("operationName"),
+                operation_name=request.get("operationName") or None,
             )
             if not result.errors:
                 return 200, {"data": result.data}
@@ -108,6 +207,19 @@ class StandIn:
                     message += f" (request by api:{self.api_key})"
                 messages.append({"message": message, "path": error.path})
             return status, {"errors": messages, "data": result.data}
+
+
+def _operation_name(query: str) -> str:
+    """The name of a document's first operation (the SDK's wandb-core sends no
+    ``operationName``), or "" when it has none or does not parse."""
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return ""
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            return definition.name.value if definition.name else ""
+    return ""
 
 
 class _Handler(BaseHTTPRequestHandler):
