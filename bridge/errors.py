@@ -56,12 +56,20 @@ class WandbError(BridgeError):
     """W&B's GraphQL API failed or refused; the message names the cause and the fix.
 
     ``status`` is the HTTP status (None when W&B was not reached); ``graphql`` is true
-    when W&B answered with GraphQL ``errors`` (the request reached its schema).
+    when W&B answered with GraphQL ``errors`` (the request reached its schema);
+    ``not_before`` is the epoch time a 429 or 5xx answer's ``Retry-After`` names.
     """
 
-    def __init__(self, message: str, status: int | None = None, graphql: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        graphql: bool = False,
+        not_before: float | None = None,
+    ) -> None:
         self.status = status
         self.graphql = graphql
+        self.not_before = not_before
         super().__init__(message)
 
 

@@ -25,21 +25,26 @@ from bridge.wandb.model import (
     Target,
 )
 from bridge.wandb.queries import (
+    ADD_ALIASES,
     AUTOMATIONS,
     AUTOMATIONS_LEGACY,
     COLLECTION,
+    COLLECTION_VERSIONS,
     CREATE,
     CREATE_INTEGRATION,
     DELETE,
     ENTITY,
+    ENTITY_PROJECTS,
     FEATURES,
     INSERT_SECRET,
     INTEGRATIONS,
     ORG_ENTITY,
     PROJECT,
+    PROJECT_COLLECTIONS,
     SECRETS,
     TRIGGER,
     UPDATE,
+    UPDATE_ARTIFACT,
     VERSION,
     VERSION_LEGACY,
 )
@@ -48,6 +53,10 @@ PER_PAGE = 50
 MAX_PAGES = 1000  # a server that never ends a listing must not keep us forever
 
 ADMIN_FIX = "use the API key of an admin of that W&B team"
+WRITE_FIX = (
+    "use the API key of a user who may edit that collection (a protected alias in a "
+    "registry needs a registry admin)"
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -78,6 +87,12 @@ def reads_answer(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     return decorate
 
 
+def refused(exc: WandbError) -> bool:
+    """W&B answered this request on its merits (GraphQL errors: an unknown field, no
+    access), not with a rate limit or an outage, which it may word as GraphQL errors too."""
+    return exc.graphql and exc.status != 429 and (exc.status or 0) < 500
+
+
 class WandbApi:
     """The operations on one entity; remembers the server's features once asked."""
 
@@ -100,7 +115,7 @@ class WandbApi:
                 found = (data.get("serverInfo") or {}).get("features") or []
                 self._features = frozenset(f["name"] for f in found if f.get("isEnabled"))
             except WandbError as exc:
-                if not exc.graphql:
+                if not refused(exc):
                     raise
                 self._features = frozenset()
         return self._features
@@ -130,7 +145,7 @@ class WandbApi:
         try:
             data = self._run("look up the organization", "OrgEntity", ORG_ENTITY, variables)
         except WandbError as exc:
-            if not exc.graphql:
+            if not refused(exc):
                 raise
             return self.entity  # a server without organizations: registries are the entity's
         org = ((data.get("entity") or {}).get("organization") or {}).get("orgEntity") or {}
@@ -224,6 +239,52 @@ class WandbApi:
         node = (data.get("project") or {}).get("artifact")
         return dict(node) if node else None
 
+    # -- the registry, for catch-up --------------------------------------------------------
+
+    @reads_answer("list projects")
+    def project_names(self, entity: str) -> list[str] | None:
+        """The names of ``entity``'s projects; None when this key sees no such entity."""
+        edges = self._connection(
+            "list projects",
+            "EntityProjects",
+            ENTITY_PROJECTS,
+            {"entity": entity},
+            ("entity", "projects"),
+        )
+        return None if edges is None else [str(e["node"]["name"]) for e in edges]
+
+    @reads_answer("list a project's collections")
+    def collections(self, entity: str, project: str) -> list[tuple[str, str]] | None:
+        """``(id, name)`` of each collection of ``entity/project``; None: no such project."""
+        variables = {"entity": entity, "project": project}
+        edges = self._connection(
+            "list a project's collections",
+            "ProjectArtifactCollections",
+            PROJECT_COLLECTIONS,
+            variables,
+            ("project", "artifactCollections"),
+        )
+        return (
+            None
+            if edges is None
+            else [(str(e["node"]["id"]), str(e["node"]["name"])) for e in edges]
+        )
+
+    @reads_answer("list a collection's versions")
+    def versions(self, entity: str, project: str, collection: str) -> list[dict[str, Any]] | None:
+        """Every version of a collection: the artifact's ``id``, ``versionIndex``,
+        ``metadata``, ``tags`` and ``aliases``, and ``version`` (``v<n>`` in this
+        collection); None when W&B has no such collection."""
+        variables = {"entity": entity, "project": project, "collection": collection}
+        edges = self._connection(
+            "list a collection's versions",
+            "ProjectArtifacts",
+            COLLECTION_VERSIONS,
+            variables,
+            ("project", "artifactCollection", "artifacts"),
+        )
+        return None if edges is None else [{**e["node"], "version": e["version"]} for e in edges]
+
     # -- writing ---------------------------------------------------------------------------
 
     @reads_answer("create the webhook integration")
@@ -307,6 +368,41 @@ class WandbApi:
                 "(Team settings -> Team secrets)"
             )
 
+    @reads_answer("add aliases")
+    def add_aliases(
+        self, artifact_id: str, entity: str, project: str, collection: str, aliases: list[str]
+    ) -> None:
+        """Add ``aliases`` to the artifact version ``artifact_id`` in that collection."""
+        where = f"{entity}/{project}/{collection}"
+        each = {"entityName": entity, "projectName": project, "artifactCollectionName": collection}
+        data = self.gql.execute(
+            f"add the aliases {', '.join(aliases)} in {where}",
+            "AddAliases",
+            ADD_ALIASES,
+            {
+                "input": {
+                    "artifactID": artifact_id,
+                    "aliases": [{"alias": a, **each} for a in aliases],
+                }
+            },
+            WRITE_FIX,
+        )
+        if not (data.get("result") or {}).get("success"):
+            raise WandbError(f"W&B did not add the aliases {', '.join(aliases)} in {where}", 200)
+
+    @reads_answer("add tags")
+    def add_tags(self, artifact_id: str, tags: list[str]) -> None:
+        """Add ``tags`` to the artifact ``artifact_id`` (W&B keeps tags per artifact)."""
+        data = self.gql.execute(
+            f"add the tags {', '.join(tags)}",
+            "UpdateArtifact",
+            UPDATE_ARTIFACT,
+            {"input": {"artifactID": artifact_id, "tagsToAdd": [{"tagName": t} for t in tags]}},
+            WRITE_FIX,
+        )
+        if not (data.get("result") or {}).get("artifact"):
+            raise WandbError(f"W&B did not add the tags {', '.join(tags)}: no such artifact", 200)
+
     # -- helpers ---------------------------------------------------------------------------
 
     def _run(
@@ -317,6 +413,45 @@ class WandbApi:
     def _with_trigger(self, document: str) -> str:
         entity = "... on Entity { id name }" if ENTITY_SCOPE in self.features() else ""
         return document + TRIGGER.replace("ENTITY_SCOPE", entity)
+
+    def _connection(
+        self,
+        what: str,
+        operation: str,
+        query: str,
+        variables: dict[str, Any],
+        path: tuple[str, ...],
+    ) -> list[Any] | None:
+        """Every edge of the paged connection at ``path`` in the answer (the last key is
+        the connection); None when an object on the way is missing (no such project)."""
+        cursor: str | None = None
+        seen: set[str] = set()
+        edges: list[Any] = []
+        for _ in range(MAX_PAGES):
+            node: Any = self._run(
+                what, operation, query, {**variables, "cursor": cursor, "perPage": PER_PAGE}
+            )
+            for key in path:
+                node = node[key]
+                if node is None:
+                    return None
+                if not isinstance(node, dict):
+                    raise TypeError(f"{key} is {type(node).__name__}, not an object")
+            edges += [edge for edge in node.get("edges") or () if edge and edge.get("node")]
+            page = node.get("pageInfo") or {}
+            if not page.get("hasNextPage"):
+                return edges
+            cursor = page.get("endCursor")
+            if not isinstance(cursor, str) or not cursor or cursor in seen:
+                raise WandbError(
+                    f"W&B's listing does not end ({what}): it offers a next page "
+                    "without a new cursor; try again later, and report it to W&B if it stays"
+                )
+            seen.add(cursor)
+        raise WandbError(
+            f"W&B's listing does not end ({what}): more than {MAX_PAGES * PER_PAGE} items, "
+            "the most the bridge reads; try again later, and report it to W&B if it stays"
+        )
 
     def _pages(
         self,

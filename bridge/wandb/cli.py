@@ -1,4 +1,4 @@
-"""``wandb-bridge wandb list|plan|apply|delete|render``: the W&B side, from the config.
+"""``wandb-bridge wandb list|plan|apply|delete|catch-up|render``: the W&B side, from the config.
 
 :func:`register` adds the subcommand to the main parser; :func:`run` carries it out with
 the loaded config. Results go to stdout; what stops a command goes to stderr, one line
@@ -16,7 +16,7 @@ from typing import Any
 
 from bridge.cli import CONFIG_HELP, CliError
 from bridge.config.model import Config, WandbConfig
-from bridge.config.secrets import resolve_secret
+from bridge.config.secrets import Secret, resolve_secret
 from bridge.errors import ConfigError, RequestRefused, WandbError
 from bridge.wandb.api import WandbApi
 from bridge.wandb.apply import apply_plan
@@ -54,6 +54,12 @@ def register(subparsers: Any) -> None:
     s = with_config(sub.add_parser("delete", help="delete one automation this bridge manages"))
     s.add_argument("name", help="the automation's name, as `wandb list` shows it")
     s.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    s = with_config(
+        sub.add_parser("catch-up", help="dispatch registry changes whose webhook never came")
+    )
+    s.add_argument(
+        "--dry-run", action="store_true", help="show what it would dispatch; store nothing"
+    )
     s = with_config(sub.add_parser("render", help="fill a payload template, show what happens"))
     s.add_argument("template", help="the W&B payload template (a file, or - for stdin)")
     s.add_argument(
@@ -81,6 +87,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if command == "render":
         return _render(args, config)
     wb = wandb_block(config)
+    if command == "catch-up":
+        return _catch_up(config, wb, dry_run=args.dry_run)
     api = connect(config, wb)
     try:
         if command == "list":
@@ -138,14 +146,21 @@ def wandb_block(config: Config) -> WandbConfig:
 
 
 def connect(config: Config, wb: WandbConfig) -> WandbApi:
-    """The API for ``wb.entity``, with the key read now (the running bridge never needs it)."""
+    """The API for ``wb.entity``, with the key read now."""
+    return WandbApi(GraphQL(wb.base_url, api_key(wb), secrets=config.secrets()), wb.entity)
+
+
+def api_key(wb: WandbConfig) -> Secret:
+    """The W&B API key: read at load when the running bridge talks to W&B, else now."""
+    if wb.key is not None:
+        return wb.key
     kind, where = wb.api_key
     problems: list[str] = []
     raw: Any = where if kind == "inline" else {kind: where}
     key = resolve_secret(raw, "wandb.api_key", os.environ, problems, [])
     if key is None:
         raise ConfigError(problems)
-    return WandbApi(GraphQL(wb.base_url, key, secrets=config.secrets()), wb.entity)
+    return key
 
 
 def _problems(problems: tuple[str, ...]) -> int:
@@ -206,6 +221,36 @@ def _delete(api: WandbApi, config: Config, wb: WandbConfig, name: str, *, confir
             "apply` creates it again unless you change that route"
         )
     return 0
+
+
+# -- catch-up ----------------------------------------------------------------------------
+
+
+def _catch_up(config: Config, wb: WandbConfig, *, dry_run: bool) -> int:
+    """One catch-up pass by hand (``every`` does not apply; the lease does)."""
+    import socket
+
+    from bridge.store import open_store
+    from bridge.wandb.catchup_run import CatchUpRunner
+    from bridge.wandb.show_catchup import report_lines
+
+    store = open_store(config.store.value)
+    try:
+        store.migrate(create=not dry_run)  # a dry run writes nothing, not even the schema
+        owner = f"{socket.gethostname()}:{os.getpid()}:catch-up"
+        report = CatchUpRunner(config, store, api_key(wb), owner=owner).run_pass(
+            every=0, dry_run=dry_run
+        )
+    finally:
+        store.close()
+    if report is None:
+        raise CliError(
+            "another catch-up pass is running (in `serve` or by hand); try again when it ends"
+        )
+    print("\n".join(report_lines(report, wb)))
+    for line in report.missed:
+        print(f"wandb-bridge: left out: {line}", file=sys.stderr)
+    return 1 if report.missed else 0
 
 
 # -- render ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ the fix. The key never appears in a message: W&B's own words are redacted first.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -80,6 +81,12 @@ class GraphQL:
 
     def _data(self, resp: http.Reply, what: str, fix: str) -> dict[str, Any]:
         status = resp.status
+        # W&B's rate limit and outages may say when to come back
+        wait = (
+            http.retry_not_before(resp.headers, time.time())
+            if status == 429 or status >= 500
+            else None
+        )
         if status == 401:
             raise WandbError(
                 f"W&B at {self.base_url} refused the API key (401 Unauthorized, {what}); set "
@@ -102,16 +109,22 @@ class GraphQL:
             message = "; ".join(self._clean(_message(e)) for e in errors[:3])
             reason = f"{status} " if status != 200 else ""
             raise WandbError(
-                f"W&B refused to {what} ({reason}{message}); {fix}", status, graphql=True
+                f"W&B refused to {what} ({reason}{message}); {fix}",
+                status,
+                graphql=True,
+                not_before=wait,
             )
         if status == 429:
             raise WandbError(
                 f"W&B is rate-limiting this API key (429, {what}); wait a minute and try again",
                 status,
+                not_before=wait,
             )
         if status >= 500:
             raise WandbError(
-                f"W&B at {self.base_url} failed (HTTP {status}, {what}); try again later", status
+                f"W&B at {self.base_url} failed (HTTP {status}, {what}); try again later",
+                status,
+                not_before=wait,
             )
         data = body.get("data") if isinstance(body, dict) else None
         if status != 200 or not isinstance(data, dict):

@@ -66,3 +66,24 @@ VERSION_LEGACY = """query ArtifactVersionLegacy(
   $entity: String!, $project: String!, $name: String!) {
   project(name: $project, entityName: $entity) {
     artifact(name: $name) { id versionIndex metadata aliases { alias } } } }"""
+# The write-back's mutations, as W&B's SDK sends them (``Artifact.save()``).
+ADD_ALIASES = """mutation AddAliases($input: AddAliasesInput!) {
+  result: addAliases(input: $input) { success } }"""
+UPDATE_ARTIFACT = """mutation UpdateArtifact($input: UpdateArtifactInput!) {
+  result: updateArtifact(input: $input) { artifact { id } } }"""
+# Catch-up's reads of the registry, with the SDK's operation names and fields.
+ENTITY_PROJECTS = f"""query EntityProjects($entity: String!, $cursor: String, $perPage: Int) {{
+  entity(name: $entity) {{ projects(after: $cursor, first: $perPage) {{
+    {_PAGE} edges {{ node {{ name }} }} }} }} }}"""
+PROJECT_COLLECTIONS = f"""query ProjectArtifactCollections(
+  $entity: String!, $project: String!, $cursor: String, $perPage: Int) {{
+  project(entityName: $entity, name: $project) {{
+    artifactCollections(after: $cursor, first: $perPage) {{
+      {_PAGE} edges {{ node {{ __typename id name }} }} }} }} }}"""
+COLLECTION_VERSIONS = f"""query ProjectArtifacts(
+  $entity: String!, $project: String!, $collection: String!, $cursor: String, $perPage: Int) {{
+  project(entityName: $entity, name: $project) {{
+    artifactCollection(name: $collection) {{ __typename id name
+      artifacts(after: $cursor, first: $perPage) {{ {_PAGE} edges {{ version node {{
+        id versionIndex createdAt metadata tags {{ name }}
+        aliases {{ alias artifactCollection {{ name }} }} }} }} }} }} }} }}"""
