@@ -1,4 +1,5 @@
-"""Assemble a delivery worker from the config: store, senders, run follower, metrics."""
+"""Assemble a delivery worker from the config: store, senders (GitHub, notifications,
+W&B write-backs), run follower, catch-up of the W&B registry, metrics."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ from bridge.http import new_session
 from bridge.notify.send import NotifySender
 from bridge.ops.metrics import Metrics
 from bridge.store import SqlStore, open_store
+from bridge.wandb.api import WandbApi
+from bridge.wandb.catchup_run import CatchUpRunner
+from bridge.wandb.client import GraphQL
+from bridge.wandb.writeback import WandbWriter
 
 
 def github_client(config: Config) -> GitHubClient:
@@ -35,10 +40,29 @@ def notify_sender(config: Config) -> NotifySender:
     return NotifySender(notifiers, session, config.delivery.timeout, time.time, redact)
 
 
-def build_sender(config: Config, client: GitHubClient | None) -> Sender:
+def wandb_writer(config: Config, store: SqlStore) -> WandbWriter | None:
+    """The write-backs' W&B client (one session per process); None when no route
+    writes back."""
+    w = config.wandb
+    if w is None or w.key is None or not any(r.write_back for r in config.routes):
+        return None
+    gql = GraphQL(
+        w.base_url,
+        w.key,
+        session=new_session(config.delivery.concurrency),
+        timeout=config.delivery.timeout,
+        secrets=config.secrets(),
+    )
+    return WandbWriter(WandbApi(gql, w.entity), store, time.time)
+
+
+def build_sender(
+    config: Config, client: GitHubClient | None, store: SqlStore | None = None
+) -> Sender:
     if client is None:
         return DryRunSender(config.github.api_url, notify_sender(config))
-    return GitHubSender(client, notify_sender(config))
+    writer = None if store is None else wandb_writer(config, store)
+    return GitHubSender(client, notify_sender(config), writer)
 
 
 def credential_key(config: Config) -> str:
@@ -58,7 +82,11 @@ def build_worker(config: Config, store: SqlStore | None = None) -> DeliveryWorke
     metrics = Metrics(store.stats, time.time)
     client = None if config.github.dry_run else github_client(config)
     worker = DeliveryWorker(
-        config, store, build_sender(config, client), metrics, credential=credential_key(config)
+        config,
+        store,
+        build_sender(config, client, store),
+        metrics,
+        credential=credential_key(config),
     )
     if config.runs.follow and client is not None:
         worker.follower = RunFollower(
@@ -70,4 +98,7 @@ def build_worker(config: Config, store: SqlStore | None = None) -> DeliveryWorke
             worker.owner,
             worker.credential,
         )
+    wb = config.wandb
+    if wb is not None and wb.catch_up is not None and wb.key is not None:
+        worker.catch_up = CatchUpRunner(config, store, wb.key, owner=worker.owner)
     return worker

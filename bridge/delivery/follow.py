@@ -38,6 +38,7 @@ from bridge.store.models import (
     Run,
     Watch,
 )
+from bridge.wandb.writeback import WriteBacks
 
 log = logging.getLogger(__name__)
 SUCCEEDED = frozenset({"success", "neutral", "skipped"})
@@ -138,6 +139,7 @@ class RunFollower:
         self.owner = owner
         self.credential = credential
         self.announce = Announcer(config, store, clock)
+        self.write_backs = WriteBacks(config.routes, store, clock)
 
     def step(self) -> int:
         """Look for due runs and at due runs once; how many were handled."""
@@ -398,6 +400,8 @@ class RunFollower:
                 run_id=run.run_id,
                 conclusion=conclusion,
             )
+            # the route's write-back to W&B, queued in the same commit as the notices
+            notices += self.write_backs.deliveries(outcome, run.event_id, run.delivery_id)
         self.store.runs.finish_run(
             run,
             self.owner,

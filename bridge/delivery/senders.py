@@ -1,5 +1,6 @@
 """What a worker sends a claimed delivery with: GitHub (a repository or a workflow
-dispatch), a notification receiver, or nothing at all for GitHub (dry run)."""
+dispatch), a notification receiver, W&B (a write-back), or nothing at all for GitHub
+and W&B (dry run)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bridge.delivery.github import GitHubClient
+from bridge.errors import PermanentDeliveryError
 from bridge.notify.send import NotifySender
 from bridge.routing.limits import body_of
-from bridge.store.models import NOTIFY, WORKFLOW, Claimed, NewRun
+from bridge.store.models import NOTIFY, WANDB, WORKFLOW, Claimed, NewRun
+from bridge.wandb.writeback import WandbWriter
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +39,23 @@ class Sender(Protocol):
 class GitHubSender:
     dry_run = False
 
-    def __init__(self, client: GitHubClient, notify: NotifySender) -> None:
+    def __init__(
+        self, client: GitHubClient, notify: NotifySender, wandb: WandbWriter | None = None
+    ) -> None:
         self.client = client
         self.notify = notify
+        self.wandb = wandb  # None when no route writes back
 
     def send(self, claimed: Claimed) -> Sent:
         if claimed.kind == NOTIFY:
             return Sent(self.notify.send(claimed))
+        if claimed.kind == WANDB:
+            if self.wandb is None:
+                raise PermanentDeliveryError(
+                    "no route writes back to W&B any more (routes[].write_back, with the "
+                    "wandb: block's API key): restore it, then replay this delivery"
+                )
+            return Sent(self.wandb.send(claimed))
         if claimed.kind == WORKFLOW:
             assert claimed.workflow is not None and claimed.ref is not None
             status, run = self.client.workflow_dispatch(
@@ -54,8 +67,8 @@ class GitHubSender:
 
 
 class DryRunSender:
-    """``github.dry_run``: log what would be sent to GitHub, and send it nothing.
-    Notifications still go out: they are how a dry run is watched."""
+    """``github.dry_run``: log what would be sent to GitHub or written to W&B, and send
+    them nothing. Notifications still go out: they are how a dry run is watched."""
 
     dry_run = True
 
@@ -66,6 +79,14 @@ class DryRunSender:
     def send(self, claimed: Claimed) -> Sent:
         if claimed.kind == NOTIFY and self.notify is not None:
             return Sent(self.notify.send(claimed))
+        if claimed.kind == WANDB:
+            log.info(
+                "dry run: would add to W&B's %s: %s delivery=%s",
+                claimed.repository,
+                claimed.client_payload,
+                claimed.id,
+            )
+            return Sent(None)
         if claimed.kind == WORKFLOW:
             what = f"actions/workflows/{claimed.workflow}/dispatches ref={claimed.ref} inputs="
             body = claimed.client_payload

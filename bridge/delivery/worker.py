@@ -2,8 +2,9 @@
 
 It sleeps until the store wakes it (intake committed work) or the earliest pending
 delivery falls due. Attempts run in two lanes, each with its own thread pool of
-``delivery.concurrency`` slots and its own claims: GitHub dispatches, and notifications.
-A stuck Slack or webhook receiver fills only the notification lane.
+``delivery.concurrency`` slots and its own claims: GitHub dispatches, and the rest
+(notifications and write-backs to W&B). A stuck Slack, webhook receiver or W&B fills
+only the second lane.
 
 A rate limit from GitHub pauses every worker that uses the credential, through the
 store (retrying while limited can get an integration banned); no pause is longer than
@@ -27,6 +28,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from bridge import http
 from bridge.config.model import Config
@@ -42,11 +44,12 @@ from bridge.store import SqlStore, Waiter
 from bridge.store.models import (
     DEAD,
     DELIVERED,
-    DISPATCH,
     GAVE_UP,
+    GITHUB_KINDS,
     NOTIFY,
     OK,
     RETRY,
+    WANDB,
     WORKFLOW,
     Attempt,
     Claimed,
@@ -55,6 +58,9 @@ from bridge.store.models import (
     Watch,
     target_name,
 )
+
+if TYPE_CHECKING:
+    from bridge.wandb.catchup_run import CatchUpRunner
 
 log = logging.getLogger(__name__)
 MAX_IDLE = 5.0  # a safety net only: wake-ups come from the store
@@ -102,6 +108,7 @@ class DeliveryWorker:
         self.retention = config.retention
         self.announce = Announcer(config, store, clock)
         self.follower = follower
+        self.catch_up: CatchUpRunner | None = None  # set by build_worker (wandb.catch_up)
         self.redact = Redactor(config.secrets())
         self.credential = credential  # the key of the shared rate-limit pause
         self.dedupe_window = config.dedupe_window
@@ -111,8 +118,8 @@ class DeliveryWorker:
         self.clock = clock
         self.rand = rand
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        self.github = Lane("github", (DISPATCH, WORKFLOW), self.cfg.concurrency, True)
-        self.notifications = Lane("notify", (NOTIFY,), self.cfg.concurrency, False)
+        self.github = Lane("github", GITHUB_KINDS, self.cfg.concurrency, True)
+        self.notifications = Lane("notify", (NOTIFY, WANDB), self.cfg.concurrency, False)
         self._stopping = threading.Event()
         self._waiters: list[Waiter] = []  # each lane loop's wake-up line from the store
         self._lock = threading.Lock()
@@ -156,7 +163,7 @@ class DeliveryWorker:
             decision.wait,
             self.owner,
         )
-        if claimed.kind != NOTIFY:  # a failing Slack must not hold up GitHub deliveries
+        if claimed.kind in GITHUB_KINDS:  # a failing Slack or W&B must not hold up GitHub
             self._track_health(error, now)
         # counted before it is recorded, so a reader who sees the new state sees the count
         self.metrics.attempt(status, outcome, now - claimed.round_started_at)
@@ -228,7 +235,7 @@ class DeliveryWorker:
         """What a dispatch's final state starts: the search for its runs (made from when
         the dispatch was sent: GitHub may create the run before it answers), and
         notifications."""
-        if claimed.kind == NOTIFY or state not in (DELIVERED, DEAD):
+        if claimed.kind not in GITHUB_KINDS or state not in (DELIVERED, DEAD):
             return None, []
         target = (claimed.event_id, claimed.repository, claimed.id, claimed.route)
         if state == DEAD:
@@ -270,8 +277,8 @@ class DeliveryWorker:
     def run(self, parent_pid: int | None = None) -> None:
         """Deliver until ``stop()`` is called (or the parent process ``parent_pid`` is gone).
 
-        The GitHub lane runs in this thread, the notification lane and the run follower
-        in threads of their own.
+        The GitHub lane runs in this thread, the notification lane, the run follower and
+        catch-up of the W&B registry in threads of their own.
         """
         stop = self._stopping
         helpers = [
@@ -289,6 +296,12 @@ class DeliveryWorker:
                     args=(self.follower, stop),
                     daemon=True,
                     name="run-follower",
+                )
+            )
+        if self.catch_up is not None:
+            helpers.append(
+                threading.Thread(
+                    target=self.catch_up.loop, args=(stop,), daemon=True, name="catch-up"
                 )
             )
         for thread in helpers:
@@ -348,8 +361,10 @@ class DeliveryWorker:
                 waiter.close()
 
     def _prune(self, now: float) -> None:
-        """Forget old dedupe rows, and finished events past ``retention.events``."""
+        """Forget old dedupe rows, ended write-back notes, and finished events past
+        ``retention.events``."""
         self.store.prune_dedupe(now - self.dedupe_window)
+        self.store.prune_echoes(now)
         pruned = self.store.prune(now - self.retention, batch=PRUNE_BATCH)
         if pruned:
             log.info("pruned %d finished events older than retention.events", pruned)
