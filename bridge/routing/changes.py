@@ -78,3 +78,14 @@ def echo_items(fields: Mapping[str, Any]) -> list[str]:
         return []
     kind, artifact, name = named
     return [item(artifact, kind, name)]
+
+
+def parse(change: str) -> tuple[str, str, str] | None:
+    """(``project/collection``, artifact id, item) of a change key; None for another
+    text."""
+    parts = change.split("|")
+    kind = KINDS.get(parts[0]) if len(parts) == 4 else None
+    if kind is None:
+        return None
+    _, collection, artifact, name = parts
+    return collection, artifact, item(artifact, kind, name)

@@ -90,6 +90,18 @@ class CatchUpState:
                 found.update(str(r[0]) for r in rows)
         return found
 
+    def changes_in(self, collections: Sequence[str]) -> set[str]:
+        """The change keys recorded for ``collections`` (``project/collection``, as in a
+        change key), for any route: a pass drops those whose item is gone."""
+        found: set[str] = set()
+        with self._transaction(write=False) as tx:
+            for collection in collections:  # names of letters, digits, '-', '_' and '.'
+                rows = tx.run(
+                    "SELECT change FROM changes WHERE change LIKE ?", (f"%|{collection}|%",)
+                ).fetchall()
+                found.update(str(r[0]) for r in rows)
+        return found
+
     def seen(self, collections: Sequence[str]) -> dict[str, set[str]]:
         """The items last seen in each of ``collections`` (an empty set: none)."""
         found: dict[str, set[str]] = {c: set() for c in collections}
@@ -131,7 +143,10 @@ class CatchUpState:
                         (seen.collection, item),
                     )
             for change in result.removed_changes:
-                tx.run("DELETE FROM changes WHERE change = ?", (change,))
+                tx.run(
+                    "DELETE FROM changes WHERE change = ? AND seen_at < ?",
+                    (change, result.read_at),
+                )
             # in key order, as an accept writes its changes (no deadlock between the two)
             for found in sorted(result.caught_up, key=lambda c: (c.route, c.change)):
                 if echoed(tx, found.echoes, now):

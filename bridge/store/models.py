@@ -225,13 +225,17 @@ class PassResult:
 
     ``baselines``: scopes read for the first time (their items recorded, nothing
     dispatched). ``forget``: collections gone from every scope. ``removed_changes``:
-    change keys whose alias or tag was seen removed (adding it again is a new change)."""
+    change keys whose alias, tag or version is not in the registry any more (adding it
+    again is a new change)."""
 
     baselines: tuple[str, ...] = ()
     collections: tuple[CollectionSeen, ...] = ()
     forget: tuple[str, ...] = ()
     removed_changes: tuple[str, ...] = ()
     caught_up: tuple[CaughtUp, ...] = ()
+    # when the pass began reading W&B: a change recorded since (a webhook during the
+    # pass) is newer than what the pass saw, and ``removed_changes`` leaves it alone
+    read_at: float = float("inf")
 
 
 @dataclass(frozen=True)

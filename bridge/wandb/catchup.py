@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Collection as Collection_
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ from bridge.routing.changes import (
     change_key,
     item,
 )
+from bridge.routing.changes import parse as parse_change
 from bridge.routing.routes import plan_dispatches, webhook_fields
 from bridge.store.models import (
     CATCH_UP,
@@ -163,10 +165,18 @@ def plan_pass(
     baselined: set[str],
     now: float,
     new_id: NewId,
+    recorded: Collection_[str] = (),
+    read_at: float = float("inf"),
 ) -> tuple[PassResult, list[str]]:
     """What a pass records, and a line for each change it cannot dispatch (its body
     would be refused): the diff of each collection read whole with ``seen``, and the
-    events of the changes that watchers of a baselined scope take."""
+    events of the changes that watchers of a baselined scope take.
+
+    ``recorded`` holds the change keys the store has for these collections (dispatched
+    by a webhook or a pass): those whose alias, tag or version is gone now are dropped
+    (as of ``read_at``, when the reading began), so putting it back is a new change,
+    also when no pass saw it there (a webhook announced it, and it left before the next
+    pass)."""
     collections = []
     removed_changes: list[str] = []
     found: list[CaughtUp] = []
@@ -181,6 +191,7 @@ def plan_pass(
         if added or removed:
             collections.append(CollectionSeen(cid, tuple(added), tuple(removed)))
         removed_changes += [_removed_change(c, x) for x in removed]
+        removed_changes += sorted(_gone(recorded, f"{c.project}/{c.name}", now_items))
         eyes = [
             w
             for w in watching
@@ -200,8 +211,19 @@ def plan_pass(
         collections=tuple(collections),
         removed_changes=tuple(dict.fromkeys(removed_changes)),
         caught_up=tuple(found),
+        read_at=read_at,
     )
     return result, notes
+
+
+def _gone(recorded: Iterable[str], collection: str, present: Mapping[str, Any]) -> set[str]:
+    """The recorded changes of ``collection`` whose item is not ``present``."""
+    gone = set()
+    for change in recorded:
+        parsed = parse_change(change)
+        if parsed is not None and parsed[0] == collection and parsed[2] not in present:
+            gone.add(change)
+    return gone
 
 
 def _removed_change(c: Collection, x: str) -> str:

@@ -131,6 +131,7 @@ class CatchUpRunner:
         )
         api = WandbApi(gql, self.wb.entity)
         notes: list[str] = []
+        read_at = self.clock()
         try:
             automations = read_automations(api)
             wants, _ = wanted(self.config, self.wb, api.features())
@@ -143,8 +144,18 @@ class CatchUpRunner:
             gql.close()
         seen = self.store.catchup.seen(sorted(reading.collections))
         baselined = self.store.catchup.baselined(sorted({w.baseline for w in watching}))
+        names = sorted({f"{c.project}/{c.name}" for c in reading.collections.values()})
         result, refused = plan_pass(
-            self.config, self.wb.source, watching, reading, seen, baselined, self.clock(), new_id
+            self.config,
+            self.wb.source,
+            watching,
+            reading,
+            seen,
+            baselined,
+            self.clock(),
+            new_id,
+            recorded=self.store.catchup.changes_in(names),
+            read_at=read_at,
         )
         recorded = [] if dry_run else self.store.catchup.record(result, self.clock())
         report = PassReport(
@@ -188,13 +199,19 @@ class CatchUpRunner:
 
     def loop(self, stop: threading.Event) -> None:
         """``serve``'s catch-up: a pass at once, then every ``every`` (longer when W&B
-        asked to wait), until ``stop`` is set."""
+        asked to wait), until ``stop`` is set.
+
+        The first pass of a process does not wait for ``every`` since the last one: the
+        bridge may have been away, and what changed meanwhile is dispatched now. Other
+        processes starting at the same moment find the lease taken and wait."""
         self._stop = stop
         every = self.settings.every
+        first = True
         while not stop.is_set():
             wait = min(every, LOOK_AGAIN)
             try:
-                report = self.run_pass(every=every)
+                report = self.run_pass(every=0.0 if first else every)
+                first = False
                 if report is not None:
                     wait = every
                     if report.not_before is not None:

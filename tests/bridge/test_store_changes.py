@@ -111,6 +111,21 @@ def test_a_change_seen_removed_is_new_when_it_comes_back(store):
     assert late.kept == () and late.caught_up == {"deploy": "evt_c"}
 
 
+def test_a_change_recorded_after_the_pass_began_reading_is_not_dropped(store):
+    # The alias came back, and its webhook was taken in, while the pass was reading W&B
+    # (which still showed it gone): the pass must not forget that webhook's dispatch.
+    store.accept(event("evt_w", at=T0 + 30), [delivery("dlv_w")], 600, {"dlv_w": CHANGE})
+    during = PassResult(removed_changes=(CHANGE,), read_at=T0 + 10)
+    assert store.catchup.record(during, T0 + 40) == []
+    assert store.catchup.changes_in(["reg/model"]) == {CHANGE}
+    again = store.catchup.record(PassResult(caught_up=(caught_up("evt_c", "dlv_c"),)), T0 + 50)
+    assert again == [] and queued(store) == ["dlv_w"]
+    # a pass that began reading after it was recorded does forget it
+    after = PassResult(removed_changes=(CHANGE,), read_at=T0 + 60)
+    assert store.catchup.record(after, T0 + 70) == []
+    assert store.catchup.changes_in(["reg/model", "reg/other"]) == set()
+
+
 def test_a_webhook_and_catch_up_at_once_dispatch_once(store_factory):
     """The webhook's accept and catch-up's record of the same change, in two stores (as
     in two processes) at once, many times over: one delivery each time."""

@@ -234,3 +234,4 @@ class Sender:
             o.record.outcome = "failed"
             return
         o.record.outcome, o.record.status = "sent", answer.status_code
+        o.record.answer = answer.text

@@ -102,6 +102,7 @@ class HookRecord:
     headers: dict[str, str]
     outcome: str
     status: int | None = None
+    answer: str | None = None  # the receiver's answer body
 
 
 @dataclass

@@ -180,6 +180,7 @@ def one_pass(
     collection: Collection,
     seen: set[str],
     baselined: bool = True,
+    recorded: tuple[str, ...] = (),
 ) -> tuple[Any, list[str]]:
     keys = {w.baseline for w in ws}
     reading = Reading(
@@ -195,6 +196,8 @@ def one_pass(
         keys if baselined else set(),
         1000.0,
         lambda prefix, now: f"{prefix}_{next(ids)}",
+        recorded,
+        900.0,
     )
 
 
@@ -266,6 +269,21 @@ def test_an_alias_removed_frees_its_change_and_filters_still_apply(tmp_path: Pat
     assert result.removed_changes == (
         change_key("ADD_ARTIFACT_ALIAS", REGISTRY, "churn", "A1", "production"),
     )
+
+
+def test_a_change_no_pass_saw_is_freed_once_its_alias_is_gone(tmp_path: Path) -> None:
+    # A webhook announced production on v1 and it left again before any pass saw it:
+    # the diff of seen items knows nothing, the recorded change does.
+    config = make_config(tmp_path)
+    key = change_key("ADD_ARTIFACT_ALIAS", REGISTRY, "churn", "A1", "production")
+    other = change_key("ADD_ARTIFACT_ALIAS", REGISTRY, "fraud", "A1", "production")
+    still = change_key("LINK_MODEL", REGISTRY, "churn", "A1", "")
+    had = {item("A1", "link"), item("A1", "alias", "latest")}
+    bare = Version("A1", "v1", ("latest",), (), {})
+    result, _ = one_pass(config, [deploy_watcher()], churn(bare), had, recorded=(key, other, still))
+    assert result.collections == ()  # nothing changed in what was seen
+    assert result.removed_changes == (key,)  # another collection's, and the link, stay
+    assert result.read_at == 900.0
 
 
 def test_a_disabled_automation_dispatches_nothing_but_keeps_seen(tmp_path: Path) -> None:
