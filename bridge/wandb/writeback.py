@@ -34,6 +34,7 @@ from bridge.routing.templates import as_text, render
 from bridge.store import SqlStore
 from bridge.store.models import WANDB, Claimed, NewDelivery
 from bridge.wandb.api import WandbApi
+from bridge.wandb.state import REGISTRY_PREFIX
 
 log = logging.getLogger(__name__)
 # How long the bridge takes an alias or tag webhook for the echo of its own write: W&B
@@ -182,7 +183,7 @@ class WandbWriter:
                     f"cannot note the write-back in the store before sending it ({exc})"
                 ) from exc
             if write.aliases:
-                coordinates = (write.entity, write.project, write.collection)
+                coordinates = (self._owner(write), write.project, write.collection)
                 self.api.add_aliases(artifact, *coordinates, list(write.aliases))
             if write.tags:
                 self.api.add_tags(artifact, list(write.tags))
@@ -193,7 +194,7 @@ class WandbWriter:
     def _resolve(self, write: Write) -> str:
         """The artifact id of a version the event named only by name."""
         name = f"{write.collection}:{write.version}"
-        found = self.api.artifact_version(write.entity, write.project, name)
+        found = self.api.artifact_version(self._owner(write), write.project, name)
         if not found or not isinstance(found.get("id"), str):
             raise PermanentDeliveryError(
                 f"W&B has no artifact version {write.name} (deleted since, or not visible "
@@ -201,6 +202,14 @@ class WandbWriter:
                 404,
             )
         return str(found["id"])
+
+
+    def _owner(self, write: Write) -> str:
+        """The entity that holds the version: a registry (``wandb-registry-*``) lives in
+        the organization's entity, whichever entity the webhook named."""
+        if write.project.startswith(REGISTRY_PREFIX):
+            return self.api.org_entity()
+        return write.entity
 
 
 def classify(exc: WandbError) -> DeliveryError:

@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -188,9 +189,26 @@ def test_the_write_adds_the_aliases_and_tags_with_the_sdks_operations(standin, s
     assert writer(standin, sqlite_store).send(claimed(write)) == 200
     v = version(standin)
     assert "deployed" in v["aliases"] and v["tags"] == ["deployed-prod"]
-    assert standin.state.operations == ["AddAliases", "UpdateArtifact"]
+    # a registry lives in the organization's entity: asked once, whatever the event said
+    assert standin.state.operations == ["OrgEntity", "AddAliases", "UpdateArtifact"]
     assert sqlite_store.echoed(write.echoes(v["artifact"]), time.time())
     assert not sqlite_store.echoed(write.echoes(v["artifact"]), time.time() + ECHO_WINDOW + 1)
+
+
+def test_a_registry_version_named_under_the_team_is_written_in_the_organization(
+    standin, sqlite_store
+):
+    # W&B may name a registry version under the team's entity; the registry is the org's
+    write = replace(a_write(standin, tags=()), entity="acme")
+    sent = []
+
+    def add_aliases(request: dict[str, Any]) -> tuple[int, Any]:
+        sent.append(request["variables"]["input"]["aliases"][0]["entityName"])
+        return 200, {"data": {"result": {"success": True}}}
+
+    standin.answers["AddAliases"] = add_aliases
+    writer(standin, sqlite_store).send(claimed(write))
+    assert sent == ["acme-org"]
 
 
 def test_the_write_is_noted_before_wandb_hears_of_it(standin, sqlite_store):
@@ -210,7 +228,7 @@ def test_the_write_is_noted_before_wandb_hears_of_it(standin, sqlite_store):
 def test_a_version_named_only_by_name_is_looked_up_first(standin, sqlite_store):
     write = a_write(standin, artifact=False, aliases=(), tags=("deployed-prod",))
     writer(standin, sqlite_store).send(claimed(write))
-    assert standin.state.operations == ["ArtifactVersion", "UpdateArtifact"]
+    assert standin.state.operations == ["OrgEntity", "ArtifactVersion", "UpdateArtifact"]
     assert version(standin)["tags"] == ["deployed-prod"]
     gone = Write(None, "acme-org", REGISTRY, "churn", "v9", ("deployed",))
     with pytest.raises(PermanentDeliveryError, match=r"no artifact version .*churn:v9"):
