@@ -62,6 +62,18 @@ class CatchUpState:
                 == 1
             )
 
+    def extend(self, owner: str, now: float, lease: float) -> bool:
+        """Keep ``owner``'s hold until ``now + lease``; False when it no longer holds it
+        (it ran out, and another may have taken it)."""
+        with self._transaction() as tx:
+            return (
+                tx.run(
+                    "UPDATE leases SET until_at = ? WHERE name = ? AND owner = ? AND until_at > ?",
+                    (now + lease, LEASE, owner, now),
+                ).rowcount
+                == 1
+            )
+
     def release(self, owner: str, now: float, done: bool) -> bool:
         """End ``owner``'s hold; ``done``: the pass finished (the next waits ``every``
         from now). False when the lease ran out and another took it over."""
@@ -117,11 +129,23 @@ class CatchUpState:
 
     # -- recording a pass -----------------------------------------------------------------
 
-    def record(self, result: PassResult, now: float) -> list[str]:
+    def record(self, result: PassResult, now: float, owner: str | None = None) -> list[str] | None:
         """Record a pass in one transaction; the ids of the events it stored (changes
-        neither a webhook nor an earlier pass dispatched, nor the bridge wrote back)."""
+        neither a webhook nor an earlier pass dispatched, nor the bridge wrote back).
+
+        With ``owner``, only while ``owner`` holds the lease (None otherwise, and nothing
+        is recorded: a pass that lost it leaves the work to the one that took it); the
+        lease's row stays locked until the commit, so no other pass takes it meanwhile."""
         recorded = []
         with self._transaction() as tx:
+            if owner is not None:
+                held = tx.run(
+                    "UPDATE leases SET until_at = until_at WHERE name = ? AND owner = ? "
+                    "AND until_at > ?",
+                    (LEASE, owner, now),
+                ).rowcount
+                if held != 1:
+                    return None
             for scope in result.baselines:
                 tx.run(
                     "INSERT INTO registry_scopes (scope, baseline_at) VALUES (?, ?) "

@@ -35,8 +35,11 @@ from bridge.wandb.wanted import wanted
 from bridge.wandb.watchers import watchers
 
 log = logging.getLogger(__name__)
-LEASE = 600.0  # the longest a pass holds the store's lease
-READ_SHARE = 0.8  # of the lease, the most a pass spends reading; the rest is for recording
+# A pass holds the store's lease this long, renewed while it reads: a process killed
+# mid-pass keeps others (and its own restart) waiting this long at most.
+LEASE = 60.0
+RENEW_AFTER = LEASE / 4
+READ_LIMIT = 480.0  # the longest a pass reads W&B; what it did not read waits
 LOOK_AGAIN = 30.0  # how soon a process that did not get the lease tries again
 
 
@@ -157,13 +160,21 @@ class CatchUpRunner:
             recorded=self.store.catchup.changes_in(names),
             read_at=read_at,
         )
-        recorded = [] if dry_run else self.store.catchup.record(result, self.clock())
+        recorded: list[str] | None = []
+        if not dry_run:
+            recorded = self.store.catchup.record(result, self.clock(), self.owner)
+        if recorded is None:
+            why = "its lease ran out and another pass took over: this one recorded nothing"
+            missed = (*reading.missed, why)
+            recorded = []
+        else:
+            missed = reading.missed
         report = PassReport(
             collections=tuple(reading.collections[c] for c in sorted(reading.collections)),
             result=result,
             recorded=tuple(recorded),
             requests=gql.requests,
-            missed=reading.missed,
+            missed=missed,
             notes=(*notes, *refused),
             not_before=stopped.not_before if stopped is not None else None,
             dry_run=dry_run,
@@ -174,7 +185,8 @@ class CatchUpRunner:
     def _spender(self, dry_run: bool) -> Callable[[], str | None]:
         """The check before each W&B request of a pass."""
         per_hour = self.settings.max_requests_per_hour
-        deadline = self.clock() + LEASE * READ_SHARE
+        deadline = self.clock() + READ_LIMIT
+        renewed = self.clock()
         spent = 0
         budget = (
             f"its budget of {per_hour} W&B requests an hour is spent "
@@ -182,15 +194,19 @@ class CatchUpRunner:
         )
 
         def spend() -> str | None:
-            nonlocal spent
+            nonlocal spent, renewed
             now = self.clock()
             if self._stop.is_set():
                 return "the bridge is stopping"
             if now > deadline:
-                return f"the pass has read for {LEASE * READ_SHARE:g} s; the next pass goes on"
+                return f"the pass has read for {READ_LIMIT:g} s; the next pass goes on"
             if dry_run:  # nothing written to the store: the budget of this pass alone
                 spent += 1
                 return budget if spent > per_hour else None
+            if now - renewed > RENEW_AFTER:
+                if not self.store.catchup.extend(self.owner, now, LEASE):
+                    return "its lease ran out and another pass took over"
+                renewed = now
             if not self.store.runs.take_budget(self.credential, now, per_hour):
                 return budget
             return None

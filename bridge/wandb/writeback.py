@@ -203,7 +203,6 @@ class WandbWriter:
             )
         return str(found["id"])
 
-
     def _owner(self, write: Write) -> str:
         """The entity that holds the version: a registry (``wandb-registry-*``) lives in
         the organization's entity, whichever entity the webhook named."""

@@ -264,6 +264,18 @@ def test_one_pass_at_a_time(store):
     assert lease.take("hand", T0 + 93, 300, 0)  # a pass by hand waits for no `every`
 
 
+def test_a_pass_records_only_while_it_holds_the_lease(store):
+    assert store.catchup.take("a", T0, 60, 0)
+    assert store.catchup.extend("a", T0 + 50, 60)  # held until T0 + 110 now
+    assert store.catchup.record(PassResult(baselines=("s",)), T0 + 100, owner="a") == []
+    assert store.catchup.take("b", T0 + 200, 60, 0)  # a's lease ran out: b takes over
+    assert not store.catchup.extend("a", T0 + 201, 60)
+    result = PassResult(baselines=("t",), caught_up=(caught_up("evt_a", "dlv_a"),))
+    assert store.catchup.record(result, T0 + 202, owner="a") is None
+    assert store.catchup.baselined(["s", "t"]) == {"s"} and queued(store) == []
+    assert store.catchup.record(result, T0 + 203, owner="b") == ["evt_a"]
+
+
 def test_an_expired_lease_is_taken_over(store):
     lease = store.catchup
     assert lease.take("dead", T0, 300, 60)

@@ -20,7 +20,7 @@ from bridge.routing.routes import webhook_fields
 from bridge.store import SqlStore, open_store
 from bridge.store.models import CATCH_UP
 from bridge.wandb.catchup import Collection, Reading, Version, plan_pass, version_of
-from bridge.wandb.catchup_run import CatchUpRunner, PassReport
+from bridge.wandb.catchup_run import LEASE, CatchUpRunner, PassReport
 from bridge.wandb.event_filter import UnknownFilter, filter_matches
 from bridge.wandb.model import Automation, Integration, Scope, ScopeRef
 from bridge.wandb.wanted import MARKER, wanted
@@ -464,6 +464,44 @@ def test_one_pass_at_a_time(setup: Any) -> None:
     config, store, _ = setup
     assert store.catchup.take("elsewhere", 0.0, 1e12, 0)
     assert runner(config, store).run_pass(every=0) is None
+
+
+def test_a_pass_keeps_its_lease_while_it_reads_and_stops_once_it_lost_it(
+    wandb: StandIn, setup: Any
+) -> None:
+    config, store, _ = setup
+    run(config, store)  # the baseline
+    wandb.add_alias(registry(wandb), "churn", 0, "production")
+    wandb.flush()
+    now = [time.time()]
+    start = now[0]
+    lost = [False]
+    real = wandb._answer
+
+    def slow(auth: str | None, body: bytes) -> tuple[int, Any]:
+        now[0] += 20.0  # each request takes long: the lease must be renewed meanwhile
+        if lost[0] and json.loads(body).get("operationName") == "ProjectArtifacts":
+            # the pass was frozen past its lease, and another process took over
+            now[0] += 2 * LEASE
+            assert store.catchup.take("other", now[0], LEASE, 0)
+            lost[0] = False
+        return real(auth, body)
+
+    wandb._answer = slow  # type: ignore[method-assign]
+    steady = CatchUpRunner(config, store, config.wandb.key, owner="steady", clock=lambda: now[0])
+    report = steady.run_pass(every=0)
+    assert report is not None and report.missed == () and len(report.recorded) == 1
+    assert now[0] - start > 2 * LEASE  # it read for longer than one lease
+
+    wandb.add_alias(registry(wandb), "churn", 1, "production")
+    wandb.flush()
+    lost[0] = True
+    frozen = CatchUpRunner(config, store, config.wandb.key, owner="frozen", clock=lambda: now[0])
+    report = frozen.run_pass(every=0)
+    assert report is not None
+    assert any("another pass took over" in line for line in report.missed)
+    assert report.recorded == ()  # the pass that took over does the work
+    assert [e.origin for e in store.list_events()] == [CATCH_UP]  # the steady pass's only
 
 
 def test_the_delivery_worker_runs_a_pass_at_start(wandb: StandIn, setup: Any) -> None:
