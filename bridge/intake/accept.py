@@ -7,6 +7,7 @@ one error handler; the 202 is only built after the store has committed.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -105,6 +106,25 @@ def accept(svc: Services, request: Request, *, source: str | None = None,
     return _commit(svc, matched.name, request.path, event_id, body, planned, fields)
 
 
+def to_deliveries(
+    planned: list[PlannedDispatch], now: float, make_id: Callable[[str, float], str] = new_id
+) -> tuple[NewDelivery, ...]:
+    """The deliveries to store for ``planned`` dispatches (a webhook's, or catch-up's)."""
+    return tuple(
+        NewDelivery(
+            make_id("dlv", now),
+            p.route,
+            p.repository,
+            p.event_type,
+            p.payload_json,
+            kind=p.kind,
+            workflow=p.workflow,
+            ref=p.ref,
+        )
+        for p in planned
+    )
+
+
 def _commit(
     svc: Services,
     source: str,
@@ -116,19 +136,7 @@ def _commit(
 ) -> Result:
     now = svc.clock()
     event = NewEvent(event_id, source, path, now, body, hashlib.sha256(body).hexdigest())
-    deliveries = tuple(
-        NewDelivery(
-            new_id("dlv", now),
-            p.route,
-            p.repository,
-            p.event_type,
-            p.payload_json,
-            kind=p.kind,
-            workflow=p.workflow,
-            ref=p.ref,
-        )
-        for p in planned
-    )
+    deliveries = to_deliveries(planned, now)
     # A managed automation's webhook names one change: catch-up may have dispatched it.
     change = webhook_change(fields) if ROUTE_KEY in fields else None
     changes = {d.id: change for d in deliveries} if change else None

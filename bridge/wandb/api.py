@@ -438,20 +438,10 @@ class WandbApi:
                 if not isinstance(node, dict):
                     raise TypeError(f"{key} is {type(node).__name__}, not an object")
             edges += [edge for edge in node.get("edges") or () if edge and edge.get("node")]
-            page = node.get("pageInfo") or {}
-            if not page.get("hasNextPage"):
+            cursor = _next_cursor(node, seen, what)
+            if cursor is None:
                 return edges
-            cursor = page.get("endCursor")
-            if not isinstance(cursor, str) or not cursor or cursor in seen:
-                raise WandbError(
-                    f"W&B's listing does not end ({what}): it offers a next page "
-                    "without a new cursor; try again later, and report it to W&B if it stays"
-                )
-            seen.add(cursor)
-        raise WandbError(
-            f"W&B's listing does not end ({what}): more than {MAX_PAGES * PER_PAGE} items, "
-            "the most the bridge reads; try again later, and report it to W&B if it stays"
-        )
+        raise _endless(what)
 
     def _pages(
         self,
@@ -483,21 +473,33 @@ class WandbApi:
                     raise TypeError(f"{key} is {type(node).__name__}, not an object")
             for edge in node.get("edges") or ():
                 yield (edge or {}).get("node")
-            page = node.get("pageInfo") or {}
-            if not page.get("hasNextPage"):
+            cursor = _next_cursor(node, seen, what)
+            if cursor is None:
                 return
-            cursor = page.get("endCursor")
-            if not isinstance(cursor, str) or not cursor or cursor in seen:
-                raise WandbError(
-                    f"W&B's listing does not end ({what}): it offers a next page "
-                    "without a new cursor; try again later, and report it to W&B if it stays"
-                )
-            seen.add(cursor)
+        raise _endless(what)
+
+
+def _next_cursor(connection: dict[str, Any], seen: set[str], what: str) -> str | None:
+    """The cursor of a listing's next page (None: it was the last); a next page without
+    a new cursor is a listing that does not end."""
+    page = connection.get("pageInfo") or {}
+    if not page.get("hasNextPage"):
+        return None
+    cursor = page.get("endCursor")
+    if not isinstance(cursor, str) or not cursor or cursor in seen:
         raise WandbError(
-            f"W&B's listing does not end ({what}): more than {MAX_PAGES * PER_PAGE} "
-            "items, the most this command reads; try again later, and report it to W&B if "
-            "it stays"
+            f"W&B's listing does not end ({what}): it offers a next page "
+            "without a new cursor; try again later, and report it to W&B if it stays"
         )
+    seen.add(cursor)
+    return cursor
+
+
+def _endless(what: str) -> WandbError:
+    return WandbError(
+        f"W&B's listing does not end ({what}): more than {MAX_PAGES * PER_PAGE} items, "
+        "the most the bridge reads; try again later, and report it to W&B if it stays"
+    )
 
 
 def trigger_input(target: Target, integration_id: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from typing import Any
 
 from bridge.config.model import Config
 from bridge.errors import RequestRefused
+from bridge.intake.accept import to_deliveries
 from bridge.intake.checks import check_size, parse_object
 from bridge.routing.changes import (
     ALIAS,
@@ -40,7 +41,6 @@ from bridge.store.models import (
     CATCH_UP,
     CaughtUp,
     CollectionSeen,
-    NewDelivery,
     NewEvent,
     PassResult,
 )
@@ -272,19 +272,7 @@ def _caught_up(
         return None
     if not planned:
         return None  # the route's own conditions (when:) do not take it
-    deliveries = tuple(
-        NewDelivery(
-            new_id("dlv", now),
-            p.route,
-            p.repository,
-            p.event_type,
-            p.payload_json,
-            kind=p.kind,
-            workflow=p.workflow,
-            ref=p.ref,
-        )
-        for p in planned
-    )
+    deliveries = to_deliveries(planned, now, new_id)
     return CaughtUp(
         event=NewEvent(
             event_id,
