@@ -72,6 +72,40 @@ def base_config(tmp_path: Path, github_url: str, **over: Any) -> dict[str, Any]:
     return cfg
 
 
+def with_wandb(wandb_url: str, **wandb: Any) -> dict[str, Any]:
+    """Config overrides for a bridge that W&B's stand-in (``tests.bridge.wandb``) reaches,
+    with the team secrets it signs with, and a ``wandb:`` block pointing at it; its env
+    is ``WANDB_ENV``."""
+    from tests.bridge.wandb.conftest import BRIDGE_URL
+
+    return {
+        "sources": {
+            "wandb": {"secrets": [{"env": "BRIDGE_SECRET"}], "tokens": [{"env": "BRIDGE_TOKEN"}]}
+        },
+        "wandb": {
+            "base_url": wandb_url,
+            "api_key": {"env": "WANDB_API_KEY"},
+            "entity": "acme",
+            "bridge_url": BRIDGE_URL,
+            "secret_name": "BRIDGE_WEBHOOK_SECRET",
+            "access_token_name": "BRIDGE_ACCESS_TOKEN",
+            **wandb,
+        },
+    }
+
+
+@pytest.fixture
+def wandb() -> Iterator[Any]:
+    """The W&B stand-in (``tests.bridge.wandb.standin``), seeded: the acme team, its
+    organization's model registry, its team secrets."""
+    from tests.bridge.wandb.conftest import API_KEY, seed
+    from tests.bridge.wandb.standin import StandIn
+    from tests.bridge.wandb.standin_state import State
+
+    with StandIn(API_KEY, state=seed(State())) as standin:
+        yield standin
+
+
 @pytest.fixture
 def fake_github() -> Iterator[FakeGitHub]:
     with FakeGitHub(tokens=[GH_TOKEN]) as gh:

@@ -9,15 +9,14 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.bridge.e2e.conftest import with_wandb
 from tests.bridge.harness import BridgeProcess
-from tests.bridge.wandb.conftest import ACCESS_TOKEN, API_KEY, BRIDGE_URL, WEBHOOK_SECRET, seed
+from tests.bridge.wandb.conftest import ACCESS_TOKEN, API_KEY, WEBHOOK_SECRET
 from tests.bridge.wandb.standin import StandIn
-from tests.bridge.wandb.standin_state import State
 from tests.fakes.github import FakeGitHub
 
 REGISTRY = "acme-org/wandb-registry-model"
@@ -47,31 +46,15 @@ ROUTES: list[dict[str, Any]] = [
 
 
 @pytest.fixture
-def wandb() -> Iterator[StandIn]:
-    with StandIn(API_KEY, state=seed(State())) as standin:
-        yield standin
-
-
-@pytest.fixture
 def bridge(start_bridge, wandb: StandIn) -> BridgeProcess:
     """The bridge with catch-up on, W&B's automations made by ``wandb apply``, and the
     first pass (the baseline) done."""
     proc = start_bridge(
         env=ENV,
         routes=ROUTES,
-        sources={
-            "wandb": {"secrets": [{"env": "BRIDGE_SECRET"}], "tokens": [{"env": "BRIDGE_TOKEN"}]}
-        },
         runs={"follow": False},
-        wandb={
-            "base_url": wandb.url,
-            "api_key": {"env": "WANDB_API_KEY"},
-            "entity": "acme",
-            "bridge_url": BRIDGE_URL,
-            "secret_name": "BRIDGE_WEBHOOK_SECRET",
-            "access_token_name": "BRIDGE_ACCESS_TOKEN",
-            "catch_up": {"every": "10m"},  # the pass at start, then passes by hand
-        },
+        # the pass at start, then passes by hand
+        **with_wandb(wandb.url, catch_up={"every": "10m"}),
     )
     applied = cli(proc, "apply")
     assert applied.returncode == 0, applied.stderr

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 
 from bridge.store import open_store
+from tests.bridge.e2e.conftest import with_wandb
 from tests.bridge.e2e.test_catchup_http import (
     ENV,
     REGISTRY,
@@ -19,17 +19,9 @@ from tests.bridge.e2e.test_catchup_http import (
     quiet,
 )
 from tests.bridge.harness import BridgeProcess
-from tests.bridge.wandb.conftest import API_KEY, BRIDGE_URL, seed
 from tests.bridge.wandb.standin import StandIn
-from tests.bridge.wandb.standin_state import State
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def wandb() -> Iterator[StandIn]:
-    with StandIn(API_KEY, state=seed(State())) as standin:
-        yield standin
 
 
 @pytest.fixture
@@ -40,22 +32,8 @@ def replicas(start_bridge, wandb: StandIn, postgres_url: str) -> list[BridgeProc
             env={**ENV, "E2E_STORE": postgres_url},
             store={"env": "E2E_STORE"},
             routes=ROUTES,
-            sources={
-                "wandb": {
-                    "secrets": [{"env": "BRIDGE_SECRET"}],
-                    "tokens": [{"env": "BRIDGE_TOKEN"}],
-                }
-            },
             runs={"follow": False},
-            wandb={
-                "base_url": wandb.url,
-                "api_key": {"env": "WANDB_API_KEY"},
-                "entity": "acme",
-                "bridge_url": BRIDGE_URL,
-                "secret_name": "BRIDGE_WEBHOOK_SECRET",
-                "access_token_name": "BRIDGE_ACCESS_TOKEN",
-                "catch_up": {"every": "10m"},
-            },
+            **with_wandb(wandb.url, catch_up={"every": "10m"}),
         )
         for n in ("a", "b")
     ]

@@ -8,16 +8,15 @@ import json
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.bridge.e2e.conftest import with_wandb
 from tests.bridge.e2e.test_runs_http import RUN_NAME, wait_until
 from tests.bridge.harness import BridgeProcess, events_cli
-from tests.bridge.wandb.conftest import ACCESS_TOKEN, API_KEY, BRIDGE_URL, WEBHOOK_SECRET, seed
+from tests.bridge.wandb.conftest import ACCESS_TOKEN, API_KEY, WEBHOOK_SECRET
 from tests.bridge.wandb.standin import StandIn
-from tests.bridge.wandb.standin_state import State
 from tests.fakes.github import FakeGitHub
 
 REGISTRY = "acme-org/wandb-registry-model"
@@ -45,29 +44,13 @@ ROUTES: list[dict[str, Any]] = [
 
 
 @pytest.fixture
-def wandb() -> Iterator[StandIn]:
-    with StandIn(API_KEY, state=seed(State())) as standin:
-        yield standin
-
-
-@pytest.fixture
 def bridge(start_bridge, wandb: StandIn) -> BridgeProcess:
     """The bridge, with W&B's automations made for its routes by ``wandb apply``."""
     proc = start_bridge(
         env=ENV,
         routes=ROUTES,
-        sources={
-            "wandb": {"secrets": [{"env": "BRIDGE_SECRET"}], "tokens": [{"env": "BRIDGE_TOKEN"}]}
-        },
         runs={"no_run_after": "10s", "min_interval": "0.3s"},
-        wandb={
-            "base_url": wandb.url,
-            "api_key": {"env": "WANDB_API_KEY"},
-            "entity": "acme",
-            "bridge_url": BRIDGE_URL,
-            "secret_name": "BRIDGE_WEBHOOK_SECRET",
-            "access_token_name": "BRIDGE_ACCESS_TOKEN",
-        },
+        **with_wandb(wandb.url),
     )
     applied = subprocess.run(
         [sys.executable, "-m", "bridge", "wandb", "apply", "--config", str(proc.config_path)],
