@@ -108,10 +108,11 @@ class CatchUpRunner:
         self._stop = threading.Event()
 
     def run_pass(self, *, every: float, dry_run: bool = False) -> PassReport | None:
-        """One pass; None when another holds the lease or the last pass finished less
-        than ``every`` seconds ago (0: a pass by hand). A dry run takes no lease and
+        """One pass; None when another holds the lease or the last whole pass started
+        less than ``every`` seconds ago (0: a pass by hand). A dry run takes no lease and
         writes nothing to the store."""
-        if not dry_run and not self.store.catchup.take(self.owner, self.clock(), LEASE, every):
+        started = self.clock()
+        if not dry_run and not self.store.catchup.take(self.owner, started, LEASE, every):
             return None
         done = False
         try:
@@ -120,11 +121,13 @@ class CatchUpRunner:
             return report
         finally:
             if not dry_run:
-                self._release(done)
+                self._release(started, done)
 
-    def _release(self, done: bool) -> None:
+    def _release(self, started: float, done: bool) -> None:
+        # A whole pass is dated from its start: passes start ``every`` apart, so a change
+        # waits ``every`` at most, not ``every`` plus the time a pass takes.
         try:
-            self.store.catchup.release(self.owner, self.clock(), done)
+            self.store.catchup.release(self.owner, started if done else self.clock(), done)
         except StoreUnavailable as exc:  # the lease then ends by itself
             log.warning("catch-up: cannot release its lease (%s)", exc)
 
@@ -225,11 +228,12 @@ class CatchUpRunner:
         first = True
         while not stop.is_set():
             wait = min(every, LOOK_AGAIN)
+            started = self.clock()
             try:
                 report = self.run_pass(every=0.0 if first else every)
                 first = False
-                if report is not None:
-                    wait = every
+                if report is not None:  # the next pass starts ``every`` after this one did
+                    wait = max(every - (self.clock() - started), 1.0)
                     if report.not_before is not None:
                         wait = max(wait, report.not_before - self.clock())
             except StoreUnavailable as exc:

@@ -504,6 +504,26 @@ def test_a_pass_keeps_its_lease_while_it_reads_and_stops_once_it_lost_it(
     assert [e.origin for e in store.list_events()] == [CATCH_UP]  # the steady pass's only
 
 
+def test_passes_start_every_apart_however_long_one_takes(wandb: StandIn, setup: Any) -> None:
+    config, store, _ = setup
+    now = [time.time()]
+    real = wandb._answer
+
+    def slow(auth: str | None, body: bytes) -> tuple[int, Any]:
+        now[0] += 2.0  # a pass of ten requests takes 20 s
+        return real(auth, body)
+
+    wandb._answer = slow  # type: ignore[method-assign]
+    every = 300.0
+    started = now[0]
+    timed = CatchUpRunner(config, store, config.wandb.key, owner="timed", clock=lambda: now[0])
+    assert timed.run_pass(every=every) is not None
+    assert now[0] - started >= 20.0
+    # the next pass may start `every` after this one started, not after it ended
+    assert not store.catchup.take("next", started + every - 1, LEASE, every)
+    assert store.catchup.take("next", started + every, LEASE, every)
+
+
 def test_the_delivery_worker_runs_a_pass_at_start(wandb: StandIn, setup: Any) -> None:
     config, store, _ = setup
     worker = build_worker(config, store)
