@@ -15,7 +15,7 @@ from bridge.errors import RequestRefused
 from bridge.ids import new_id
 from bridge.intake import checks
 from bridge.routing.changes import echo_items, webhook_change
-from bridge.routing.limits import PlannedDispatch
+from bridge.routing.limits import ROUTE_KEY, PlannedDispatch
 from bridge.routing.routes import unknown_route, webhook_fields
 from bridge.services import Services
 from bridge.store.models import NewDelivery, NewEvent, target_name
@@ -137,9 +137,9 @@ def _commit(
     now = svc.clock()
     event = NewEvent(event_id, source, path, now, body, hashlib.sha256(body).hexdigest())
     deliveries = to_deliveries(planned, now)
-    # A webhook that names one registry change: catch-up may have dispatched it, or may
-    # find it later (also for an automation made before they named their route).
-    change = webhook_change(fields)
+    # A managed automation's webhook names one change: catch-up may have dispatched it,
+    # or may find it later (catch-up stands in for managed automations only).
+    change = webhook_change(fields) if ROUTE_KEY in fields else None
     changes = {d.id: change for d in deliveries} if change else None
     echoes = echo_items(fields)
     accepted = svc.store.accept(

@@ -64,7 +64,13 @@ def watchers(
         if a.event not in CAUGHT_EVENTS or a.scope is None:
             continue
         payload = a.payload if isinstance(a.payload, Mapping) else {}
-        route = payload.get(ROUTE_KEY) or (by_name[a.name].route if a.name in by_name else None)
+        route = payload.get(ROUTE_KEY)
+        if route is None:  # its webhook names no route: intake cannot tell its change
+            notes.append(
+                f"automation {a.name!r}: made before automations named their route "
+                f"({ROUTE_KEY}), so catch-up leaves it out; run `wandb-bridge wandb apply`"
+            )
+            continue
         if not isinstance(route, str) or route not in routes:
             notes.append(
                 f"automation {a.name!r}: its route is not in the config; run "
