@@ -68,6 +68,7 @@ BREAKER_AFTER = 3  # transient failures in a row before the worker pauses and pr
 BREAKER_MAX_PAUSE = 60.0
 PRUNE_EVERY = 300.0
 PRUNE_BATCH = 500  # events per prune: small batches keep write locks short
+BEAT_EVERY = 30.0  # seconds between the worker's heartbeats in the store (the console's Now)
 DRY_RUN = "dry_run"  # the outcome of an attempt that sent nothing (github.dry_run)
 ATTEMPT_SHARE = 0.5  # of the lease, the most an attempt may take; the rest is for recording
 RECORD_RETRY = 0.2  # seconds between tries to record an attempt while the store is down
@@ -331,7 +332,8 @@ class DeliveryWorker:
         waiter = self.store.waiter() if lane.guarded else None
         if waiter is not None:
             self._waiters.append(waiter)
-        last_prune = 0.0
+        last_prune = last_beat = 0.0
+        started = self.clock()  # this loop runs as long as the worker: its start
         try:
             with ThreadPoolExecutor(lane.concurrency, thread_name_prefix=lane.name) as pool:
                 while True:
@@ -347,6 +349,9 @@ class DeliveryWorker:
                         if prune and now - last_prune > PRUNE_EVERY:
                             self._prune(now)
                             last_prune = now
+                        if lane.guarded and now - last_beat >= BEAT_EVERY:
+                            self.store.console.beat(self.owner, started, now)
+                            last_beat = now
                         timeout = self._idle_timeout(now, lane)
                     except StoreUnavailable as exc:
                         log.error("delivery worker: store unavailable (%s); retrying", exc)

@@ -18,7 +18,7 @@ from bridge.routing.changes import echo_items, webhook_change
 from bridge.routing.limits import ROUTE_KEY, PlannedDispatch
 from bridge.routing.routes import unknown_route, webhook_fields
 from bridge.services import Services
-from bridge.store.models import NewDelivery, NewEvent, target_name
+from bridge.store.models import NewDelivery, NewEvent, model_of, target_name
 
 _CHUNK = 64 * 1024
 
@@ -135,7 +135,8 @@ def _commit(
     fields: dict[str, Any],
 ) -> Result:
     now = svc.clock()
-    event = NewEvent(event_id, source, path, now, body, hashlib.sha256(body).hexdigest())
+    digest = hashlib.sha256(body).hexdigest()
+    event = NewEvent(event_id, source, path, now, body, digest, model=model_of(fields))
     deliveries = to_deliveries(planned, now)
     # A managed automation's webhook names one change: catch-up may have dispatched it,
     # or may find it later (catch-up stands in for managed automations only).

@@ -1,12 +1,34 @@
 """The schema of each backend, one script per version; ``migrate`` runs those not yet run.
 
-A script is split on ``;`` and run in one transaction with its version number. Never
+A script is split on ``;`` and run in one transaction with its version number (or is
+a function that runs its statements and fills new columns from the rows there). Never
 edit a released script: add the next one. The two backends keep the same tables and
 columns; SQLite clusters its tables on their keys (WITHOUT ROWID), with each delivery
 keyed under its event.
 """
 
 from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from bridge.routing.routes import is_github_shaped
+from bridge.store.models import model_of
+from bridge.store.tx import Tx
+
+# A version's script: SQL statements, or a function that runs its own (DDL and a backfill).
+Script = str | Callable[[Tx], None]
+
+
+def run_script(tx: Tx, script: Script) -> None:
+    """Run one version's ``script`` inside the migration's transaction."""
+    if callable(script):
+        script(tx)
+        return
+    for statement in script.split(";"):
+        if statement.strip():
+            tx.cur.execute(statement)
 
 
 def _runs_and_notifications(real: str) -> str:
@@ -132,7 +154,108 @@ def _registry(real: str, clustered: str) -> str:
     """
 
 
-SQLITE: tuple[str, ...] = (
+def _console(real: str, serial: str, clustered: str, first: str = "") -> Script:
+    """10: the operator console. Each event's model version (``model``, for search),
+    filled from the stored bodies; console sessions, the sign-in throttle, the log of
+    admins' actions, and the delivery workers' heartbeats.
+
+    Indexes, for the console's events page with 100,000 events (bench/console.py; each
+    checked with EXPLAIN): a filter on deliveries reads its events' ids from an index
+    and looks each event up, instead of scanning every event for a rare match (a
+    repository with a few events took 40 ms, then 1 ms).
+
+    - ``deliveries_finished`` also holds each row's event id (and delivery id): the
+      dead deliveries' events come from the index, and a dead delivery is found by its
+      id alone (a replay from the console) among the dead rows.
+    - ``deliveries_repository``, ``deliveries_route``: deliveries by repository and by
+      route, with their event ids. Neither column ever changes, so these cost one index
+      entry each per delivery inserted and nothing after. Not partial: SQLite, whose
+      tables are never ANALYZEd, then picks the small pending index for the queued and
+      in-flight filters rather than a partial index of all dispatches.
+    - ``deliveries_failing``: the latest failures, for the Now page, without a scan.
+    - ``runs_state``, ``watches_state``: the few runs given up on (or still followed)
+      and searches without a run, for the run filters.
+
+    On PostgreSQL the event ids of ``runs`` and ``watches`` take the collation of
+    ``events.id`` ("C"): compared with another collation, an event's runs could not be
+    found through their index, and each run filter read every run (150 ms).
+
+    A search in model names (a substring) reads the events newest first until a page is
+    full: a name that few or no events have reads them all (about 40 ms at 100,000 on
+    SQLite; bench/README.md)."""
+    ddl = f"""{first}
+    ALTER TABLE events ADD COLUMN model TEXT;
+    CREATE TABLE console_sessions (
+        id_hash TEXT PRIMARY KEY,
+        label TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        created_at {real} NOT NULL,
+        expires_at {real} NOT NULL
+    ){clustered};
+    CREATE TABLE sign_in_failures (
+        address TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        window_start {real} NOT NULL
+    ){clustered};
+    CREATE TABLE admin_actions (
+        id {serial} PRIMARY KEY,
+        at {real} NOT NULL,
+        label TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT
+    );
+    CREATE TABLE workers (
+        owner TEXT PRIMARY KEY,
+        started_at {real} NOT NULL,
+        seen_at {real} NOT NULL
+    ){clustered};
+    DROP INDEX deliveries_finished;
+    CREATE INDEX deliveries_finished ON deliveries (state, event_id, id)
+        WHERE state IN ('delivered', 'dead');
+    CREATE INDEX deliveries_repository ON deliveries (repository, event_id);
+    CREATE INDEX deliveries_route ON deliveries (route, event_id);
+    CREATE INDEX deliveries_failing ON deliveries (updated_at) WHERE last_error IS NOT NULL;
+    CREATE INDEX runs_state ON runs (state, event_id);
+    CREATE INDEX watches_state ON watches (state, event_id)
+    """
+
+    def migrate(tx: Tx) -> None:
+        run_script(tx, ddl)
+        _backfill_models(tx)
+
+    return migrate
+
+
+def model_in_body(body: bytes) -> str | None:
+    """The model version a stored body names (see ``model_of``), from a flat body or a
+    GitHub-shaped one's ``client_payload``; None when it names none or is not JSON."""
+    try:
+        obj: Any = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(obj, dict):
+        return None
+    return model_of(obj["client_payload"] if is_github_shaped(obj) else obj)
+
+
+def _backfill_models(tx: Tx) -> None:
+    """Fill ``events.model`` from the bodies, a batch of events at a time."""
+    after = ""
+    while True:
+        rows = tx.run(
+            "SELECT id, body FROM events WHERE id > ? ORDER BY id LIMIT 500", (after,)
+        ).fetchall()
+        if not rows:
+            return
+        for event_id, body in rows:
+            model = model_in_body(bytes(body))
+            if model is not None:
+                tx.run("UPDATE events SET model = ? WHERE id = ?", (model, event_id))
+        after = rows[-1][0]
+
+
+SQLITE: tuple[Script, ...] = (
     """
     CREATE TABLE events (
         id TEXT PRIMARY KEY,
@@ -220,9 +343,10 @@ SQLITE: tuple[str, ...] = (
     _one_dispatch_per_run(),
     _pending_by_lane(),
     _registry("REAL", " WITHOUT ROWID"),
+    _console("REAL", "INTEGER", " WITHOUT ROWID"),
 )
 
-POSTGRES: tuple[str, ...] = (
+POSTGRES: tuple[Script, ...] = (
     """
     CREATE TABLE events (
         id TEXT COLLATE "C" PRIMARY KEY,
@@ -306,4 +430,13 @@ POSTGRES: tuple[str, ...] = (
     _one_dispatch_per_run(),
     _pending_by_lane(),
     _registry("DOUBLE PRECISION", ""),
+    _console(
+        "DOUBLE PRECISION",
+        "BIGSERIAL",
+        "",
+        """
+        ALTER TABLE runs ALTER COLUMN event_id TYPE TEXT COLLATE "C";
+        ALTER TABLE watches ALTER COLUMN event_id TYPE TEXT COLLATE "C";
+        """,
+    ),
 )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 # Delivery states. ``in_flight`` rows belong to a worker until ``due_at`` (the lease end).
 QUEUED, IN_FLIGHT, DELIVERED, DEAD = "queued", "in_flight", "delivered", "dead"
@@ -36,6 +38,16 @@ def target_name(
     return f"github:{repository}"
 
 
+MODEL_CHARS = 300  # the most of a model version's name the store keeps, for search
+
+
+def model_of(fields: Mapping[str, Any]) -> str | None:
+    """The model version an event names, as the store keeps it: the webhook fields'
+    ``artifact_version_string`` (a string), cut to ``MODEL_CHARS`` characters."""
+    value = fields.get("artifact_version_string")
+    return value[:MODEL_CHARS] if isinstance(value, str) and value else None
+
+
 @dataclass(frozen=True)
 class NewEvent:
     id: str
@@ -45,6 +57,7 @@ class NewEvent:
     body: bytes = field(repr=False)
     body_sha256: str
     origin: str = WEBHOOK
+    model: str | None = None  # see model_of
 
 
 @dataclass(frozen=True)
@@ -194,6 +207,7 @@ class Event:
     body: bytes = field(repr=False)
     deliveries: tuple[Delivery, ...] = ()
     origin: str = WEBHOOK
+    model: str | None = None  # see model_of
 
 
 @dataclass(frozen=True)
@@ -244,3 +258,106 @@ class Stats:
 
     by_state: dict[str, int]
     oldest_queued_at: float | None
+
+
+# -- the operator console -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events the console lists (None: any).
+
+    ``state``: a GitHub delivery (dispatch or workflow) of the event is in that state;
+    ``run``: a run outcome of ``RUN_FILTERS`` (succeeded, failed, running, no_run,
+    unknown); ``repository``, ``route``: a delivery of the event goes there (exactly);
+    ``q``: text starting with ``evt_`` is an event id or the start of one, any other is
+    part of the model version's name (case-insensitive)."""
+
+    state: str | None = None
+    run: str | None = None
+    repository: str | None = None
+    route: str | None = None
+    q: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of events, newest first; ``next_before`` is the ``before`` of the next
+    (older) page, None on the last."""
+
+    events: tuple[Event, ...]
+    next_before: str | None
+
+
+@dataclass(frozen=True)
+class ConsoleSession:
+    """A signed-in console session (the store keys it by the hash of its id)."""
+
+    label: str  # the admin token's origin, e.g. env:BRIDGE_ADMIN_TOKEN; never its value
+    csrf: str
+    created_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class AdminAction:
+    """One thing an admin did through the console."""
+
+    at: float
+    label: str
+    action: str  # e.g. replay, replay_dead
+    target: str  # a delivery id
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkerSeen:
+    """A delivery worker by its heartbeat."""
+
+    owner: str
+    started_at: float
+    seen_at: float
+
+
+@dataclass(frozen=True)
+class Pause:
+    """A rate-limit pause on a GitHub credential (its name, never the secret)."""
+
+    credential: str
+    until: float
+
+
+@dataclass(frozen=True)
+class BudgetUse:
+    """Requests of a credential's hourly budget spent in the current hour."""
+
+    credential: str
+    window_start: float
+    used: int  # 0 when the last window has ended
+
+
+@dataclass(frozen=True)
+class RecentError:
+    """A delivery whose last attempt failed: where it went, when, what went wrong."""
+
+    delivery_id: str
+    event_id: str
+    target: str
+    state: str
+    at: float
+    message: str
+
+
+@dataclass(frozen=True)
+class NowReport:
+    """What the console's Now page shows, read in one transaction."""
+
+    by_state: dict[str, int]
+    oldest_queued_at: float | None
+    runs_followed: int
+    searches: int  # dispatches whose runs are still looked for
+    pauses: tuple[Pause, ...]  # those in force
+    budget: tuple[BudgetUse, ...]
+    errors: tuple[RecentError, ...]  # the latest first
+    actions: tuple[AdminAction, ...]  # the latest first
+    workers: tuple[WorkerSeen, ...]

@@ -33,7 +33,10 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from bridge.errors import NotFound, StoreUnavailable
-from bridge.store import catchup, retention, runs, wake
+from bridge.store import catchup, console, retention, runs, wake
+from bridge.store.clauses import DELIVERY_COLS, FINISHED, GITHUB, PENDING
+from bridge.store.clauses import RUN_FILTERS as RUN_FILTERS
+from bridge.store.migrations import Script, run_script
 from bridge.store.models import (
     ABANDONED,
     CATCH_UP,
@@ -55,39 +58,14 @@ from bridge.store.models import (
     Stats,
     Watch,
 )
-from bridge.store.tx import Cursor, Tx, echoed, insert_delivery, insert_event
+from bridge.store.tx import Cursor, Tx, echoed, insert_delivery, insert_event, requeue
 from bridge.store.wake import Waiter
 
 __all__ = ["Cursor", "SqlStore", "Tx", "Waiter"]
 
 log = logging.getLogger(__name__)
 
-DELIVERY_COLS = (
-    "id, event_id, route, repository, event_type, client_payload, state, attempts, due_at, "
-    "created_at, updated_at, finished_at, last_status, last_error, kind, workflow, ref, "
-    "notifier"
-)
 ATTEMPT_COLS = "attempt, started_at, finished_at, status, outcome, response, wait, worker"
-# Literals, not parameters, so that the partial indexes on pending and on finished rows
-# apply to every plan (a generic prepared plan cannot prove a parameter matches them).
-PENDING = f"state IN ('{QUEUED}', '{IN_FLIGHT}')"
-FINISHED = f"state IN ('{DELIVERED}', '{DEAD}')"
-_SUCCEEDED = "('success', 'neutral', 'skipped')"
-# ``events list --run``: events by what became of the runs their dispatches started.
-RUN_FILTERS = {
-    "succeeded": "EXISTS (SELECT 1 FROM runs r WHERE r.event_id = e.id "
-    f"AND r.state = 'concluded' AND r.conclusion IN {_SUCCEEDED})",
-    "failed": "EXISTS (SELECT 1 FROM runs r WHERE r.event_id = e.id "
-    f"AND r.state = 'concluded' AND r.conclusion NOT IN {_SUCCEEDED})",
-    "running": "EXISTS (SELECT 1 FROM runs r WHERE r.event_id = e.id AND r.state = 'following')",
-    "no_run": "EXISTS (SELECT 1 FROM watches w WHERE w.event_id = e.id AND w.state = 'no_run')",
-    "unknown": "(EXISTS (SELECT 1 FROM runs r WHERE r.event_id = e.id AND r.state = 'unknown') "
-    "OR EXISTS (SELECT 1 FROM watches w WHERE w.event_id = e.id AND w.state = 'unknown'))",
-}
-
-
-# A delivery to GitHub (not a notification nor a write-back to W&B). Literal SQL.
-GITHUB = "kind IN (" + ", ".join(f"'{k}'" for k in GITHUB_KINDS) + ")"
 # The pending deliveries of each lane of the workers (GitHub's kinds, and the rest:
 # notifications and write-backs), each in a partial index of its own: a backlog of one
 # lane is never scanned by the other's look for work. Literals, so that the indexes
@@ -110,7 +88,7 @@ def _lanes(kinds: Sequence[str]) -> tuple[str, ...]:
 class SqlStore(abc.ABC):
     """Events, their deliveries and attempts; see the module docstring for the guarantees."""
 
-    migrations: tuple[str, ...] = ()  # the schema, one script per version
+    migrations: tuple[Script, ...] = ()  # the schema, one script per version
     database = ""  # names the database for the in-process wake-up bell (a path, a URL)
     _placeholder = "?"  # the driver's parameter marker
     _claim_lock = ""  # appended to the claim's SELECT (FOR UPDATE SKIP LOCKED on PostgreSQL)
@@ -181,6 +159,12 @@ class SqlStore(abc.ABC):
         """What catch-up of the W&B registry remembers, and its one-pass-at-a-time lease."""
         return catchup.CatchUpState(self._transaction)
 
+    @property
+    def console(self) -> console.ConsoleState:
+        """What the operator console reads and records: events by filter, replays by
+        an admin, sessions, the sign-in throttle, the actions log, workers' heartbeats."""
+        return console.ConsoleState(self._transaction, self.stats, self._row_lock)
+
     def waiter(self) -> Waiter:
         """A worker's wake-up line: woken by work queued in any process (a hint only)."""
         return wake.bell(self.database).waiter(self._listen)
@@ -207,9 +191,7 @@ class SqlStore(abc.ABC):
                     f"knows ({len(self.migrations)}); upgrade the bridge"
                 )
             for version in range(current + 1, len(self.migrations) + 1):
-                for statement in self.migrations[version - 1].split(";"):
-                    if statement.strip():
-                        tx.cur.execute(statement)
+                run_script(tx, self.migrations[version - 1])
                 tx.run("INSERT INTO schema_version (version) VALUES (?)", (version,))
 
     def schema_version(self) -> int:
@@ -502,7 +484,8 @@ class SqlStore(abc.ABC):
 
     def _event(self, tx: Tx, event_id: str, history: bool) -> Event:
         row = tx.run(
-            "SELECT id, source, endpoint, received_at, body, origin FROM events WHERE id = ?",
+            "SELECT id, source, endpoint, received_at, body, origin, model FROM events "
+            "WHERE id = ?",
             (event_id,),
         ).fetchone()
         if row is None:
@@ -523,7 +506,7 @@ class SqlStore(abc.ABC):
             )
             for r in rows
         )
-        return Event(row[0], row[1], row[2], row[3], bytes(row[4]), deliveries, row[5])
+        return Event(row[0], row[1], row[2], row[3], bytes(row[4]), deliveries, row[5], row[6])
 
     def _history(self, tx: Tx, delivery_id: str) -> tuple[Attempt, ...]:
         rows = tx.run(
@@ -546,7 +529,7 @@ class SqlStore(abc.ABC):
                 f"SELECT id FROM deliveries WHERE {dispatches} AND {PENDING} ORDER BY id",
                 (event_id,),
             ).fetchall()
-            queued = self._requeue(tx, dispatches, (event_id,), now)
+            queued = requeue(tx, dispatches, (event_id,), now)
             return Replayed(queued, [r[0] for r in pending])
 
     def replay_dead(self, now: float) -> list[str]:
@@ -557,17 +540,4 @@ class SqlStore(abc.ABC):
                 f"(SELECT event_id FROM deliveries WHERE state = ?) ORDER BY id{self._row_lock}",
                 (DEAD,),
             ).fetchall()
-            return self._requeue(tx, "state = ?", (DEAD,), now)
-
-    def _requeue(self, tx: Tx, where: str, params: tuple[Any, ...], now: float) -> list[str]:
-        # One statement that checks the state as it updates: a replay running at the same
-        # time (PostgreSQL re-reads a row another transaction just changed) finds the
-        # delivery queued and leaves it.
-        rows = tx.run(
-            "UPDATE deliveries SET state = ?, due_at = ?, round_attempts = 0, "
-            "round_started_at = ?, updated_at = ?, finished_at = NULL "
-            f"WHERE {where} AND {FINISHED} RETURNING id",
-            (QUEUED, now, now, now, *params),
-        ).fetchall()
-        tx.queued = bool(rows)
-        return sorted(r[0] for r in rows)
+            return requeue(tx, "state = ?", (DEAD,), now)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from bridge.store.clauses import FINISHED
 from bridge.store.models import QUEUED, NewDelivery, NewEvent
 
 
@@ -36,8 +37,8 @@ class Tx:
 def insert_event(tx: Tx, event: NewEvent) -> None:
     """Store ``event`` (its deliveries go in with :func:`insert_delivery`)."""
     tx.run(
-        "INSERT INTO events (id, source, endpoint, received_at, body_sha256, body, origin) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO events (id, source, endpoint, received_at, body_sha256, body, origin, "
+        "model) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
             event.id,
             event.source,
@@ -46,6 +47,7 @@ def insert_event(tx: Tx, event: NewEvent) -> None:
             event.body_sha256,
             event.body,
             event.origin,
+            event.model,
         ),
     )
 
@@ -89,3 +91,20 @@ def insert_delivery(tx: Tx, event_id: str, d: NewDelivery, now: float) -> None:
             d.notifier,
         ),
     )
+
+
+def requeue(tx: Tx, where: str, params: Sequence[Any], now: float) -> list[str]:
+    """Queue again, due at once, the finished (delivered or dead) deliveries ``where``
+    holds; their ids, sorted.
+
+    One statement that checks the state as it updates: a replay running at the same time
+    (PostgreSQL re-reads a row another transaction just changed) finds the delivery
+    queued and leaves it."""
+    rows = tx.run(
+        "UPDATE deliveries SET state = ?, due_at = ?, round_attempts = 0, "
+        "round_started_at = ?, updated_at = ?, finished_at = NULL "
+        f"WHERE {where} AND {FINISHED} RETURNING id",
+        (QUEUED, now, now, now, *params),
+    ).fetchall()
+    tx.queued = bool(rows)
+    return sorted(r[0] for r in rows)

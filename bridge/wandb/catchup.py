@@ -43,6 +43,7 @@ from bridge.store.models import (
     CollectionSeen,
     NewEvent,
     PassResult,
+    model_of,
 )
 from bridge.wandb.event_filter import UnknownFilter, filter_matches
 from bridge.wandb.render import fill
@@ -282,6 +283,7 @@ def _caught_up(
             data,
             hashlib.sha256(data).hexdigest(),
             origin=CATCH_UP,
+            model=model_of(fields),
         ),
         deliveries=deliveries,
         route=w.route,
