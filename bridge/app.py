@@ -1,4 +1,5 @@
-"""The Flask application factory, and the one place errors become JSON answers."""
+"""The Flask application factory, and the one place errors become answers (JSON; HTML
+under ``/console``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from werkzeug.exceptions import HTTPException
 
 from bridge.config.load import find_config_path, load_config
 from bridge.config.model import Config
+from bridge.console import security
+from bridge.console import views as console
 from bridge.errors import ConfigError, RequestRefused, StoreUnavailable
 from bridge.intake import views
 from bridge.ops import admin, health
@@ -55,10 +58,12 @@ def create_app(
     app.register_blueprint(views.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(console.bp)
     app.add_url_rule("/metrics", "metrics", lambda: _metrics(svc))
     spec = document()
     app.add_url_rule("/openapi.json", "openapi", lambda: jsonify(spec))
     app.before_request(_start_timer)
+    app.after_request(security.protect)
     app.after_request(_log_request)
     app.register_error_handler(Exception, _error)
     return app
@@ -86,7 +91,8 @@ def _metrics(svc: Services) -> Response:
 
 
 def _error(exc: Exception) -> tuple[Response, int]:
-    """Every failure as ``{"error", "message"}``: refusals, werkzeug's own, the store, bugs."""
+    """Every failure as ``{"error", "message"}``: refusals, werkzeug's own, the store, bugs;
+    under ``/console``, as an HTML page saying the same."""
     headers: list[tuple[str, str]] = []
     if isinstance(exc, RequestRefused):
         status, code, message = exc.status, exc.code, exc.message
@@ -104,7 +110,10 @@ def _error(exc: Exception) -> tuple[Response, int]:
     if request.blueprint == views.bp.name:
         services().metrics.refused(code)
     g.log_error = code
-    resp = jsonify(error=code, message=message)
+    if security.in_console(request.path):
+        resp = console.error_page(status, message)
+    else:
+        resp = jsonify(error=code, message=message)
     for name, value in headers:
         resp.headers[name] = value
     return resp, status
