@@ -164,6 +164,9 @@ def filters_from(args: Mapping[str, str]) -> EventFilter:
             raise RequestRefused(
                 400, "invalid_parameter", f"{name} is longer than {MAX_TEXT_FILTER} characters"
             )
+        if not value.isprintable():  # no name or id has control characters (nor NUL,
+            # which PostgreSQL refuses in a text parameter)
+            raise RequestRefused(400, "invalid_parameter", f"{name} has control characters")
         text[name] = value or None
     return EventFilter(state, run, text["repository"], text["route"], text["q"])
 

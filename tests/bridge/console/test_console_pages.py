@@ -126,7 +126,14 @@ def test_search_by_event_id_and_its_start(seeded, signed_in):
 
 
 def test_a_filter_value_the_form_does_not_offer_is_a_400_page(signed_in):
-    for query in ("state=lost", "run=maybe", "before=<x>", "q=" + "x" * 301):
+    for query in (
+        "state=lost",
+        "run=maybe",
+        "before=<x>",
+        "q=" + "x" * 301,
+        "q=a%00b",
+        "route=%0d",
+    ):
         resp = signed_in.get(f"/console/?{query}")
         assert resp.status_code == 400 and resp.mimetype == "text/html"
         assert '<p class="error" role="alert">' in resp.get_data(as_text=True)
