@@ -132,7 +132,7 @@ def test_a_filter_value_the_form_does_not_offer_is_a_400_page(signed_in):
         "before=<x>",
         "q=" + "x" * 301,
         "q=a%00b",
-        "route=%0d",
+        "route=a%0db",
     ):
         resp = signed_in.get(f"/console/?{query}")
         assert resp.status_code == 400 and resp.mimetype == "text/html"
