@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 LEASE = 60.0
 RENEW_AFTER = LEASE / 4
 READ_LIMIT = 480.0  # the longest a pass reads W&B; what it did not read waits
+MAX_WAIT = 3600.0  # the longest W&B's Retry-After may hold catch-up off
 LOOK_AGAIN = 30.0  # how soon a process that did not get the lease tries again
 
 
@@ -232,15 +233,23 @@ class CatchUpRunner:
             try:
                 report = self.run_pass(every=0.0 if first else every)
                 first = False
-                if report is not None:  # the next pass starts ``every`` after this one did
-                    wait = max(every - (self.clock() - started), 1.0)
-                    if report.not_before is not None:
-                        wait = max(wait, report.not_before - self.clock())
+                if report is not None:
+                    wait = next_wait(every, started, self.clock(), report.not_before)
             except StoreUnavailable as exc:
                 log.error("catch-up: store unavailable (%s); retrying", exc)
             except Exception:  # a bug must not stop catch-up for good
                 log.exception("catch-up: unexpected error; retrying")
             stop.wait(wait)
+
+
+def next_wait(every: float, started: float, now: float, not_before: float | None) -> float:
+    """How long until the next pass: it starts ``every`` after this one did, and not
+    before W&B's Retry-After; but no answer (a Retry-After of years, or of more digits
+    than a clock holds) may stop catch-up for longer than MAX_WAIT."""
+    wait = max(every - (now - started), 1.0)
+    if not_before is not None and not_before - now > wait:
+        wait = not_before - now
+    return min(wait, max(every, MAX_WAIT))
 
 
 def _log(report: PassReport) -> None:

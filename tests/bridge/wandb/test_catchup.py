@@ -527,6 +527,19 @@ def test_passes_start_every_apart_however_long_one_takes(wandb: StandIn, setup: 
     assert store.catchup.take("next", started + every, LEASE, every)
 
 
+def test_the_wait_for_the_next_pass_honours_retry_after_within_bounds() -> None:
+    from bridge.wandb.catchup_run import MAX_WAIT, next_wait
+
+    assert next_wait(300.0, 1000.0, 1006.0, None) == 294.0  # start to start
+    assert next_wait(300.0, 1000.0, 1400.0, None) == 1.0  # a pass longer than every
+    assert next_wait(300.0, 1000.0, 1006.0, 1006.0 + 900) == 900.0  # W&B asks for more
+    # A Retry-After of years, or of more digits than a clock holds, must not stop
+    # catch-up for good (an Event.wait that long raises OverflowError in the loop).
+    for far in (1006.0 + 10**9, float("9" * 400), float("inf")):
+        assert next_wait(300.0, 1000.0, 1006.0, far) == MAX_WAIT
+    assert next_wait(7200.0, 1000.0, 1006.0, float("inf")) == 7200.0  # every is longer
+
+
 def test_the_delivery_worker_runs_a_pass_at_start(wandb: StandIn, setup: Any) -> None:
     config, store, _ = setup
     worker = build_worker(config, store)
