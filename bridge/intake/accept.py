@@ -98,11 +98,11 @@ def accept(svc: Services, request: Request, *, source: str | None = None,
     )
     obj = checks.parse_object(body)
     event_id = new_id("evt", svc.clock())
+    fields = webhook_fields(obj, event_id)  # what routes, change keys and echoes read
     if repository is not None:
         planned = checks.plan_passthrough(config, repository, obj, event_id)
     else:
-        planned = checks.plan_webhook(config, matched, obj, event_id)
-    fields = webhook_fields(obj, event_id)
+        planned = checks.plan_webhook(config, matched, fields)
     return _commit(svc, matched.name, request.path, event_id, body, planned, fields)
 
 

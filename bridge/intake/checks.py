@@ -20,7 +20,7 @@ from bridge.errors import RequestRefused
 from bridge.intake.signature import bearer_token, signature_matches, token_matches
 from bridge.ops.logs import printable
 from bridge.routing.limits import PlannedDispatch, check_dispatch, plan
-from bridge.routing.routes import plan_dispatches, webhook_fields
+from bridge.routing.routes import plan_dispatches
 
 PASSTHROUGH = "passthrough"
 # What GitHub allows in an owner or repository name.
@@ -188,10 +188,10 @@ def plan_passthrough(
 
 
 def plan_webhook(
-    config: Config, source: Source, body: Mapping[str, Any], event_id: str
+    config: Config, source: Source, fields: Mapping[str, Any]
 ) -> list[PlannedDispatch]:
-    """The dispatches of every route ``body`` matches (possibly none)."""
-    return plan_dispatches(config.routes, source.name, webhook_fields(body, event_id))
+    """The dispatches of every route the webhook's ``fields`` match (possibly none)."""
+    return plan_dispatches(config.routes, source.name, fields)
 
 
 def find_source(config: Config, name: str) -> Source:
