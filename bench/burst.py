@@ -175,7 +175,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> Result:
         stack.callback(stop.set)
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wandb-bridge-burst-")))
         if backend == "postgresql":
-            from tests import pg
+            from harness import pg
 
             server, reason = pg.start()
             if server is None:

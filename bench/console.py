@@ -5,7 +5,7 @@
 The quality bar: with 100,000 events stored, the events page and an event's page answer
 in p95 <= 100 ms of server time.
 
-For each backend (SQLite in a temporary directory; PostgreSQL when ``tests/pg.py`` finds
+For each backend (SQLite in a temporary directory; PostgreSQL when ``harness/pg.py`` finds
 a server, else that half is skipped) the benchmark seeds a migrated store in one
 transaction of bulk inserts (not 100,000 accepts): events over 30 days from a W&B
 registry (bodies and model versions of 40 collections, a rare one among them), each
@@ -348,7 +348,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> Result:
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wandb-bridge-console-")))
         if backend == "postgresql":
-            from tests import pg
+            from harness import pg
 
             server, reason = pg.start()
             if server is None:

@@ -5,7 +5,7 @@
                              [--sdk-venv DIR | --no-sdk] [--json FILE]
 
 Writes an artifact (a few large files, hundreds of small ones) to a tmpfs, serves it
-from the fake W&B (``tests.action.fake_wandb``) in its own process, its storage paced
+from the fake W&B (``harness.fake_wandb``) in its own process, its storage paced
 like a cloud bucket seen from a runner, and times, in turn, each round:
 
 - gets:   plain parallel GETs of the same pre-signed URLs, same concurrency, same order;
@@ -69,7 +69,7 @@ def start_standin(
     ready = tmp / "ready"
     process = subprocess.Popen(
         [
-            *(sys.executable, "-m", "tests.action.fake_wandb", "--serve-dir", str(data)),
+            *(sys.executable, "-m", "harness.fake_wandb", "--serve-dir", str(data)),
             *("--api-key", KEY, "--page-size", "5000", "--ready-file", str(ready)),
             *("--first-byte-ms", str(opts.first_byte_ms), "--stream-mb-s", str(opts.stream_mb_s)),
         ],

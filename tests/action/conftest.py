@@ -10,7 +10,7 @@ import pytest
 # The harness's asserts report as a test's own do.
 pytest.register_assert_rewrite("tests.action.harness")
 
-from tests.action.fake_wandb import FakeArtifact, FakeWandb, demo_files  # noqa: E402
+from harness.fake_wandb import FakeArtifact, FakeWandb, demo_files  # noqa: E402
 from tests.action.harness import API_KEY, Runner  # noqa: E402
 
 

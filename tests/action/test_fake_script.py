@@ -20,7 +20,7 @@ def test_script_serves_the_fixture_artifact(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "tests.action.fake_wandb",
+            "harness.fake_wandb",
             "--demo",
             "--port",
             "0",

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from action import queries
-from tests.action.fake_wandb import FakeArtifact, FakeWandb, md5_b64
+from harness.fake_wandb import FakeArtifact, FakeWandb, md5_b64
 from tests.action.harness import API_KEY
 
 

@@ -8,7 +8,7 @@ import requests
 from action.errors import ApiError, AuthenticationError, UnsupportedFieldError
 from action.graphql import GraphQLClient
 from action.http import RetryPolicy
-from tests.action.fake_wandb import FakeWandb
+from harness.fake_wandb import FakeWandb
 from tests.action.harness import API_KEY
 
 

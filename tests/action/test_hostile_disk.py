@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.action.fake_wandb import FakeArtifact, FakeWandb, md5_b64
+from harness.fake_wandb import FakeArtifact, FakeWandb, md5_b64
 from tests.action.harness import Run, Runner, failed_with, snapshot, tree
 
 SETTINGS = settings(

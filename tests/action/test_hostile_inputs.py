@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.action.fake_wandb import FakeArtifact, FakeWandb
+from harness.fake_wandb import FakeArtifact, FakeWandb
 from tests.action.harness import API_KEY, Run, Runner
 
 SETTINGS = settings(

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.action.fake_wandb import FakeWandb
+from harness.fake_wandb import FakeWandb
 from tests.action.harness import API_KEY, Run, Runner
 
 INJECTIONS = [

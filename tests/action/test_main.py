@@ -10,7 +10,7 @@ import pytest
 import xxhash
 
 from action.download import CHUNK_SIZE
-from tests.action.fake_wandb import FakeArtifact, FakeWandb, demo_files
+from harness.fake_wandb import FakeArtifact, FakeWandb, demo_files
 from tests.action.harness import API_KEY, Runner, md5_of, tree
 
 

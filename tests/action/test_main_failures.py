@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.action.fake_wandb import FakeArtifact, FakeWandb, demo_files, md5_b64
+from harness.fake_wandb import FakeArtifact, FakeWandb, demo_files, md5_b64
 from tests.action.harness import Run, Runner, failed_with, tree
 
 

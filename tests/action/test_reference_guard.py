@@ -16,7 +16,7 @@ import urllib3.util.connection
 
 from action.errors import InternalAddressError
 from action.guard import MAX_REDIRECTS, GuardedAdapter, origin, refusal, vetted_address
-from tests.action.fake_wandb import FakeArtifact, FakeWandb, md5_b64
+from harness.fake_wandb import FakeArtifact, FakeWandb, md5_b64
 from tests.action.harness import Run, Runner, failed_with, snapshot
 
 DATA = b"what an internal service would answer\n"

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.action.fake_wandb import FakeArtifact, FakeWandb
+from harness.fake_wandb import FakeArtifact, FakeWandb
 from tests.action.harness import API_KEY, Run, Runner
 
 

@@ -7,11 +7,11 @@ import os
 import pytest
 
 from bridge.store import open_store
-from tests import pg
+from harness import pg
 
-# --- store backends: SQLite and PostgreSQL (server: tests/pg.py) -----------------------
+# --- store backends: SQLite and PostgreSQL (server: harness/pg.py) -----------------------
 #
-# ``postgres_server`` (session): a tests.pg.PostgresServer; ``.new_database()`` returns the
+# ``postgres_server`` (session): a harness.pg.PostgresServer; ``.new_database()`` returns the
 #     URL of a new, empty database on it. Skips when there is no server, fails under CI=true.
 # ``postgres_url``: the URL of a fresh database for one test, dropped after it.
 # ``store_url``: one store URL per backend, "sqlite" and "postgresql" (marked ``postgres``).

@@ -1,7 +1,7 @@
 """The bridge under gunicorn on a PostgreSQL server that restarts, or whose postmaster is
 killed, while webhooks arrive and dispatches are in flight.
 
-Each test has a cluster of its own (``tests.pg.start_own``): restarting it harms no other
+Each test has a cluster of its own (``harness.pg.start_own``): restarting it harms no other
 test. What must hold: every event the bridge accepted (202) is dispatched exactly once;
 a request the outage refuses gets 503 ``store_unavailable``, never another error; once
 the server is back, the next requests are accepted (no dead pooled connection is lent).
@@ -23,7 +23,7 @@ import requests
 from bridge.intake.signature import sign
 from bridge.store import open_store
 from bridge.store.postgres import CHANNEL, POOL_WAIT
-from tests import pg
+from harness import pg
 from tests.bridge.conftest import postgres_unavailable
 from tests.bridge.e2e.conftest import SECRET, TOKEN
 

@@ -34,8 +34,8 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from graphql import graphql_sync
 
-from tests.action.fake_wandb.schema import Context, Root, make_schema
-from tests.action.fake_wandb.store import FakeArtifact, Store, StoredFile
+from harness.fake_wandb.schema import Context, Root, make_schema
+from harness.fake_wandb.store import FakeArtifact, Store, StoredFile
 
 ROUTES = ("graphql", "storage", "manifest", "handler", "external")
 

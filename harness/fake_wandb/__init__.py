@@ -1,7 +1,7 @@
 """A fake W&B server for the action's tests and self-test workflow (see ``server``)."""
 
-from tests.action.fake_wandb.server import FakeWandb, Seen, demo_files
-from tests.action.fake_wandb.store import FakeArtifact, Store, StoredFile, md5_b64, xxh128_b64
+from harness.fake_wandb.server import FakeWandb, Seen, demo_files
+from harness.fake_wandb.store import FakeArtifact, Store, StoredFile, md5_b64, xxh128_b64
 
 __all__ = [
     "FakeArtifact",

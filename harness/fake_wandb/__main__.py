@@ -1,7 +1,7 @@
 """Run the fake W&B as a process (the self-test workflow and the benchmark do).
 
-    python -m tests.action.fake_wandb --port 8787 --api-key KEY --demo [--ready-file F]
-    python -m tests.action.fake_wandb --serve-dir DIR --collection bench ...
+    python -m harness.fake_wandb --port 8787 --api-key KEY --demo [--ready-file F]
+    python -m harness.fake_wandb --serve-dir DIR --collection bench ...
         [--first-byte-ms 30 --stream-mb-s 40]   # storage paced like a cloud bucket
 
 ``--demo`` seeds ``acme/churn/churn-model`` (aliases ``production``, ``latest``), the
@@ -20,11 +20,11 @@ import sys
 import threading
 from pathlib import Path
 
-from tests.action.fake_wandb.server import FakeWandb, demo_files
+from harness.fake_wandb.server import FakeWandb, demo_files
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.action.fake_wandb")
+    parser = argparse.ArgumentParser(prog="python -m harness.fake_wandb")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--api-key", default=os.environ.get("FAKE_WANDB_API_KEY", ""))
     parser.add_argument("--legacy", action="store_true", help="no membership fields")

@@ -17,7 +17,7 @@ from typing import Any
 
 from graphql import GraphQLSchema, build_schema
 
-from tests.action.fake_wandb.store import FakeArtifact, Membership, Store, StoredFile
+from harness.fake_wandb.store import FakeArtifact, Membership, Store, StoredFile
 
 SDL = """
 scalar JSONString
