@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.action.composite import job_environment, load_action, run_action
 from harness.fake_wandb import FakeArtifact, FakeWandb
+from tests.action.composite import job_environment, load_action, run_action
 from tests.action.harness import API_KEY, Runner, md5_of, tree
 
 INPUTS_PY = Path(__file__).resolve().parents[2] / "action" / "inputs.py"
