@@ -27,7 +27,7 @@ from typing import Any, NoReturn, TextIO
 
 import yaml
 
-from bridge.intake.signature import sign
+from bridge.signature import sign
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"

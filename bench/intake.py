@@ -62,7 +62,7 @@ from bench.common import (
     wandb_body,
 )
 from bench.standin import GitHubStandIn
-from bridge.intake.signature import sign
+from bridge.signature import sign
 
 LUA = REPO_ROOT / "bench" / "intake.lua"
 # The gunicorn settings bridge/server.py uses (threaded workers, timeouts, no access log,

@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any
 
 from bench.common import HOST
-from bridge.intake.signature import sign
+from bridge.signature import sign
 
 PAGE = 50  # W&B's most items a page
 FEATURES = ("QUERY_AUTOMATIONS_ON_ENTITY", "AUTOMATION_SCOPE_ENTITY")

@@ -17,9 +17,9 @@ from bridge.console import security
 from bridge.console import views as console
 from bridge.errors import ConfigError, RequestRefused, StoreUnavailable
 from bridge.intake import views
+from bridge.metrics import Metrics
 from bridge.ops import admin, health
 from bridge.ops.logs import log_request
-from bridge.ops.metrics import Metrics
 from bridge.ops.openapi import document
 from bridge.services import EXTENSION, Services, services
 from bridge.store import SqlStore, open_store

@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from bridge import __version__
+from bridge.cli_options import CONFIG_HELP, with_config
 from bridge.config.load import find_config_path, load_config
 from bridge.config.model import Config
-from bridge.errors import BridgeError, ConfigError, ListenError
+from bridge.errors import BridgeError, CliError, ConfigError, ListenError
 
 log = logging.getLogger("bridge.cli")
 
 
-CONFIG_HELP = "config file (default: $WANDB_BRIDGE_CONFIG, else ./wandb-bridge.yaml)"
 # The body ``send-test`` sends when given none: W&B's GitHub example, filled in.
 SAMPLE_BODY = (
     b'{"event_type": "BUILD_AND_DEPLOY", "client_payload": {"event_author": "alice", '
@@ -37,11 +37,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--config", default=None, help=CONFIG_HELP)
     sub = p.add_subparsers(dest="command", required=True)
-
-    def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        # SUPPRESS: a --config given before the subcommand is not reset by this one.
-        sp.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
-        return sp
 
     s = with_config(sub.add_parser("serve", help="run the HTTP service and delivery"))
     s.add_argument("--bind", default="127.0.0.1:8080", help="HOST:PORT (default %(default)s)")
@@ -105,10 +100,6 @@ def _positive(text: str) -> int:
     if not text.isascii() or not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {text!r}")
     return int(text)
-
-
-class CliError(BridgeError):
-    """A command failed for a reason its one-line message explains (exit 1)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -230,7 +221,7 @@ def _env_secret(name: str) -> str | None:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
-    from bridge.intake.signature import sign
+    from bridge.signature import sign
 
     if args.secret_file:
         from bridge.config.files import MAX_SECRET_BYTES, UnreadableFile, read_text
@@ -250,7 +241,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
 def cmd_send_test(args: argparse.Namespace) -> int:
     from bridge import http
     from bridge.errors import OutboundError
-    from bridge.intake.signature import sign
+    from bridge.signature import sign
 
     body = SAMPLE_BODY if args.payload is None else _read_body(args.payload)
     headers = {"Content-Type": "application/json", "User-Agent": http.USER_AGENT}
@@ -347,7 +338,7 @@ def _delivery_summary(d: Any) -> str:
 def _inert(text: str, limit: int = 40) -> str:
     """Text from GitHub on one terminal line: control characters escaped, at most
     ``limit`` characters."""
-    from bridge.ops.logs import printable
+    from bridge.text import printable
 
     text = printable(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -25,6 +25,10 @@ class BridgeError(Exception):
     """Base of every error the bridge raises on purpose."""
 
 
+class CliError(BridgeError):
+    """A command failed for a reason its one-line message explains (exit 1)."""
+
+
 class ConfigError(BridgeError):
     """The configuration has one or more problems, each prefixed by its key path."""
 

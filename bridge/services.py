@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from bridge.config.model import Config
-from bridge.ops.metrics import Metrics
+from bridge.metrics import Metrics
 from bridge.store import SqlStore
 
 EXTENSION = "wandb_bridge"

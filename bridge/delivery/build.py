@@ -14,8 +14,8 @@ from bridge.delivery.github import GitHubClient
 from bridge.delivery.senders import DryRunSender, GitHubSender, Sender
 from bridge.delivery.worker import DeliveryWorker
 from bridge.http import new_session
+from bridge.metrics import Metrics
 from bridge.notify.send import NotifySender
-from bridge.ops.metrics import Metrics
 from bridge.store import SqlStore, open_store
 from bridge.wandb.api import WandbApi
 from bridge.wandb.catchup_run import CatchUpRunner

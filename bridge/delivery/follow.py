@@ -24,7 +24,7 @@ from bridge.config.secrets import Redactor
 from bridge.delivery.github import GitHubClient, parse_time
 from bridge.delivery.outcomes import Announcer
 from bridge.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from bridge.ops.metrics import Metrics
+from bridge.metrics import Metrics
 from bridge.store import SqlStore
 from bridge.store.models import (
     CONCLUDED,

@@ -38,8 +38,7 @@ from bridge.delivery.outcomes import Announcer
 from bridge.delivery.retry import backoff, decide
 from bridge.delivery.senders import Sender
 from bridge.errors import DeliveryError, StoreUnavailable, TransientDeliveryError
-from bridge.ops.logs import printable
-from bridge.ops.metrics import Metrics
+from bridge.metrics import Metrics
 from bridge.store import SqlStore, Waiter
 from bridge.store.models import (
     DEAD,
@@ -58,6 +57,7 @@ from bridge.store.models import (
     Watch,
     target_name,
 )
+from bridge.text import printable
 
 if TYPE_CHECKING:
     from bridge.wandb.catchup_run import CatchUpRunner

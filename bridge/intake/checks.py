@@ -17,10 +17,10 @@ from typing import Any
 
 from bridge.config.model import Config, Source
 from bridge.errors import RequestRefused
-from bridge.intake.signature import bearer_token, signature_matches, token_matches
-from bridge.ops.logs import printable
 from bridge.routing.limits import PlannedDispatch, check_dispatch, plan
 from bridge.routing.routes import plan_dispatches
+from bridge.signature import bearer_token, signature_matches, token_matches
+from bridge.text import printable
 
 PASSTHROUGH = "passthrough"
 # What GitHub allows in an owner or repository name.

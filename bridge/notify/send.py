@@ -10,7 +10,7 @@ import requests
 from bridge import http
 from bridge.config.model import Notifier
 from bridge.errors import OutboundError, PermanentDeliveryError, TransientDeliveryError
-from bridge.intake.signature import sign
+from bridge.signature import sign
 from bridge.store.models import Claimed
 
 log = logging.getLogger(__name__)

@@ -12,9 +12,9 @@ import re
 from flask import Blueprint, Response, jsonify, request
 
 from bridge.errors import NotFound, RequestRefused
-from bridge.intake.signature import bearer_token, token_matches
 from bridge.ops.documents import event_json
 from bridge.services import services
+from bridge.signature import bearer_token, token_matches
 from bridge.store.models import STATES
 from bridge.store.sql import RUN_FILTERS
 

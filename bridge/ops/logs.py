@@ -14,30 +14,11 @@ import sys
 import time
 
 from bridge.config.model import LoggingConfig
+from bridge.text import printable
 
 _TEXT = "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
 _QUIET = ("/healthz", "/readyz", "/metrics")
 MAX_MESSAGE = 8000  # characters of one log message, after escaping
-
-
-def printable(text: str, limit: int | None = None) -> str:
-    """``text`` with control and other non-printable characters as ``\\xNN`` escapes,
-    cut to ``limit`` characters (never through an escape) with the count of the rest.
-
-    Wrap text from another server (GitHub's message, a workflow's name) in it when it
-    goes into a log line, with a limit: a terminal shows it as typed, and a long answer
-    cannot bury the line."""
-    if text.isprintable() and (limit is None or len(text) <= limit):
-        return text
-    out: list[str] = []
-    size = 0
-    for i, c in enumerate(text):
-        piece = c if c.isprintable() else repr(c)[1:-1]
-        if limit is not None and size + len(piece) > limit:
-            return "".join(out) + f"... ({len(text) - i} more characters)"
-        out.append(piece)
-        size += len(piece)
-    return "".join(out)
 
 
 def _bounded(message: str) -> str:

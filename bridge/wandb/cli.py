@@ -14,10 +14,10 @@ import re
 import sys
 from typing import Any
 
-from bridge.cli import CONFIG_HELP, CliError
+from bridge.cli_options import with_config
 from bridge.config.model import Config, WandbConfig
 from bridge.config.secrets import Secret, resolve_secret
-from bridge.errors import ConfigError, RequestRefused, WandbError
+from bridge.errors import CliError, ConfigError, RequestRefused, WandbError
 from bridge.wandb.api import WandbApi
 from bridge.wandb.apply import apply_plan
 from bridge.wandb.client import GraphQL
@@ -32,11 +32,6 @@ ARTIFACT_RE = re.compile(r"^[^/:\s]+/[^/:\s]+/[^/:\s]+(:[^/:\s]+)?$")
 
 def register(subparsers: Any) -> None:
     """Add ``wandb`` and its subcommands to the main parser's ``subparsers``."""
-
-    def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        # SUPPRESS: a --config given earlier on the line is not reset by this one.
-        sp.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
-        return sp
 
     w = with_config(
         subparsers.add_parser("wandb", help="set up W&B's webhook and automations from routes")

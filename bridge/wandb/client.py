@@ -18,7 +18,7 @@ import requests
 from bridge import http
 from bridge.config.secrets import Redactor, Secret
 from bridge.errors import OutboundError, WandbError
-from bridge.ops.logs import printable
+from bridge.text import printable
 
 MAX_MESSAGE = 300
 # One GraphQL answer: a page of automations, versions or files is well under this.

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from bridge.config.model import WandbConfig
-from bridge.ops.logs import printable
 from bridge.routing.limits import json_text
+from bridge.text import printable
 from bridge.wandb.filters import when, words
 from bridge.wandb.model import Automation, Integration
 from bridge.wandb.plan import CHANGE, CREATE, DELETE, UNCHANGED, Plan, is_managed

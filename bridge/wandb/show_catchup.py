@@ -6,9 +6,9 @@ Names that came from W&B (collections, aliases, tags) go through ``printable``.
 from __future__ import annotations
 
 from bridge.config.model import WandbConfig
-from bridge.ops.logs import printable
 from bridge.routing.changes import ALIAS, TAG
 from bridge.store.models import target_name
+from bridge.text import printable
 from bridge.wandb.catchup_run import PassReport
 
 

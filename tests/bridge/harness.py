@@ -16,7 +16,7 @@ from typing import Any
 import requests
 import yaml
 
-from bridge.intake.signature import sign
+from bridge.signature import sign
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

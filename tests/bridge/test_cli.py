@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bridge.cli import main
-from bridge.intake.signature import sign
+from bridge.signature import sign
 from bridge.store import open_store
 
 ROOT = Path(__file__).resolve().parents[2]

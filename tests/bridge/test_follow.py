@@ -15,7 +15,7 @@ from bridge.delivery.github import RunPage, has_next_page, parse_time, run_of
 from bridge.delivery.senders import Sent
 from bridge.delivery.worker import DeliveryWorker
 from bridge.errors import PermanentDeliveryError
-from bridge.ops.metrics import Metrics
+from bridge.metrics import Metrics
 from bridge.store.models import (
     WORKFLOW,
     NewDelivery,

@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.ops.logs import MAX_MESSAGE, JsonFormatter, TextFormatter, printable
-from bridge.ops.metrics import Metrics
+from bridge.metrics import Metrics
+from bridge.ops.logs import MAX_MESSAGE, JsonFormatter, TextFormatter
 from bridge.store.models import Stats
+from bridge.text import printable
 
 HOSTILE = "\x1b[2J\x1b[31mGitHub answered 500\n2026-01-01 00:00:00,000 INFO forged\u202e "
 

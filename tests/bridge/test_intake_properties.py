@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from bridge.app import create_app
 from bridge.config.load import parse_config
-from bridge.intake.signature import sign
+from bridge.signature import sign
 
 SECRETS = ["prop-secret-one", "prop-secret-two"]
 TOKEN = "prop-token-xyz"

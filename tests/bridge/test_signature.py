@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge.config.secrets import Secret
-from bridge.intake.signature import bearer_token, sign, signature_matches, token_matches
+from bridge.signature import bearer_token, sign, signature_matches, token_matches
 
 # The known answer from W&B's scheme: the body is exactly these 146 bytes.
 KA_SECRET = "whsec-test-0001"

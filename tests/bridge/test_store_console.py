@@ -16,7 +16,7 @@ from bridge.app import create_app
 from bridge.config.load import parse_config
 from bridge.delivery import worker as worker_mod
 from bridge.delivery.worker import DeliveryWorker
-from bridge.ops.metrics import Metrics
+from bridge.metrics import Metrics
 from bridge.routing.changes import item
 from bridge.store import console as console_mod
 from bridge.store import open_store

@@ -12,7 +12,7 @@ from bridge.delivery import worker as worker_mod
 from bridge.delivery.senders import Sent
 from bridge.delivery.worker import BREAKER_AFTER, DeliveryWorker
 from bridge.errors import PermanentDeliveryError, TransientDeliveryError
-from bridge.ops.metrics import Metrics
+from bridge.metrics import Metrics
 from bridge.store.models import NewDelivery, NewEvent
 from tests.bridge.fakeclock import T0, Clock
 

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from bridge.app import create_app
 from bridge.config.load import parse_config
 from bridge.config.model import Config
-from bridge.intake.signature import sign
+from bridge.signature import sign
 from bridge.store import open_store
 from bridge.store.models import CONCLUDED, FOLLOWING, QUEUED, RETRY, Attempt, Watch
 from tests.bridge.fakeclock import Clock

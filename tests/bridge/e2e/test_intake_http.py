@@ -9,7 +9,7 @@ import threading
 import pytest
 import requests
 
-from bridge.intake.signature import sign
+from bridge.signature import sign
 from tests.bridge.e2e.conftest import RETIRED_SECRET, ROTATING_SECRET, SECRET, TOKEN
 from tests.bridge.harness import assert_error, events_in_store, post
 

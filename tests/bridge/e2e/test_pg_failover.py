@@ -20,7 +20,7 @@ import psycopg
 import pytest
 import requests
 
-from bridge.intake.signature import sign
+from bridge.signature import sign
 from bridge.store import open_store
 from bridge.store.postgres import CHANNEL, POOL_WAIT
 from harness import pg

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from bridge.intake.signature import sign
+from bridge.signature import sign
 from bridge.store import open_store
 from tests.bridge.e2e.conftest import SECRET, TOKEN
 

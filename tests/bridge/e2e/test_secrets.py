@@ -9,7 +9,7 @@ import sys
 
 import requests
 
-from bridge.intake.signature import sign
+from bridge.signature import sign
 from tests.bridge.e2e.conftest import ENV, GH_TOKEN, RETIRED_SECRET, ROTATING_SECRET, SECRET, TOKEN
 from tests.bridge.harness import post
 

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from bridge.config.secrets import Secret
-from bridge.intake.signature import signature_matches
+from bridge.signature import signature_matches
 from tests.bridge.wandb.conftest import ACCESS_TOKEN, API_KEY, WEBHOOK_SECRET, seed
 from tests.bridge.wandb.standin import StandIn
 from tests.bridge.wandb.standin_state import State, Trigger, Webhook
