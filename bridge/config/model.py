@@ -1,4 +1,13 @@
-"""The configuration's typed, frozen objects (loading and validation: config_loader)."""
+"""The configuration's typed, frozen objects (loading and validation: :mod:`.load`).
+
+Each section's dataclass is the one list of its YAML keys and their defaults: the loader
+(:mod:`.sections`) reads a field from the key of the same name, as its type says (an
+``int`` is a whole number >= 1, a ``float`` a duration), and gives it its default when
+the key is absent. A field's ``metadata`` says what differs (see :mod:`.keys`): ``key``,
+the YAML key that sets it (dotted for one mapping down, ``None`` when the loader derives
+the field rather than reads it); ``required``, what to say when a required key is
+missing; ``choices``, the values a string may take.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +19,7 @@ from typing import Any
 from bridge.config.secrets import Secret
 
 DEFAULT_PATH = "wandb-bridge.yaml"
+DEFAULT_STORE = "sqlite:///wandb-bridge.db"
 DEFAULT_API_URL = "https://api.github.com"
 REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 SOURCE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -19,7 +29,7 @@ _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 @dataclass(frozen=True)
 class Source:
-    name: str
+    name: str = field(metadata={"key": None})  # the key it is under in ``sources``
     secrets: tuple[Secret, ...] = ()
     tokens: tuple[Secret, ...] = ()
     allow_unauthenticated: bool = False
@@ -27,8 +37,8 @@ class Source:
 
 @dataclass(frozen=True)
 class GitHubApp:
-    app_id: int
-    private_key: Secret
+    app_id: int = field(metadata={"key": "id", "required": "the App's numeric id"})
+    private_key: Secret = field(metadata={"required": "{file: PATH} to a .pem"})
     installation_id: int | None = None
 
 
@@ -87,7 +97,8 @@ class Route:
 
 
 OUTCOMES = ("delivery_dead", "run_failed", "run_succeeded", "no_run_started", "delivered")
-NOTIFIER_KINDS = ("slack", "teams", "webhook")
+# each kind of notifier and the key of its block that holds the URL
+NOTIFIER_URL_KEYS = {"slack": "webhook_url", "teams": "webhook_url", "webhook": "url"}
 
 
 @dataclass(frozen=True)
@@ -96,9 +107,10 @@ class Notifier:
 
     name: str
     outcomes: tuple[str, ...]
-    kind: str  # slack, teams or webhook
-    url: Secret
-    secret: Secret | None = None  # webhook only: signs the body as W&B does
+    # set by the one block the notifier has, named for its kind: slack, teams or webhook
+    kind: str = field(metadata={"key": None})
+    url: Secret = field(metadata={"key": None})
+    secret: Secret | None = field(default=None, metadata={"key": None})  # webhook only
 
 
 @dataclass(frozen=True)
@@ -123,8 +135,8 @@ class DeliveryConfig:
 
 @dataclass(frozen=True)
 class LoggingConfig:
-    format: str = "text"  # or "json"
-    level: str = "INFO"
+    format: str = field(default="text", metadata={"choices": ("text", "json")})
+    level: str = field(default="INFO", metadata={"choices": ("DEBUG", "INFO", "WARNING", "ERROR")})
 
 
 DEFAULT_WANDB_URL = "https://api.wandb.ai"
@@ -149,21 +161,21 @@ class WandbConfig:
     route's ``write_back``): otherwise the bridge must not need it to start.
     """
 
-    entity: str
+    entity: str = field(metadata={"required": "the W&B team that owns the automations"})
     bridge_url: str
-    source: str
+    source: str  # absent: the source named wandb, or the only one
     api_key: tuple[str, str] = field(default=("env", "WANDB_API_KEY"), repr=False)
     base_url: str = DEFAULT_WANDB_URL
     integration: str = "wandb-github-bridge"
     secret_name: str | None = None
     access_token_name: str | None = None
     catch_up: CatchUp | None = None
-    key: Secret | None = field(default=None, repr=False)
+    key: Secret | None = field(default=None, repr=False, metadata={"key": None})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Config:
-    store: Secret
+    store: Secret = field(default_factory=lambda: Secret(DEFAULT_STORE, "default"))
     sources: Mapping[str, Source]
     github: GitHubConfig
     routes: tuple[Route, ...] = ()
@@ -171,12 +183,13 @@ class Config:
     dedupe_window: float = 600.0
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
-    admin_tokens: tuple[Secret, ...] = ()
-    warnings: tuple[str, ...] = ()
+    admin_tokens: tuple[Secret, ...] = field(default=(), metadata={"key": "admin.tokens"})
+    warnings: tuple[str, ...] = field(default=(), metadata={"key": None})  # found loading
     wandb: WandbConfig | None = None  # None: no ``wandb:`` block
     runs: RunsConfig = field(default_factory=RunsConfig)
     notify: tuple[Notifier, ...] = ()
-    retention: float = 30 * 86400.0  # finished events older than this are pruned
+    # finished events older than this are pruned
+    retention: float = field(default=30 * 86400.0, metadata={"key": "retention.events"})
 
     def secrets(self) -> list[Secret]:
         """Every secret value this config holds, for redaction."""
