@@ -2,7 +2,8 @@
 
 - ``entity/project/collection:alias`` (``:vN`` or an alias; ``latest`` when omitted),
   optionally prefixed ``wandb-artifact://``;
-- ``wandb-artifact://_id/<id>``: the part after ``_id/`` is the GraphQL node id as is.
+- ``wandb-artifact://_id/<id>``: the part after ``_id/`` is the GraphQL node id as is;
+  an id with white space or a control character in it is refused, never sent to W&B.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ ID_PREFIX = "wandb-artifact://_id/"
 SCHEME = "wandb-artifact://"
 REGISTRY_PREFIX = "wandb-registry-"
 _PART = re.compile(r"^[^/:\s]+$")
+_ID = re.compile(r"[^/\s\x00-\x1f\x7f-\x9f]+")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,13 @@ def parse_ref(text: str) -> NameRef | IdRef:
         node_id = text[len(ID_PREFIX) :].strip("/")
         if not node_id or "/" in node_id:
             raise _bad(text)
+        if not _ID.fullmatch(node_id):
+            raise InputError(
+                f"artifact reference {text!r}: the id holds a line break, white space or "
+                "another control character, which no W&B id does; nothing was sent to W&B.",
+                fix="Use the id as W&B gives it (wandb-artifact://_id/<id>), or "
+                "entity/project/collection:alias.",
+            )
         return IdRef(node_id)
     if text.startswith(SCHEME):
         text = text[len(SCHEME) :]

@@ -4,6 +4,9 @@ The runner evaluates ``${{ }}`` only in ``env:``/``with:``/``value:`` (here: ``i
 ``steps.<id>.outputs.*``, ``github.*``, ``runner.*``), writes each ``run:`` script to a
 file and runs it with ``bash --noprofile --norc -eo pipefail``, gives every step a fresh
 ``GITHUB_OUTPUT`` file, stops at the first failing step, and maps ``outputs.*.value``.
+It also obeys ``set-output`` commands in a step's log, ``::set-output name=N::V`` at a
+line's start and the legacy ``##[set-output name=N]V`` anywhere in a line, as the runner
+still does (``GITHUB_OUTPUT``, read after the step, wins), and ``::stop-commands::``.
 ``uses:`` steps (the cache) are not run here: they behave as a cache miss.
 """
 
@@ -23,6 +26,9 @@ from tests.action.harness import parse_outputs
 REPO = Path(__file__).resolve().parents[2]
 ACTION_YML = REPO / "action.yml"
 _EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
+_SET_OUTPUT = re.compile(r"::set-output name=([^:,]*)::(.*)")
+_LEGACY_SET_OUTPUT = re.compile(r"##\[set-output name=([^;\]]*)\](.*)")
+_STOP = re.compile(r"::stop-commands::(.+)")
 
 
 def load_action() -> dict[str, Any]:
@@ -73,6 +79,29 @@ def _evaluate(text: str, context: dict[str, Any]) -> str:
     return _EXPR.sub(one, str(text))
 
 
+def commanded_outputs(log: str) -> dict[str, str]:
+    """The outputs a step's log sets through ``set-output`` commands, as the runner reads
+    them: line by line (CR and LF both end a line), commands paused by ``stop-commands``."""
+    outputs: dict[str, str] = {}
+    resume = ""
+    for line in re.split(r"\r\n|\r|\n", log):
+        text = line.strip()
+        if resume:
+            resume = "" if text == resume else resume
+            continue
+        if stop := _STOP.fullmatch(text):
+            resume = f"::{stop.group(1)}::"
+        elif found := _SET_OUTPUT.fullmatch(text) or _LEGACY_SET_OUTPUT.search(line):
+            outputs[found.group(1)] = _unescape(found.group(2))
+    return outputs
+
+
+def _unescape(value: str) -> str:
+    for escaped, plain in (("%0D", "\r"), ("%0A", "\n"), ("%3A", ":"), ("%2C", ","), ("%25", "%")):
+        value = value.replace(escaped, plain)
+    return value
+
+
 def run_action(
     inputs: dict[str, str], env: dict[str, str], workspace: Path, temp: Path
 ) -> ActionRun:
@@ -117,7 +146,8 @@ def run_action(
             timeout=300,
             check=False,
         )
-        outputs = parse_outputs(output_file.read_text(encoding="utf-8") or "")
+        written = parse_outputs(output_file.read_text(encoding="utf-8") or "")
+        outputs = {**commanded_outputs(done.stdout), **written}
         runs.append(
             StepRun(step.get("name", step_id), done.returncode, done.stdout, done.stderr, outputs)
         )

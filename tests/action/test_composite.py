@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -96,3 +97,25 @@ def test_a_failure_fails_the_step_with_an_annotation(
     assert fetch.stdout.startswith("::add-mask::local-1111")
     assert tree(runner.workspace) == {}
     assert run.outputs["skipped"] == ""
+
+
+def test_commands_in_a_refused_reference_set_no_output(
+    tmp_path: Path, tool_cache: Path, fake: FakeWandb, artifact: FakeArtifact
+) -> None:
+    # The self-test workflow's hostile step, run here: the reference is refused, a
+    # failure that writes no outputs, and the error quotes it. Printed as is, the runner
+    # would take the `path` output from it; nothing after the step would overwrite it.
+    runner = Runner(tmp_path, fake.url)
+    env = job_environment(tmp_path, tool_cache)
+    payload = {
+        "event_type": "LINK_ARTIFACT",
+        "artifact_version_string": "acme/churn/churn-model:v0 ##[set-output name=path]pwned",
+    }
+    inputs = {"api-key": API_KEY, "base-url": fake.url, "payload": json.dumps(payload)}
+    run = run_action(inputs, env, runner.workspace, tmp_path)
+    assert run.code == 1
+    fetch = run.steps[-1]
+    assert "::error title=Invalid input::" in fetch.stdout
+    assert "set-output name=path]pwned" in fetch.stdout  # quoted, made inert
+    assert run.outputs["path"] == ""
+    assert fake.requests == []

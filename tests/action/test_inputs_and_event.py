@@ -138,5 +138,13 @@ def test_bad_refs(text: str) -> None:
         parse_ref(text)
 
 
+@pytest.mark.parametrize(
+    "node_id", ["QXJ0\naWZhY3Q6MQ==", "QXJ0aWZhY3Q6MQ==\r\n::warning::x", "a\x1bb", "a b", "a\x85b"]
+)
+def test_an_id_with_a_line_break_or_control_character_is_refused(node_id: str) -> None:
+    with pytest.raises(InputError, match="line break, white space or another control"):
+        parse_ref("wandb-artifact://_id/" + node_id)
+
+
 def test_registry_ref() -> None:
     assert NameRef("acme", "wandb-registry-model", "churn", "v1").is_registry

@@ -153,6 +153,15 @@ def test_unknown_id(runner: Runner, artifact: FakeArtifact) -> None:
     _failed(runner.run(), "no artifact with id 'QXJ0aWZhY3Q6OTk5'")
 
 
+def test_an_id_with_a_line_break_is_refused_before_any_request(
+    runner: Runner, fake: FakeWandb, artifact: FakeArtifact
+) -> None:
+    runner.dispatch("LINK_MODEL", artifact_version=f"wandb-artifact://_id/{artifact.id}\nX")
+    _failed(runner.run(), "title=Invalid input", "the id holds a line break")
+    assert fake.requests == []
+    _untouched(runner)
+
+
 def test_uncommitted_version_is_refused(runner: Runner, fake: FakeWandb) -> None:
     fake.store.add_artifact(
         "acme", "churn", "churn-model", demo_files(), aliases=("production",), state="PENDING"
