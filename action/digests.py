@@ -15,7 +15,7 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import xxhash
 
@@ -66,6 +66,19 @@ def md5_hex(entry: Entry) -> str:
     return raw.hex() if raw else ""
 
 
+def file_digest(path: Path, entry: Entry) -> bytes:
+    """The digest of the file at ``path`` in the entry's hash; raises OSError."""
+    with path.open("rb") as fh:
+        return _digest(fh, entry)
+
+
+def _digest(fh: BinaryIO, entry: Entry) -> bytes:
+    hasher = new_hasher(entry)
+    while chunk := fh.read(READ_CHUNK):
+        hasher.update(chunk)
+    return hasher.digest()
+
+
 def file_matches(path: Path, entry: Entry) -> bool:
     """True when ``path`` is a regular file (not a link) with the entry's size and digest:
     a copy that can stay."""
@@ -73,7 +86,6 @@ def file_matches(path: Path, entry: Entry) -> bool:
     if expected is None or entry.algorithm not in ("MD5", XXH128):
         return False
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    hasher = new_hasher(entry)
     try:
         with open(os.open(path, flags), "rb") as fh:  # no link followed, no FIFO waited on
             info = os.fstat(fh.fileno())
@@ -81,8 +93,6 @@ def file_matches(path: Path, entry: Entry) -> bool:
                 return False
             if entry.size is not None and info.st_size != entry.size:
                 return False
-            while chunk := fh.read(READ_CHUNK):
-                hasher.update(chunk)
+            return _digest(fh, entry) == expected
     except OSError:  # absent, a link, unreadable
         return False
-    return hasher.digest() == expected

@@ -1,46 +1,37 @@
-"""Parallel downloads into the staging directory, each file checked as it is written.
+"""Parallel downloads into the staging directory, each file checked before it counts.
 
-Every file streams into its own file in the staging directory, hashed on the way with
-hashlib's MD5 (or XXH128 where the manifest says so), and is checked for size and digest
-before the run counts it. Files already at their destination with the right digest are
-kept and not fetched. The first failure stops the other downloads. References go through
-their own session, whose every connection :mod:`action.guard` checks first.
+Every file goes into its own file in the staging directory (:mod:`action.transfer` does
+the GETs) and is checked for size and digest (hashlib's MD5, or XXH128 where the
+manifest says so) before the run counts it. A file of at least two parts (``PART_SIZE``)
+is fetched as byte ranges, one job per part, written at their offsets into one staged
+file, so that a model of a few large shards keeps every stream busy to the end; the
+whole file is hashed once its last range is in. When the server answers a range with
+the whole file (``200``), that file is fetched in one piece instead. Files already at
+their destination with the right digest are kept and not fetched. The first failure
+stops the other downloads. References go through their own session, whose every
+connection :mod:`action.guard` checks first.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import requests
 
 from action.commands import Console
-from action.digests import expected_bytes, file_matches, new_hasher, show
-from action.errors import (
-    ActionError,
-    AuthenticationError,
-    DownloadError,
-    InternalAddressError,
-    LocalError,
-    VerificationError,
-)
-from action.http import (
-    CONNECT_TIMEOUT,
-    READ_TIMEOUT,
-    RetryPolicy,
-    Sleep,
-    Transient,
-    is_transient_status,
-    redact_url,
-    retrying,
-)
+from action.digests import file_matches
+from action.errors import ActionError, AuthenticationError, DownloadError
+from action.http import RetryPolicy, Sleep, redact_url
 from action.plan import Job
 from action.progress import Progress, human_bytes
+from action.transfer import NoRanges, Span, Stopped, Transfer, check_staged
 
-CHUNK_SIZE = 1 << 20
+PART_SIZE = 32 << 20  # S3 and GCS serve ranges of any size; 32 MiB is ~0.3 s at 100 MB/s
 
 
 @dataclass(frozen=True)
@@ -55,8 +46,32 @@ class Outcome:
         return self.staged is not None
 
 
-class _Stopped(Exception):
-    """Internal: another file failed, this one gives up quietly."""
+class _Ranged:
+    """A file fetched as ranges into one staged file: how many ranges are in, and whether
+    the server's 200 to one of them made it a download in one piece instead."""
+
+    def __init__(self, job: Job, staged: Path, size: int, part_size: int) -> None:
+        self.job = job
+        self.staged = staged
+        self.spans = [(at, min(part_size, size - at)) for at in range(0, size, part_size)]
+        self.whole = False
+        self._landed = 0
+        self._lock = threading.Lock()
+
+    def land(self) -> bool:
+        """Count one range as written; True when it was the last."""
+        with self._lock:
+            self._landed += 1
+            return self._landed == len(self.spans)
+
+    def claim_whole(self) -> bool:
+        """Mark the file for one whole download; True for the first range to ask.
+
+        The range that claims it never lands, so the ranged copy can never complete too.
+        """
+        with self._lock:
+            first, self.whole = not self.whole, True
+            return first
 
 
 class Downloader:
@@ -73,25 +88,37 @@ class Downloader:
         sleep: Sleep,
         console: Console,
         progress: Progress,
+        part_size: int = PART_SIZE,
     ) -> None:
-        self._session = session
-        self._references = references
         self._auth = ("api", api_key)
         self._concurrency = concurrency
-        self._policy = policy
-        self._sleep = sleep
         self._console = console
         self._progress = progress
+        self._part_size = part_size
         self._stop = threading.Event()
+        self._transfer = Transfer(
+            session, references, policy=policy, sleep=sleep, progress=progress, stop=self._stop
+        )
+        self._lock = threading.Lock()
+        self._direct_refused: set[str] = set()  # files whose direct URL got a 4xx
 
     def run(self, jobs: Sequence[Job], staging: Path) -> list[Outcome]:
         """Fetch and verify every job into ``staging``; raise the first failure."""
         order = sorted(jobs, key=lambda j: -(j.entry.size or 0))  # the largest start first
         with ThreadPoolExecutor(self._concurrency, thread_name_prefix="fetch") as pool:
-            futures = [
-                pool.submit(self._one, job, staging / f"{n:06d}.part")
-                for n, job in enumerate(order)
-            ]
+            present = list(pool.map(self._present, order))
+            tasks: list[Callable[[], Outcome | None]] = []
+            for n, job in enumerate(order):
+                if present[n]:
+                    continue
+                staged = staging / f"{n:06d}.part"
+                size = job.entry.size
+                if size is not None and size >= 2 * self._part_size:
+                    ranged = _Ranged(job, staged, size, self._part_size)
+                    tasks.extend(partial(self._range, ranged, span) for span in ranged.spans)
+                else:
+                    tasks.append(partial(self._whole, job, staged))
+            futures = [pool.submit(task) for task in tasks]
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             if any(f.exception() for f in done):
                 self._stop.set()
@@ -100,85 +127,69 @@ class Downloader:
         errors = [e for f in futures if (e := _error(f)) is not None]
         if errors:
             raise errors[0]
-        return [f.result() for f in futures]
+        kept = [Outcome(job) for job, here in zip(order, present, strict=True) if here]
+        return kept + [outcome for f in futures if (outcome := f.result()) is not None]
 
-    def _one(self, job: Job, staged: Path) -> Outcome:
+    def _present(self, job: Job) -> bool:
+        if not file_matches(job.dest, job.entry):
+            return False
+        self._progress.add(0)
+        self._console.line(f"  present     {job.entry.path}")
+        return True
+
+    def _whole(self, job: Job, staged: Path) -> Outcome:
         if self._stop.is_set():
-            raise _Stopped
-        if file_matches(job.dest, job.entry):
-            self._progress.add(0)
-            self._console.line(f"  present     {job.entry.path}")
-            return Outcome(job)
-        self._fetch(job, staged)
+            raise Stopped
+        self._fetch(job, staged, None)
+        return self._downloaded(job, staged)
+
+    def _range(self, file: _Ranged, span: Span) -> Outcome | None:
+        """One range of a large file; the outcome of the file from its last range in."""
+        if self._stop.is_set():
+            raise Stopped
+        if file.whole:
+            return None
+        try:
+            self._fetch(file.job, file.staged, span)
+        except NoRanges:
+            if not file.claim_whole():
+                return None
+            self._console.line(
+                f"  {file.job.entry.path}: the storage does not serve ranges; "
+                "fetching it in one piece"
+            )
+            return self._whole(file.job, file.staged.with_suffix(".whole"))
+        if file.whole or not file.land():
+            return None
+        check_staged(file.job, file.staged)
+        return self._downloaded(file.job, file.staged)
+
+    def _downloaded(self, job: Job, staged: Path) -> Outcome:
         size = human_bytes(job.entry.size or 0)
         self._console.line(f"  downloaded  {job.entry.path} ({size})")
         return Outcome(job, staged)
 
-    def _fetch(self, job: Job, staged: Path) -> None:
-        if job.url:
-            refused = self._get(job, staged, job.url, None)
+    def _fetch(self, job: Job, staged: Path, span: Span | None) -> None:
+        """Fetch the file (or its ``span``) from its direct URL, else W&B's handler."""
+        with self._lock:
+            direct = job.url if job.entry.path not in self._direct_refused else ""
+        if direct:
+            refused = self._transfer.get(job, staged, direct, None, span)
             if refused is None:
                 return
             if not job.fallback:
-                raise self._refused(job, job.url, refused, with_key=False)
-            self._console.line(
-                f"  direct URL of {job.entry.path} refused (HTTP {refused}); "
-                "using W&B's download handler"
-            )
-        refused = self._get(job, staged, job.fallback, self._auth)
+                raise self._refused(job, direct, refused, with_key=False)
+            with self._lock:
+                first = job.entry.path not in self._direct_refused
+                self._direct_refused.add(job.entry.path)
+            if first:
+                self._console.line(
+                    f"  direct URL of {job.entry.path} refused (HTTP {refused}); "
+                    "using W&B's download handler"
+                )
+        refused = self._transfer.get(job, staged, job.fallback, self._auth, span)
         if refused is not None:
             raise self._refused(job, job.fallback, refused, with_key=True)
-
-    def _get(self, job: Job, staged: Path, url: str, auth: tuple[str, str] | None) -> int | None:
-        """Download ``url`` into ``staged``, with retries; the status if it was refused."""
-
-        session = self._references if job.entry.ref else self._session
-
-        def once() -> int | None:
-            if self._stop.is_set():
-                raise _Stopped
-            with session.get(
-                url,
-                stream=True,
-                auth=auth,
-                headers={"Accept-Encoding": "identity"},
-                timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
-            ) as response:
-                status = response.status_code
-                if is_transient_status(status):
-                    raise Transient(f"HTTP {status}", response.headers.get("Retry-After"))
-                if not 200 <= status < 300:
-                    return status
-                self._stream(response, job, staged)
-                return None
-
-        if job.entry.ref:
-            fix = "Check that the reference's URL is reachable from the runner, or set "
-            fix += "skip-references; then re-run the job."
-        else:
-            fix = "The storage or the network is failing; re-run the job later."
-        try:
-            return retrying(
-                once,
-                url=url,
-                what=f"{job.entry.path}: download",
-                error=DownloadError,
-                fix=fix,
-                sleep=self._sleep_unless_stopped,
-                policy=self._policy,
-            )
-        except InternalAddressError as exc:
-            raise InternalAddressError(
-                f"{job.entry.path}: not fetched: its reference {redact_url(url)} (or a "
-                f"redirect from it) leads to {exc.message}, which the action never connects to.",
-                fix="A reference must be on a public address or on the W&B host of `base-url`. "
-                "Set `skip-references: true` to download the rest, and fetch this file in a "
-                "step of your own if it is meant to come from your network.",
-            ) from exc
-
-    def _sleep_unless_stopped(self, seconds: float) -> None:
-        if not self._stop.is_set():
-            self._sleep(seconds)
 
     def _refused(self, job: Job, url: str, status: int, *, with_key: bool) -> ActionError:
         where = redact_url(url)
@@ -193,58 +204,12 @@ class Downloader:
             fix = "Check that the key's user can read the artifact; the file may be deleted."
         return DownloadError(f"{job.entry.path}: HTTP {status} from {where}.", fix=fix)
 
-    def _stream(self, response: requests.Response, job: Job, staged: Path) -> None:
-        entry = job.entry
-        expected = expected_bytes(entry) if job.verify else None
-        hasher = new_hasher(entry) if expected is not None else None
-        written = 0
-        try:
-            with staged.open("wb") as fh:
-                for chunk in response.iter_content(CHUNK_SIZE):
-                    if self._stop.is_set():
-                        raise _Stopped
-                    if entry.size is not None and written + len(chunk) > entry.size:
-                        raise VerificationError(
-                            f"{entry.path}: the storage sent more than the {entry.size} "
-                            "bytes the manifest says.",
-                            fix="Re-run the job; if it persists, log the artifact again.",
-                        )
-                    if hasher is not None:
-                        hasher.update(chunk)
-                    fh.write(chunk)
-                    written += len(chunk)
-                    self._progress.add(len(chunk))
-        except requests.RequestException:  # an OSError too, but the network's: retried
-            self._progress.add(-written)
-            raise
-        except OSError as exc:
-            self._progress.add(-written)
-            raise LocalError(
-                f"cannot write {entry.path} under {staged.parent}: {exc.strerror or exc}.",
-                fix="Free disk space on the runner or choose another `path`.",
-            ) from exc
-        except BaseException:
-            self._progress.add(-written)
-            raise
-        if entry.size is not None and written != entry.size:
-            self._progress.add(-written)
-            raise VerificationError(
-                f"{entry.path}: got {written} bytes, the manifest says {entry.size}.",
-                fix="Re-run the job; if it persists the stored file is damaged (log it again).",
-            )
-        if hasher is not None and hasher.digest() != expected:
-            raise VerificationError(
-                f"{entry.path}: {entry.algorithm} digest {show(hasher.digest())} does not "
-                f"match the manifest's {show(expected or b'')}; nothing was written to `path`.",
-                fix="The stored file differs from what was logged: log the artifact again.",
-            )
 
-
-def _error(future: Future[Outcome]) -> ActionError | None:
+def _error(future: Future[Outcome | None]) -> ActionError | None:
     if future.cancelled():
         return None
     exc = future.exception()
-    if exc is None or isinstance(exc, _Stopped):
+    if exc is None or isinstance(exc, Stopped):
         return None
     if isinstance(exc, ActionError):
         return exc

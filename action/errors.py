@@ -18,7 +18,7 @@
 
 Each carries ``title`` (the annotation's title) and ``fix`` (what the user can do).
 Third-party exceptions are translated where they occur: ``requests`` in
-:mod:`action.http`, ``OSError`` in :mod:`action.download` and :mod:`action.main`, each with
+:mod:`action.http`, ``OSError`` in :mod:`action.transfer` and :mod:`action.main`, each with
 ``raise ... from exc``. No message ever contains the API key: URLs that carry W&B
 credentials are never put in a message, and pre-signed URLs are shown without their
 query string.

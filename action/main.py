@@ -16,7 +16,7 @@ import requests
 from action import summary
 from action.artifact import Artifact, outputs
 from action.commands import Console, append_summary, write_outputs
-from action.download import Downloader, Outcome
+from action.download import PART_SIZE, Downloader, Outcome
 from action.errors import ActionError, ApiError, DownloadError, InputError
 from action.event import event_type_matches, load_event, read_trigger
 from action.graphql import GraphQLClient
@@ -40,8 +40,12 @@ def main(
     sleep: Sleep = time.sleep,
     clock: Clock = time.monotonic,
     policy: RetryPolicy | None = None,
+    part_size: int = PART_SIZE,
 ) -> int:
-    """Run the action; 0 on success or skip, 1 on a failure reported as ``::error::``."""
+    """Run the action; 0 on success or skip, 1 on a failure reported as ``::error::``.
+
+    ``part_size`` is the size of the ranges large files are fetched in (tests make it small).
+    """
     console = Console(stdout if stdout is not None else sys.stdout)
     # Mask the key before anything else can print: a parse error may follow.
     for key in (environ.get(PREFIX + "API_KEY", ""), environ.get("WANDB_API_KEY", "")):
@@ -50,7 +54,7 @@ def main(
     summary_file = environ.get("GITHUB_STEP_SUMMARY", "")
     try:
         settings = read_settings(environ)
-        return _run(settings, console, sleep, clock, policy or RetryPolicy())
+        return _run(settings, console, sleep, clock, policy or RetryPolicy(), part_size)
     except ActionError as exc:
         title, message = exc.title, str(exc)
     except Exception as exc:  # a bug: named by its type and place, never a traceback
@@ -64,7 +68,12 @@ def main(
 
 
 def _run(
-    settings: Settings, console: Console, sleep: Sleep, clock: Clock, policy: RetryPolicy
+    settings: Settings,
+    console: Console,
+    sleep: Sleep,
+    clock: Clock,
+    policy: RetryPolicy,
+    part_size: int,
 ) -> int:
     started = clock()
     trigger = read_trigger(load_event(settings.event_path), settings.payload, settings.artifact)
@@ -137,6 +146,7 @@ def _run(
             sleep=sleep,
             console=console,
             progress=progress,
+            part_size=part_size,
         )
         console.group(f"Files of {artifact.name} ({len(work.jobs)}) -> {target}")
         staging = make_staging(target)

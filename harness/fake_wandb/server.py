@@ -9,11 +9,17 @@
 - ``GET /external/<name>``: stands in for an ``https://`` reference's server; a name
   given to :meth:`FakeWandb.redirect` answers ``302`` to another URL instead.
 
+Every object GET honours one ``Range: bytes=...`` as a cloud bucket does: ``206`` with
+``Content-Range``, ``416`` when it starts past the end, ``Accept-Ranges: bytes``.
+
 Failure injection: :meth:`FakeWandb.fail` queues statuses (``0`` drops the connection)
 for a route; :meth:`cut` drops a file's connection halfway through the body;
 :meth:`corrupt` serves a file with one byte changed; :meth:`expire` and :meth:`refuse`
-make files' direct URLs fail. Hostile answers: :attr:`FakeWandb.answers` replaces the
-answer to a GraphQL operation, and ``FakeArtifact.raw_manifest`` the manifest's bytes.
+make files' direct URLs fail; :attr:`FakeWandb.ranges` off answers every ``Range`` with the
+whole body (``200``), as a server without range support does, and :meth:`skew` makes a
+file's ranged answers carry a ``Content-Range`` one byte off. Hostile answers:
+:attr:`FakeWandb.answers` replaces the answer to a GraphQL operation, and
+``FakeArtifact.raw_manifest`` the manifest's bytes.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import sys
 import threading
 import time
@@ -49,6 +56,7 @@ class Seen:
     path: str
     operation: str
     authorized: bool
+    range: str = ""  # the Range header, if any
 
 
 class FakeWandb:
@@ -78,10 +86,12 @@ class FakeWandb:
         self.external: dict[str, bytes] = {}
         self.redirects: dict[str, str] = {}  # external name -> Location
         self.answers: dict[str, tuple[int, Any]] = {}  # operation -> (status, JSON body)
+        self.ranges = True  # False: Range headers are ignored (200, whole body)
         self._secret = b"fake-storage-signing-key"
         self._failures: dict[str, deque[int]] = defaultdict(deque)
         self._corrupt: set[tuple[str, str]] = set()  # stored objects: (birth id, digest)
         self._cuts: dict[str, int] = {}
+        self._skewed: set[str] = set()
         self._expired: set[str] = set()
         self._refused: set[str] = set()
         self._lock = threading.Lock()
@@ -141,6 +151,10 @@ class FakeWandb:
             (f.birth_id, f.digest) for a in self.store.artifacts for f in a.stored if f.path == path
         )
 
+    def skew(self, *paths: str) -> None:
+        """Ranged answers for these files name the wrong bytes in ``Content-Range``."""
+        self._skewed.update(paths)
+
     def expire(self, *paths: str) -> None:
         """Direct URLs handed out for these files are already expired."""
         self._expired.update(paths)
@@ -155,6 +169,8 @@ class FakeWandb:
             self._failures.clear()
             self._cuts.clear()
         self._corrupt.clear()
+        self._skewed.clear()
+        self.ranges = True
         self._expired.clear()
         self._refused.clear()
 
@@ -290,29 +306,56 @@ class _Handler(BaseHTTPRequestHandler):
         return user == "api" and hmac.compare_digest(key, self.fake.api_key)
 
     def _send(
-        self, status: int, body: bytes | Path, ctype: str = "text/plain", **headers: str
+        self,
+        status: int,
+        body: bytes | Path,
+        ctype: str = "text/plain",
+        *,
+        span: tuple[int, int] | None = None,
+        cut: bool = False,
+        **headers: str,
     ) -> None:
+        """Send ``body`` (the ``(start, length)`` of it in ``span``); ``cut``: send half of
+        it, then drop the connection."""
         size = body.stat().st_size if isinstance(body, Path) else len(body)
+        start, length = span or (0, size)
         self.send_response(status)
         self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(size))
+        self.send_header("Content-Length", str(length))
         for name, value in headers.items():
             self.send_header(name.replace("_", "-"), value)
         self.end_headers()
         if self.command == "HEAD":
             return
+        if cut:
+            length //= 2
+            self.close_connection = True
         rate = self.fake.stream_rate if getattr(self, "paced", False) else 0.0
         if isinstance(body, Path):
-            if size:
-                with body.open("rb") as fh:
-                    if rate:
-                        _paced(lambda at, n: self.connection.sendfile(fh, at, n), size, rate)
-                    else:
-                        self.connection.sendfile(fh)
-        elif rate:
-            _paced(lambda at, n: self.wfile.write(body[at : at + n]), size, rate)
+            with body.open("rb") as fh:
+                _paced(lambda at, n: self.connection.sendfile(fh, start + at, n), length, rate)
         else:
-            self.wfile.write(body)
+            view = memoryview(body)[start : start + length]
+            _paced(lambda at, n: self.wfile.write(view[at : at + n]), length, rate)
+
+    def _send_object(self, body: bytes | Path, name: str = "") -> None:
+        """An object as storage sends it: whole, or the one byte range asked for."""
+        size = body.stat().st_size if isinstance(body, Path) else len(body)
+        cut = bool(name) and self.fake.take_cut(name)
+        ctype = "application/octet-stream"
+        if not self.fake.ranges:
+            self._send(200, body, ctype, cut=cut)
+            return
+        span = byte_range(self.headers.get("Range", ""), size)
+        if span is None:
+            self._send(200, body, ctype, cut=cut, Accept_Ranges="bytes")
+        elif span == (size, 0):
+            self._send(416, b"InvalidRange", Content_Range=f"bytes */{size}")
+        else:
+            start, length = span
+            shown = start + 1 if name in self.fake._skewed else start
+            where = f"bytes {shown}-{shown + length - 1}/{size}"
+            self._send(206, body, ctype, span=span, cut=cut, Content_Range=where)
 
     def _inject(self, route: str) -> bool:
         status = self.fake._next_failure(route)
@@ -333,6 +376,7 @@ class _Handler(BaseHTTPRequestHandler):
                 urlsplit(self.path).path,
                 operation,
                 "Authorization" in self.headers,
+                self.headers.get("Range", ""),
             )
         )
 
@@ -394,23 +438,41 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if status != 200:
             self._send(status, found)
-        elif isinstance(found, StoredFile) and self.fake.take_cut(found.path):
-            data = found.read()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data[: len(data) // 2])
-            self.close_connection = True
         elif isinstance(found, StoredFile):
-            self._send(200, self.fake.content(found), "application/octet-stream")
+            self._send_object(self.fake.content(found), found.path)
         else:
-            self._send(200, found, "application/octet-stream")
+            self._send_object(found)
 
     do_HEAD = do_GET
 
 
+def byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """``(start, length)`` asked for by a ``Range`` header; None to send the whole body
+    (no header, several ranges, or one the server may ignore); ``(size, 0)`` when it
+    cannot be satisfied (416)."""
+    found = re.fullmatch(r"bytes=(\d*)-(\d*)", header.strip())
+    if not found or found.group(1) == found.group(2) == "":
+        return None
+    first, last = found.groups()
+    if not first:  # the last N bytes
+        count = min(int(last), size)
+        return (size - count, count) if count else (size, 0)
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if last and int(last) < start:
+        return None  # invalid: ignored, as RFC 9110 says
+    if start >= size:
+        return (size, 0)
+    return start, end - start + 1
+
+
 def _paced(send: Any, size: int, rate: float, piece: int = 1 << 18) -> None:
-    """Call ``send(offset, count)`` piece by piece, no faster than ``rate`` bytes/s."""
+    """Call ``send(offset, count)`` piece by piece, no faster than ``rate`` bytes/s (at
+    once when ``rate`` is 0)."""
+    if not rate:
+        if size:
+            send(0, size)
+        return
     start, sent = time.monotonic(), 0
     while sent < size:
         count = min(piece, size - sent)

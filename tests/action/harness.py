@@ -88,6 +88,7 @@ class Runner:
         self.output_path = root / "github_output"
         self.summary_path = root / "step_summary"
         self.base_url = base_url
+        self.part_size: int | None = None  # the action's own unless a test sets one
         self.dispatch(
             "LINK_MODEL",
             artifact_version_string="acme/churn/churn-model:production",
@@ -127,6 +128,8 @@ class Runner:
         kwargs: dict[str, Any] = {"stdout": stdout, "sleep": sleeps.append}
         if clock is not None:
             kwargs["clock"] = clock
+        if self.part_size is not None:
+            kwargs["part_size"] = self.part_size
         code = main(env if env is not None else self.environ(**inputs), **kwargs)
         return Run(
             code, stdout.getvalue(), _read(self.output_path), _read(self.summary_path), sleeps

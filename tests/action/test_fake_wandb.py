@@ -10,6 +10,7 @@ import requests
 
 from action import queries
 from harness.fake_wandb import FakeArtifact, FakeWandb, md5_b64
+from harness.fake_wandb.server import byte_range
 from tests.action.harness import API_KEY
 
 
@@ -192,3 +193,58 @@ def test_registry_org_entity(http: requests.Session, fake: FakeWandb) -> None:
     assert data["entity"]["organization"]["orgEntity"]["name"] == "acme-org"
     none = _gql(http, fake, "OrgEntity", queries.ORG_ENTITY, entityName="ghost").json()["data"]
     assert none == {"entity": None}
+
+
+@pytest.mark.parametrize(
+    ("header", "size", "span"),
+    [
+        ("", 10, None),
+        ("bytes=2-5", 10, (2, 4)),
+        ("bytes=2-", 10, (2, 8)),
+        ("bytes=8-99", 10, (8, 2)),
+        ("bytes=-3", 10, (7, 3)),
+        ("bytes=-30", 10, (0, 10)),
+        ("bytes=10-12", 10, (10, 0)),  # starts past the end: 416
+        ("bytes=-0", 10, (10, 0)),
+        ("bytes=0-0", 0, (0, 0)),  # nothing to send from an empty object: 416
+        ("bytes=5-2", 10, None),  # invalid: ignored
+        ("bytes=0-1,4-5", 10, None),  # several ranges: the whole body
+        ("items=0-1", 10, None),
+    ],
+)
+def test_byte_range(header: str, size: int, span: tuple[int, int] | None) -> None:
+    assert byte_range(header, size) == span
+
+
+def test_storage_serves_ranges(
+    http: requests.Session, fake: FakeWandb, artifact: FakeArtifact
+) -> None:
+    url = _direct_url(fake, artifact, "README.md")  # b"# churn model\n", 14 bytes
+    whole = http.get(url, timeout=10)
+    assert whole.status_code == 200 and whole.headers["Accept-Ranges"] == "bytes"
+    part = http.get(url, headers={"Range": "bytes=2-6"}, timeout=10)
+    assert part.status_code == 206 and part.content == b"churn"
+    assert part.headers["Content-Range"] == "bytes 2-6/14"
+    past = http.get(url, headers={"Range": "bytes=14-"}, timeout=10)
+    assert past.status_code == 416 and past.headers["Content-Range"] == "bytes */14"
+    fake.skew("README.md")
+    skewed = http.get(url, headers={"Range": "bytes=2-6"}, timeout=10)
+    assert skewed.content == b"churn" and skewed.headers["Content-Range"] == "bytes 3-7/14"
+    fake.ranges = False
+    ignored = http.get(url, headers={"Range": "bytes=2-6"}, timeout=10)
+    assert ignored.status_code == 200 and ignored.content == b"# churn model\n"
+    assert "Accept-Ranges" not in ignored.headers
+
+
+def test_a_cut_range_sends_half_of_it(
+    http: requests.Session, fake: FakeWandb, artifact: FakeArtifact
+) -> None:
+    url = _direct_url(fake, artifact, "model/weights.bin")
+    fake.cut("model/weights.bin")
+    with (
+        http.get(url, headers={"Range": "bytes=0-999"}, stream=True, timeout=10) as response,
+        pytest.raises(requests.exceptions.ChunkedEncodingError),
+    ):
+        assert response.status_code == 206
+        response.content  # noqa: B018 -- reading the body is what fails
+    assert fake.seen("storage")[-1].range == "bytes=0-999"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import xxhash
 
-from action.download import CHUNK_SIZE
+from action.transfer import CHUNK_SIZE
 from harness.fake_wandb import FakeArtifact, FakeWandb, demo_files
 from tests.action.harness import API_KEY, Runner, md5_of, tree
 
