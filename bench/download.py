@@ -2,7 +2,7 @@
 
     python bench/download.py [--size-mib 1024] [--large 3] [--small 400] [--concurrency 8]
                              [--first-byte-ms 30] [--stream-mb-s 40] [--rounds 2]
-                             [--sdk-venv DIR | --no-sdk] [--json FILE]
+                             [--sdk-venv DIR | --no-sdk] [--old-action DIR] [--json FILE]
 
 Writes an artifact (a few large files, hundreds of small ones) to a tmpfs, serves it
 from the fake W&B (``harness.fake_wandb``) in its own process, its storage paced
@@ -12,7 +12,9 @@ like a cloud bucket seen from a runner, and times, in turn, each round:
 - action: the action's step, ``python -m action`` with its inputs in the environment,
           every file verified with hashlib;
 - sdk:    ``wandb artifact get`` of the official ``wandb`` SDK, installed from PyPI
-          into its own virtualenv (``--sdk-venv``) on first use.
+          into its own virtualenv (``--sdk-venv``) on first use;
+- before: with ``--old-action DIR``, the action package in DIR (another commit's, from
+          ``git archive <commit> action | tar -x -C DIR``), run the same way.
 
 Each is one process, timed from start to exit, its peak RSS read with ``os.wait4``;
 ratios are of wall times in the same round. ``bench/README.md`` has the figures.
@@ -117,12 +119,12 @@ def sdk_wandb(venv: Path) -> Path | None:
     return wandb
 
 
-def measure(command: list[str], env: dict[str, str], out: Path) -> dict[str, float]:
+def measure(command: list[str], env: dict[str, str], out: Path, cwd: Path) -> dict[str, float]:
     """Run one contender to completion: wall seconds, peak RSS (MB), CPU seconds."""
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
     process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     assert process.stdout is not None
     text = process.stdout.read().decode(errors="replace")
@@ -173,6 +175,7 @@ def main() -> int:
         "--sdk-venv", type=Path, default=Path(tempfile.gettempdir()) / "wandb-sdk-venv"
     )
     parser.add_argument("--no-sdk", action="store_true")
+    parser.add_argument("--old-action", type=Path, help="a directory holding another `action`")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--tmp-dir", default="/dev/shm" if Path("/dev/shm").is_dir() else None)
     opts = parser.parse_args()
@@ -210,29 +213,23 @@ def main() -> int:
                 "WANDB_DATA_DIR": str(tmp / "sdk-data"),
                 "WANDB_CONFIG_DIR": str(tmp / "sdk-config"),
             }
+            worker = [sys.executable, str(REPO / "bench/download_worker.py"), str(urls_file)]
             commands = {
-                "gets": (
-                    [
-                        sys.executable,
-                        str(REPO / "bench/download_worker.py"),
-                        str(urls_file),
-                        str(out),
-                        str(opts.concurrency),
-                    ],
-                    env,
-                ),
-                "action": ([sys.executable, "-m", "action"], action_env),
+                "gets": ([*worker, str(out), str(opts.concurrency)], env, REPO),
+                "action": ([sys.executable, "-m", "action"], action_env, REPO),
             }
+            if opts.old_action:
+                old = opts.old_action.resolve()
+                old_env = {**action_env, "PYTHONPATH": str(old)}
+                commands["before"] = ([sys.executable, "-m", "action"], old_env, old)
             if wandb:
-                commands["sdk"] = (
-                    [str(wandb), "artifact", "get", REF, "--root", str(out)],
-                    sdk_env,
-                )
+                sdk = [str(wandb), "artifact", "get", REF, "--root", str(out)]
+                commands["sdk"] = (sdk, sdk_env, REPO)
             runs: dict[str, list[dict[str, float]]] = {name: [] for name in commands}
             for _ in range(opts.rounds):
-                for name, (command, command_env) in commands.items():
+                for name, (command, command_env, cwd) in commands.items():
                     shutil.rmtree(tmp / "sdk-cache", ignore_errors=True)  # no reuse across runs
-                    runs[name].append(measure(command, command_env, out))
+                    runs[name].append(measure(command, command_env, out, cwd))
                     if not same_files(data, out):
                         raise SystemExit(f"{name} did not put every file in place")
             setup = setup_seconds(tmp)
@@ -255,10 +252,8 @@ def summarise(
 ) -> dict[str, object]:
     """Print and return the figures: per round and the median of the rounds."""
 
-    def ratio(other: str) -> list[float]:
-        return [
-            o["seconds"] / a["seconds"] for a, o in zip(runs["action"], runs[other], strict=True)
-        ]
+    def ratio(other: str, of: str = "action") -> list[float]:
+        return [o["seconds"] / a["seconds"] for a, o in zip(runs[of], runs[other], strict=True)]
 
     report: dict[str, object] = {
         "files": files,
@@ -283,6 +278,12 @@ def summarise(
     if "sdk" in runs:
         report["action_vs_sdk"] = [round(x, 3) for x in ratio("sdk")]
         print(f"action vs wandb artifact get: {report['action_vs_sdk']} (bar >= 1.5)")
+    if "before" in runs:
+        report["before_vs_gets"] = [round(x, 3) for x in ratio("gets", "before")]
+        print(f"before vs plain GETs: {report['before_vs_gets']}")
+        if "sdk" in runs:
+            report["before_vs_sdk"] = [round(x, 3) for x in ratio("sdk", "before")]
+            print(f"before vs wandb artifact get: {report['before_vs_sdk']}")
     print(f"peak RSS, MB: {report['peak_rss_mb']} (action's bar < 150)")
     print(f"first run's set-up (venv + hash-pinned requirements): {setup:.1f} s (bar <= 30)")
     return report
