@@ -33,10 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
-    HOST,
     LOG_PATTERNS,
     WEBHOOK_PATH,
-    Processes,
     arg_parser,
     first_error,
     log_line,
@@ -47,6 +45,7 @@ from bench.common import (
     webhook_request,
 )
 from bench.standin import GitHubStandIn
+from harness.processes import HOST, Processes
 
 REPOSITORY = "acme/churn-svc"
 BURST_LOG_PATTERNS = {  # beside common's: what an outage and a drain may leave in the log

@@ -36,7 +36,6 @@ from typing import Any
 
 from bench.common import (
     BENCH_SECRETS,
-    Processes,
     arg_parser,
     bridge_config,
     log_line,
@@ -51,6 +50,7 @@ from bench.standin import GitHubStandIn
 from bench.wandb_standin import ARTIFACT_PREFIX, FEATURES, PAGE, Automation, WandbStandIn
 from bridge.config.load import parse_config
 from bridge.wandb.wanted import wanted
+from harness.processes import Processes
 
 ENTITY, ORG, REGISTRY = "acme", "acme-org", "wandb-registry-bench"
 BRIDGE_URL = "https://bridge.bench.test"  # what W&B is told; its webhooks go to loopback

@@ -24,12 +24,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from bench.common import (
-    HOST,
     WEBHOOK_PATH,
-    Processes,
     arg_parser,
     bridge_config,
-    group_cpu_seconds,
     machine_load,
     run_main,
     say,
@@ -38,6 +35,7 @@ from bench.common import (
     webhook_request,
 )
 from bench.standin import GitHubStandIn
+from harness.processes import HOST, Processes, group_cpu_seconds
 
 CPU_BAR = 0.01  # of one core
 MEMORY_BAR_MB = 200.0

@@ -35,9 +35,7 @@ from pathlib import Path
 
 from bench.common import (
     BENCH_SECRETS,
-    HOST,
     WEBHOOK_PATH,
-    Processes,
     arg_parser,
     bridge_config,
     machine_load,
@@ -49,6 +47,7 @@ from bench.common import (
     webhook_request,
 )
 from bench.standin import GitHubStandIn
+from harness.processes import HOST, Processes
 
 
 def _parser() -> argparse.ArgumentParser:

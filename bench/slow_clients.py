@@ -43,9 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import (
-    HOST,
     WEBHOOK_PATH,
-    Processes,
     arg_parser,
     bridge_config,
     first_error,
@@ -59,6 +57,7 @@ from bench.common import (
     webhook_request,
 )
 from bench.standin import GitHubStandIn
+from harness.processes import HOST, Processes
 
 TIMEOUT = 10.0  # s: a probe or webhook that takes longer counts as failed
 HEALTHZ_BAR = 1.0  # s

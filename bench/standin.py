@@ -1,7 +1,7 @@
 """A GitHub stand-in for the benchmarks: ``POST /repos/<o>/<r>/dispatches`` on loopback.
 
-It runs in the benchmark's own process (a ``ThreadingHTTPServer``, HTTP/1.1 keep-alive
-as GitHub: the bridge pools its connections) and answers each dispatch 204 after
+It runs in the benchmark's own process (served by :mod:`harness.loopback`, HTTP/1.1
+keep-alive as GitHub: the bridge pools its connections) and answers each dispatch 204 after
 ``delay`` seconds, or 503 while it is "down". The bridge's look-ups of the workflow runs
 its dispatches started (``GET /repos/<o>/<r>/actions/runs``) get, after the same delay,
 an empty list with an ETag, and 304 when they present it: no run ever appears, as for a
@@ -23,11 +23,17 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from functools import partial
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bench.common import BENCH_SECRETS, HOST
+from werkzeug.wrappers import Request, Response
+
+from bench.common import BENCH_SECRETS
+from harness.loopback import LoopbackServer
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 DISPATCH_PATH = re.compile(r"^/repos/[^/]+/[^/]+/dispatches$")
 RUNS_PATH = re.compile(r"^/repos/[^/]+/[^/]+/actions/runs$")
@@ -79,23 +85,19 @@ class GitHubStandIn:
         self.markers: dict[str, list[Arrival]] = {}
         self._expected: set[str] = set()
         self._missing = 0
-        self._httpd = _Server(self)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, daemon=True, name="github-stand-in"
-        )
+        self._server = LoopbackServer(partial(_wsgi, self), "github-stand-in")
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self._httpd.server_port}"
+        return self._server.url
 
     def __enter__(self) -> GitHubStandIn:
-        self._thread.start()
+        self._server.start()
         return self
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
                  tb: TracebackType | None) -> None:  # fmt: skip
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._server.stop()
 
     # -- control ----------------------------------------------------------------------
 
@@ -168,59 +170,32 @@ class GitHubStandIn:
             return 204
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def do_GET(self) -> None:
-        standin = self.server.standin
-        runs = bool(RUNS_PATH.match(self.path.split("?", 1)[0]))
-        with standin.cond:
-            if runs:
-                standin.run_lookups += 1
-            else:
-                standin.other_gets += 1
+def _wsgi(standin: GitHubStandIn, environ: WSGIEnvironment, start_response: StartResponse
+          ) -> Iterable[bytes]:  # fmt: skip
+    """Answer one request: a dispatch (POST) or a look-up (GET)."""
+    request = Request(environ)
+    if request.method == "POST":
+        body = request.get_data()
+        status = standin.answer(request.path, request.headers, body)
         if standin.delay > 0:
             time.sleep(standin.delay)
-        if runs and self.headers.get("If-None-Match") == _ETAG:
-            self.send_response(304)
-            self.send_header("ETag", _ETAG)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        body = _NO_RUNS if runs else _NOT_FOUND
-        self.send_response(200 if runs else 404)
-        if runs:
-            self.send_header("ETag", _ETAG)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        standin = self.server.standin
-        status = standin.answer(self.path, self.headers, body)
-        if standin.delay > 0:
-            time.sleep(standin.delay)
-        self.send_response(status)
         if status == 503:
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(_UNAVAILABLE)))
-            self.end_headers()
-            self.wfile.write(_UNAVAILABLE)
+            response = Response(_UNAVAILABLE, 503, content_type="application/json")
         else:
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-    def __init__(self, standin: GitHubStandIn) -> None:
-        super().__init__((HOST, 0), _Handler)
-        self.standin = standin
+            response = Response(status=status)
+        return response(environ, start_response)
+    runs = bool(RUNS_PATH.match(request.path))
+    with standin.cond:
+        if runs:
+            standin.run_lookups += 1
+        else:
+            standin.other_gets += 1
+    if standin.delay > 0:
+        time.sleep(standin.delay)
+    if runs and request.headers.get("If-None-Match") == _ETAG:
+        response = Response(status=304, headers={"ETag": _ETAG})
+    elif runs:
+        response = Response(_NO_RUNS, 200, {"ETag": _ETAG}, content_type="application/json")
+    else:
+        response = Response(_NOT_FOUND, 404, content_type="application/json")
+    return response(environ, start_response)

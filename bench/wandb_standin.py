@@ -8,7 +8,8 @@ server). Any other operation is answered 400. It holds one registry (a project o
 organization's entity) of collections of versions, and the automations given to it;
 :meth:`WandbStandIn.add_alias` changes the registry as W&B's UI does and sends the
 webhook the automations fire (signed, with the access token) or drops it. It records
-each request (operation, start, end). Nothing here listens beyond 127.0.0.1.
+each request (operation, start, end). It is served by :mod:`harness.loopback`; nothing
+here listens beyond 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -19,14 +20,20 @@ import re
 import threading
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from functools import partial
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bench.common import HOST
+from werkzeug.wrappers import Request as HttpRequest
+from werkzeug.wrappers import Response
+
 from bridge.signature import sign
+from harness.loopback import LoopbackServer
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 PAGE = 50  # W&B's most items a page
 FEATURES = ("QUERY_AUTOMATIONS_ON_ENTITY", "AUTOMATION_SCOPE_ENTITY")
@@ -118,25 +125,19 @@ class WandbStandIn:
         self.deliver_to = ""  # the bridge's base URL, where webhooks go
         self.webhook_secret = ""
         self.webhook_token = ""
-        self._httpd = ThreadingHTTPServer((HOST, 0), _Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.standin = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, daemon=True, name="wandb-stand-in"
-        )
+        self._server = LoopbackServer(partial(_wsgi, self), "wandb-stand-in")
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self._httpd.server_port}"
+        return self._server.url
 
     def __enter__(self) -> WandbStandIn:
-        self._thread.start()
+        self._server.start()
         return self
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
                  tb: TracebackType | None) -> None:  # fmt: skip
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._server.stop()
 
     def _next(self, kind: str) -> str:
         self._ids += 1
@@ -328,25 +329,13 @@ def _alias_matches(f: Any, alias: str) -> bool:
     return cond is None or alias == cond
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes: with Nagle's algorithm on, the body waits
-    # for the client's delayed ACK of the headers (40 ms on Linux), on every request.
-    disable_nagle_algorithm = True
-
-    def log_message(self, *args: Any) -> None:  # quiet
-        pass
-
-    def do_POST(self) -> None:
-        standin: WandbStandIn = self.server.standin  # type: ignore[attr-defined]
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.path != "/graphql":
-            status, answer = 404, {"errors": [{"message": "not found"}]}
-        else:
-            status, answer = standin.answer(self.headers.get("Authorization"), body)
-        data = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+def _wsgi(standin: WandbStandIn, environ: WSGIEnvironment, start_response: StartResponse
+          ) -> Iterable[bytes]:  # fmt: skip
+    """Answer one request: ``POST /graphql``, else 404."""
+    request = HttpRequest(environ)
+    if request.method != "POST" or request.path != "/graphql":
+        status, answer = 404, {"errors": [{"message": "not found"}]}
+    else:
+        status, answer = standin.answer(request.headers.get("Authorization"), request.get_data())
+    response = Response(json.dumps(answer), status, content_type="application/json")
+    return response(environ, start_response)

@@ -1,105 +1,30 @@
-"""Serve a WSGI app on ``127.0.0.1`` (port 0) from a thread of the test process.
+"""What the fakes share, served by :class:`harness.loopback.LoopbackServer`.
 
-``stop()`` leaves nothing behind: the listening socket is closed, open keep-alive
-connections are shut (else a client's pooled connection would go on being answered by a
-"stopped" server), and every request thread is joined. No access log is written.
-
-:class:`ServedFake` is the lifecycle the fakes share: ``start`` / ``stop``, use as a
-context manager, ``url``, and the fake's own failures raised by ``stop``;
-:class:`Scripted`, an answer a fake's ``fail_next`` queues.
+:class:`ServedFake` is the lifecycle of a fake: ``start`` / ``stop``, use as a context
+manager, ``url``, and the fake's own failures raised by ``stop``; :class:`Scripted`, an
+answer a fake's ``fail_next`` queues.
 """
 
 from __future__ import annotations
 
 import abc
 import json
-import socket
 import threading
 from collections.abc import Callable, Mapping
-from contextlib import suppress
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wrappers import Response
+
+from harness.loopback import LoopbackServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 T = TypeVar("T")
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """No access log: werkzeug's would also attach a handler to the 'werkzeug' logger."""
-
-    protocol_version = "HTTP/1.1"  # keep-alive, as GitHub
-
-    def log(self, type: str, message: str, *args: Any) -> None:
-        pass
-
-
-class _Server(ThreadedWSGIServer):
-    daemon_threads = False  # so that server_close() joins the request threads
-
-    def __init__(self, app: WSGIApplication) -> None:
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-        super().__init__("127.0.0.1", 0, app, handler=_QuietHandler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._open_lock:
-            self._open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def server_close(self) -> None:
-        with self._open_lock:
-            still_open = list(self._open)
-        for connection in still_open:  # wakes the threads waiting for a next request
-            with suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-        super().server_close()
-
-
-class LoopbackServer:
-    """A started-on-demand HTTP server for ``app``; ``url`` once started."""
-
-    def __init__(self, app: WSGIApplication, name: str) -> None:
-        self._app = app
-        self._name = name
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError(f"{self._name} is not started")
-        return f"http://127.0.0.1:{self._server.server_port}"
-
-    def start(self) -> None:
-        if self._server is not None:
-            raise RuntimeError(f"{self._name} is already started")
-        self._server = _Server(self._app)
-        # A short poll interval keeps stop() quick: shutdown() waits for one poll.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name=self._name, daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        server, thread, self._server, self._thread = self._server, self._thread, None, None
-        if server is None or thread is None:
-            return
-        server.shutdown()  # werkzeug's serve_forever() then calls server_close() itself
-        thread.join()
-        server.server_close()  # idempotent; covers a serve thread that died early
 
 
 class ServedFake(abc.ABC):

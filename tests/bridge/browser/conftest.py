@@ -30,10 +30,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 from werkzeug.wrappers import Response
 
 from bridge.store import open_store
-from bridge.store.models import DEAD, DELIVERED, DISPATCH, FOLLOWING, SEARCHING, Event
+from bridge.store.models import Event
+from harness.loopback import LoopbackServer
 from tests.bridge.e2e.conftest import ENV, GH_TOKEN, ROTATING_SECRET, SECRET, TOKEN, base_config
 from tests.bridge.harness import REPO_ROOT, BridgeProcess, post
-from tests.fakes._server import LoopbackServer
 from tests.fakes.github import FakeGitHub
 from tests.fakes.receivers import Receiver
 
@@ -164,11 +164,11 @@ class Console:
 
         def settled(event: Event) -> bool:
             for d in event.deliveries:
-                if d.state not in (DELIVERED, DEAD) or d.watch == SEARCHING:
+                if d.state not in ("delivered", "dead") or d.watch == "searching":
                     return False
-                if d.kind == DISPATCH and d.state == DELIVERED and d.watch is None:
+                if d.kind == "dispatch" and d.state == "delivered" and d.watch is None:
                     return False  # delivered, its search not started yet
-                if any(r.state == FOLLOWING for r in d.runs):
+                if any(r.state == "following" for r in d.runs):
                     return False
             return True
 
@@ -187,7 +187,7 @@ class Console:
         self.github.fail_next(422, count=len(models), body={"message": message})
         ids = [self.send(route, m) for m in models]
         for event in self.settle(*ids):
-            assert [d.state for d in event.deliveries if d.kind == DISPATCH] == [DEAD]
+            assert [d.state for d in event.deliveries if d.kind == "dispatch"] == ["dead"]
         return ids
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.bridge.harness import BridgeProcess
+from harness.bridge import BridgeProcess
 from tests.fakes.github import FakeGitHub
 
 # Test credentials. The secret scan (test_secrets.py) searches logs and answers for them.
