@@ -66,10 +66,17 @@ def md5_hex(entry: Entry) -> str:
     return raw.hex() if raw else ""
 
 
-def file_digest(path: Path, entry: Entry) -> bytes:
-    """The digest of the file at ``path`` in the entry's hash; raises OSError."""
+def hash_stretch(path: Path, at: int, length: int, hasher: Hasher) -> None:
+    """Feed ``length`` bytes of the file at ``path`` from offset ``at`` to ``hasher``;
+    raises OSError, or EOFError when the file ends first."""
     with path.open("rb") as fh:
-        return _digest(fh, entry)
+        fh.seek(at)
+        while length > 0:
+            chunk = fh.read(min(READ_CHUNK, length))
+            if not chunk:
+                raise EOFError(f"{path} ends before byte {at + length}")
+            hasher.update(chunk)
+            length -= len(chunk)
 
 
 def _digest(fh: BinaryIO, entry: Entry) -> bytes:

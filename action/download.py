@@ -5,8 +5,9 @@ the GETs) and is checked for size and digest (hashlib's MD5, or XXH128 where the
 manifest says so) before the run counts it. A file of at least two parts (``PART_SIZE``)
 is fetched as byte ranges, one job per part, written at their offsets into one staged
 file, so that a model of a few large shards keeps every stream busy to the end; the
-whole file is hashed once its last range is in. When the server answers a range with
-the whole file (``200``), that file is fetched in one piece instead. Files already at
+file is hashed in order as its ranges land, and checked once the last is in. When the
+server answers a range with the whole file (``200``), that file is fetched in one piece
+instead. Files already at
 their destination with the right digest are kept and not fetched. The first failure
 stops the other downloads. References go through their own session, whose every
 connection :mod:`action.guard` checks first.
@@ -24,12 +25,12 @@ from pathlib import Path
 import requests
 
 from action.commands import Console
-from action.digests import file_matches
+from action.digests import file_matches, new_hasher
 from action.errors import ActionError, AuthenticationError, DownloadError
 from action.http import RetryPolicy, Sleep, redact_url
 from action.plan import Job
 from action.progress import Progress, human_bytes
-from action.transfer import NoRanges, Span, Stopped, Transfer, check_staged
+from action.transfer import NoRanges, Span, Stopped, Transfer, check_digest, hash_range
 
 PART_SIZE = 32 << 20  # S3 and GCS serve ranges of any size; 32 MiB is ~0.3 s at 100 MB/s
 
@@ -47,22 +48,42 @@ class Outcome:
 
 
 class _Ranged:
-    """A file fetched as ranges into one staged file: how many ranges are in, and whether
-    the server's 200 to one of them made it a download in one piece instead."""
+    """A file fetched as ranges into one staged file.
+
+    Its hash runs in order while the ranges land: the thread whose range joins those
+    already hashed hashes it and every landed range after it, while the other threads go
+    on fetching; so when the last range lands, little is left to hash. The server's 200
+    to one of its ranges makes it a download in one piece instead (``whole``)."""
 
     def __init__(self, job: Job, staged: Path, size: int, part_size: int) -> None:
         self.job = job
         self.staged = staged
         self.spans = [(at, min(part_size, size - at)) for at in range(0, size, part_size)]
         self.whole = False
-        self._landed = 0
+        self._hasher = new_hasher(job.entry)
+        self._landed: set[int] = set()  # ranges written but not hashed yet
+        self._hashed = 0  # the ranges hashed, all of them from the start of the file
+        self._hashing = False  # a thread is hashing; ranges that land now wait for it
         self._lock = threading.Lock()
 
-    def land(self) -> bool:
-        """Count one range as written; True when it was the last."""
+    def land(self, index: int) -> bytes | None:
+        """Count range ``index`` as written and hash what now follows the hashed part;
+        the file's digest for the one call that hashed its last range, else None."""
         with self._lock:
-            self._landed += 1
-            return self._landed == len(self.spans)
+            self._landed.add(index)
+            if self._hashing:
+                return None  # the thread hashing takes this range when it gets to it
+            self._hashing = True
+        while True:
+            with self._lock:
+                if self._hashed not in self._landed:
+                    self._hashing = False
+                    return self._hasher.digest() if self._hashed == len(self.spans) else None
+                index = self._hashed
+            hash_range(self.job, self.staged, self.spans[index], self._hasher)
+            with self._lock:
+                self._landed.discard(index)
+                self._hashed += 1
 
     def claim_whole(self) -> bool:
         """Mark the file for one whole download; True for the first range to ask.
@@ -115,7 +136,7 @@ class Downloader:
                 size = job.entry.size
                 if size is not None and size >= 2 * self._part_size:
                     ranged = _Ranged(job, staged, size, self._part_size)
-                    tasks.extend(partial(self._range, ranged, span) for span in ranged.spans)
+                    tasks.extend(partial(self._range, ranged, n) for n in range(len(ranged.spans)))
                 else:
                     tasks.append(partial(self._whole, job, staged))
             futures = [pool.submit(task) for task in tasks]
@@ -143,14 +164,15 @@ class Downloader:
         self._fetch(job, staged, None)
         return self._downloaded(job, staged)
 
-    def _range(self, file: _Ranged, span: Span) -> Outcome | None:
-        """One range of a large file; the outcome of the file from its last range in."""
+    def _range(self, file: _Ranged, index: int) -> Outcome | None:
+        """One range of a large file; the outcome of the file from the call that hashed
+        its last range."""
         if self._stop.is_set():
             raise Stopped
         if file.whole:
             return None
         try:
-            self._fetch(file.job, file.staged, span)
+            self._fetch(file.job, file.staged, file.spans[index])
         except NoRanges:
             if not file.claim_whole():
                 return None
@@ -159,9 +181,9 @@ class Downloader:
                 "fetching it in one piece"
             )
             return self._whole(file.job, file.staged.with_suffix(".whole"))
-        if file.whole or not file.land():
+        if file.whole or (digest := file.land(index)) is None:
             return None
-        check_staged(file.job, file.staged)
+        check_digest(file.job, digest)
         return self._downloaded(file.job, file.staged)
 
     def _downloaded(self, job: Job, staged: Path) -> Outcome:

@@ -4,8 +4,8 @@ A whole file is hashed on the way in and checked for size and digest. A range is
 written at its offset into the file its other ranges share; its answer must be a ``206``
 whose ``Content-Range`` names exactly the bytes asked for, and a ``200`` (the whole
 file, from a server without ranges) is never written at an offset: :class:`NoRanges`
-tells the caller to fetch the file in one piece. :func:`check_staged` hashes a file put
-together from ranges once all are in.
+tells the caller to fetch the file in one piece. :func:`hash_range` and
+:func:`check_digest` check a file put together from ranges.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 import requests
 
-from action.digests import expected_bytes, file_digest, new_hasher, show
+from action.digests import Hasher, expected_bytes, hash_stretch, new_hasher, show
 from action.errors import DownloadError, InternalAddressError, LocalError, VerificationError
 from action.http import (
     CONNECT_TIMEOUT,
@@ -187,19 +187,23 @@ class Transfer:
             raise _mismatch(entry, hasher.digest(), expected)
 
 
-def check_staged(job: Job, staged: Path) -> None:
-    """Check a file put together from ranges: hash it from the start, as one."""
-    expected = expected_bytes(job.entry) if job.verify else None
-    if expected is None:
-        return  # every range had its exact length, so the size is right
+def hash_range(job: Job, staged: Path, span: Span, hasher: Hasher) -> None:
+    """Feed one range of a file put together from ranges to the file's running hash."""
     try:
-        digest = file_digest(staged, job.entry)
-    except OSError as exc:
+        hash_stretch(staged, span[0], span[1], hasher)
+    except (OSError, EOFError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
         raise LocalError(
-            f"cannot read back {job.entry.path} under {staged.parent}: {exc.strerror or exc}.",
+            f"cannot read back {job.entry.path} under {staged.parent}: {reason}.",
             fix="Check the runner's disk, or choose another `path`.",
         ) from exc
-    if digest != expected:
+
+
+def check_digest(job: Job, digest: bytes) -> None:
+    """Check the digest of a file put together from ranges (hashed in order as they
+    landed) against the manifest's."""
+    expected = expected_bytes(job.entry) if job.verify else None
+    if expected is not None and digest != expected:
         raise _mismatch(job.entry, digest, expected)
 
 

@@ -6,12 +6,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import random
 import re
+import threading
 
 import pytest
 
+from action.download import _Ranged
+from action.manifest import Entry
+from action.plan import Job
 from harness.fake_wandb import FakeArtifact, FakeWandb
 from tests.action.harness import Run, Runner, failed_with, md5_of, tree
 
@@ -124,3 +130,34 @@ def test_a_size_missing_from_the_manifest_means_one_piece(
     assert md5_of(runner.default_target / WEIGHTS) == _weights(artifact)[1]
     asked = [r.range for r in fake.seen("storage") if r.path.endswith("/weights.bin")]
     assert asked == [""]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_ranges_landing_in_any_order_from_many_threads_hash_to_the_file(tmp_path, seed) -> None:
+    """The running hash takes each range once, in file order, whichever thread lands it
+    and whenever; exactly one call gets the digest, and only after the last range."""
+    data = random.Random(seed).randbytes(37 * 1000 + 11)
+    staged = tmp_path / "file.part"
+    staged.write_bytes(data)
+    entry = Entry(
+        "f.bin", hashlib.md5(data, usedforsecurity=False).hexdigest(), len(data), "MD5", "", ""
+    )
+    job = Job(entry=entry, dest=tmp_path / "f.bin", url="", fallback="", verify=True)
+    ranged = _Ranged(job, staged, len(data), 1000)
+    order = list(range(len(ranged.spans)))
+    random.Random(seed).shuffle(order)
+    digests: list[bytes] = []
+    start = threading.Barrier(4)
+
+    def land(indices: list[int]) -> None:
+        start.wait()
+        for n in indices:
+            if (digest := ranged.land(n)) is not None:
+                digests.append(digest)
+
+    threads = [threading.Thread(target=land, args=(order[k::4],)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert digests == [hashlib.md5(data, usedforsecurity=False).digest()]
