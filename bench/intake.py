@@ -40,29 +40,31 @@ from pathlib import Path
 
 from bench.common import (
     BENCH_SECRETS,
-    HOST,
-    REPO_ROOT,
     WEBHOOK_PATH,
-    Processes,
-    Started,
     arg_parser,
     bridge_config,
     bridge_env,
-    child_env,
     first_error,
-    group_cpu_seconds,
     log_line,
     machine_load,
     run_main,
     say,
     start_bridge,
-    start_server,
-    tail,
     terminate_on_sigterm,
     wandb_body,
 )
 from bench.standin import GitHubStandIn
 from bridge.signature import sign
+from harness.processes import (
+    HOST,
+    REPO_ROOT,
+    Processes,
+    Started,
+    child_env,
+    group_cpu_seconds,
+    start_server,
+    tail,
+)
 
 LUA = REPO_ROOT / "bench" / "intake.lua"
 # The gunicorn settings bridge/server.py uses (threaded workers, timeouts, no access log,
@@ -99,6 +101,7 @@ class Run:
     max_ms: float
     cpu_s: float  # CPU used by the server's processes (master and workers) during the run
     event_ids: list[str] = field(default_factory=list)  # from the 202 answers (bridge only)
+    split: tuple[float, ...] = ()  # each process's share of that CPU, largest first
 
     @property
     def accepted(self) -> int:
@@ -344,12 +347,14 @@ def _wrk(procs: Processes, tmp: Path, server: Server, flags: list[str], seconds:
     cmd = ["wrk", *flags, f"-d{seconds}s", "-s", str(LUA), server.url + WEBHOOK_PATH, "--",
            str(prefix), WEBHOOK_PATH, BENCH_SECRETS["BENCH_WEBHOOK_TOKEN"]]  # fmt: skip
     cpu_before = group_cpu_seconds(server.proc.pid)
+    split_before = _cpu_by_process(server.proc.pid)
     proc = procs.start(cmd, env=child_env(), cwd=tmp)
     try:
         out, _ = proc.communicate(timeout=seconds + 60)
     finally:
         procs.stop(proc)
     cpu = group_cpu_seconds(server.proc.pid) - cpu_before
+    split = _shares(split_before, _cpu_by_process(server.proc.pid))
     event_ids: list[str] = []
     for t in range(1, threads + 1):
         Path(f"{prefix}.{t}").unlink()
@@ -368,11 +373,33 @@ def _wrk(procs: Processes, tmp: Path, server: Server, flags: list[str], seconds:
         {int(c): n for c, n in data["codes"].items()}, data["wrapped"],
         {k: v for k, v in data["errors"].items() if k != "status"},
         lat["p50"] / 1000, lat["p90"] / 1000, lat["p99"] / 1000, lat["max"] / 1000, cpu,
-        event_ids,
+        event_ids, split,
     )  # fmt: skip
     if run.rate > 0:
         server.rate_guess = run.rate
     return run
+
+
+def _cpu_by_process(pgid: int) -> dict[int, int]:
+    """CPU clock ticks (user + system) used so far by each live process of group ``pgid``
+    (Linux only: empty elsewhere)."""
+    ticks = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended meanwhile
+        if int(fields[2]) == pgid:  # fields after "(comm)": state ppid pgrp ... utime stime
+            ticks[int(stat.parent.name)] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def _shares(before: dict[int, int], after: dict[int, int]) -> tuple[float, ...]:
+    """Each process's share of the ticks used between ``before`` and ``after``, largest
+    first: how evenly the server's processes shared the load."""
+    used = [n - before.get(pid, 0) for pid, n in after.items()]
+    total = sum(used)
+    return tuple(sorted((n / total for n in used), reverse=True)) if total > 0 else ()
 
 
 def _check_deliveries(args: argparse.Namespace, github: GitHubStandIn, accepted: set[str],
@@ -410,7 +437,8 @@ def _line(r: Run) -> str:
     return (
         f"  {r.label:8} {r.server:8} {r.rate:7.0f} req/s  202: {r.accepted}/{r.requests}  "
         f"latency p50 {r.p50_ms:6.2f} ms  p90 {r.p90_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms  "
-        f"max {r.max_ms:7.2f} ms  CPU {r.cpu_ms_per_request:.2f} ms/req  "
+        f"max {r.max_ms:7.2f} ms  CPU {r.cpu_ms_per_request:.2f} ms/req "
+        f"({'/'.join(f'{100 * s:.0f}' for s in r.split[:2])} %)  "
         f"{('ERRORS: ' + r.problems) if r.problems else 'ok'}"
     )
 

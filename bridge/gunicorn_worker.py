@@ -6,6 +6,14 @@ HTML page of its own and offers no setting to change it, but a worker class of o
 own is gunicorn's documented extension point: this one answers them with the JSON error
 body every other refusal has (``{"error", "message"}``, what W&B shows an admin), and
 logs one line that does not quote the request (it may hold a token).
+
+It also closes a kept-alive connection after ``KEEPALIVE_REQUESTS`` requests (as nginx's
+``keepalive_requests`` does). Each process accepts the connections it gets to first, and
+one busy at that moment (its delivery worker catching up, say) gets few or none: a
+client that keeps a few connections open for good (a proxy, a benchmark) could leave
+its whole load on one process, on one core, for as long as they last. Closed now and
+then, they are accepted again by whichever process has time for them. W&B opens a
+connection per webhook: nothing changes for it.
 """
 
 from __future__ import annotations
@@ -19,7 +27,11 @@ from typing import Any
 from gunicorn.http import errors
 from gunicorn.workers.gthread import ThreadWorker
 
+from bridge.logs import fields
+
 log = logging.getLogger(__name__)
+
+KEEPALIVE_REQUESTS = 100  # requests served on one connection before it is closed
 
 # (status, reason, error code, message) by gunicorn's parse error; the first match wins.
 _REFUSALS: list[tuple[type[Exception], int, str, str, str]] = [
@@ -59,7 +71,14 @@ _NOT_THE_CLIENTS = tuple(
 
 
 class JsonRefusalWorker(ThreadWorker):  # type: ignore[misc]
-    """gunicorn's ``gthread`` worker with JSON refusals (``worker_class`` in server.py)."""
+    """gunicorn's ``gthread`` worker with JSON refusals and a cap on the requests of one
+    connection (``worker_class`` in server.py)."""
+
+    def handle_request(self, req: Any, conn: Any) -> Any:
+        conn.bridge_requests = getattr(conn, "bridge_requests", 0) + 1
+        if conn.bridge_requests >= KEEPALIVE_REQUESTS:
+            req.must_close = True  # answered with Connection: close, then closed
+        return super().handle_request(req, conn)
 
     def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: Exception) -> None:
         refusal = _refusal(exc)
@@ -68,7 +87,9 @@ class JsonRefusalWorker(ThreadWorker):  # type: ignore[misc]
             return
         status, reason, code, message = refusal
         ip = addr[0] if isinstance(addr, tuple) and addr else "unix socket"
-        log.warning("refused a request from %s that is not valid HTTP: %s", ip, code)
+        log.warning(
+            "refused a request that is not valid HTTP", extra=fields(address=ip, error=code)
+        )
         body = json.dumps({"error": code, "message": message}).encode()
         head = (
             f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"

@@ -25,6 +25,9 @@ from bridge.text import printable
 PASSTHROUGH = "passthrough"
 # What GitHub allows in an owner or repository name.
 GITHUB_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+# How a UTF-8 body can carry a lone surrogate into the parsed value: a \\uD800-\\uDFFF
+# escape, or the surrogate's own three bytes (json.loads lets them pass).
+SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
 
 
 def check_size(length: int | None, limit: int) -> None:
@@ -126,7 +129,8 @@ def parse_object(body: bytes) -> dict[str, Any]:
             parse_int=_int_in_range,
         )
         # A lone surrogate ("\\ud800") parses, but no UTF-8 encoder will send it on.
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        if _may_hold_surrogates(body):
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
     except (ValueError, RecursionError) as exc:
         raise RequestRefused(
             400,
@@ -141,6 +145,15 @@ def parse_object(body: bytes) -> dict[str, Any]:
             "must be a JSON object",
         )
     return value
+
+
+def _may_hold_surrogates(body: bytes) -> bool:
+    """False when ``body`` is UTF-8 (what json.loads takes it for unless it starts with a
+    byte order mark or a zero byte: UTF-16 or UTF-32) without a surrogate in it; a scan
+    of the bytes instead of encoding the whole value again."""
+    if body[:1] in (b"\xef", b"\xfe", b"\xff") or b"\x00" in body[:4]:
+        return True
+    return SURROGATE.search(body) is not None
 
 
 def _short(exc: Exception) -> str:

@@ -11,12 +11,13 @@ bp = Blueprint("intake", __name__)
 
 
 def _request() -> Request:
+    environ = request.environ  # the two headers as werkzeug's ``headers`` would give them
     return Request(
         path=request.path,
         content_type=request.content_type,
         content_length=request.content_length,
-        authorization=request.headers.get("Authorization"),
-        signature=request.headers.get("X-Wandb-Signature"),
+        authorization=environ.get("HTTP_AUTHORIZATION"),
+        signature=environ.get("HTTP_X_WANDB_SIGNATURE"),
         stream=request.stream,
     )
 

@@ -1,12 +1,17 @@
 """The embedded default store: one SQLite file in WAL mode, shared by local processes.
 
-Each process and thread opens its own connection (after a fork too). A write takes
+Each process and thread opens its own connections (after a fork too): one for reads,
+one for write transactions, each with the busy timeout its use needs. A write takes
 SQLite's write lock up front (BEGIN IMMEDIATE), so a transaction never has to upgrade a
 read lock halfway; a writer that finds it taken waits up to ``BUSY_TIMEOUT`` seconds.
 Within a process, writers take turns on a plain lock first: SQLite's busy handler
 sleeps and retries, so many threads of one process racing for its lock would leave some
 waiting far longer than the writes they wait for.
-SQLite checkpoints the WAL by itself (``wal_autocheckpoint``, left at its default).
+The WAL is checkpointed (its pages copied into the database file, which fsyncs) by the
+writer that just committed, once every ``CHECKPOINT_EVERY`` commits of the store object,
+after it has let go of the write lock. SQLite's own automatic checkpoint is off: it runs
+inside the commit, so every other writer of the process would wait out its fsyncs (under
+load, most of the time writers spent waiting).
 
 Only ``migrate`` creates the database file (and not with ``create=False``, as the
 ``events`` commands call it). Every connection after that opens an existing file, and
@@ -41,6 +46,9 @@ from bridge.store.sql import Cursor, SqlStore, Tx
 SYNCHRONOUS = ("normal", "full")
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for another's write lock
 BUSY_POLL_MS = 2  # a writer waiting for another process looks this often (see _begin_immediate)
+# Commits of a store between its checkpoints: about SQLite's default of 1,000 pages of
+# WAL when they are accepted events (about 10 pages each).
+CHECKPOINT_EVERY = 100
 
 
 def parse_sqlite_url(url: str) -> tuple[str, str]:
@@ -70,6 +78,7 @@ class SqliteStore(SqlStore):
         self._local = threading.local()
         self._lock = threading.Lock()
         self._writers = (os.getpid(), threading.Lock())  # one writer at a time per process
+        self._commits = 0  # commits since this store's last checkpoint (see _checkpoint)
         self._open: list[tuple[int, sqlite3.Connection]] = []
         self._file: tuple[int, int] | None = None  # (device, inode) of the file in use
 
@@ -98,31 +107,40 @@ class SqliteStore(SqlStore):
                 "bridge ran; restart the bridge"
             )
 
-    def _connection(self) -> sqlite3.Connection:
-        """This thread's connection to the database file (a new one after a fork)."""
+    def _connection(self, write: bool = False) -> sqlite3.Connection:
+        """This thread's connection to the database file for reads, or the one for write
+        transactions (new ones after a fork). A read waits up to ``BUSY_TIMEOUT`` for a
+        lock; a writer's connection up to ``BUSY_POLL_MS`` a try (see _begin_immediate)
+        and, holding the write lock, never waits for another."""
         self._check_file()
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
-            return conn
+        role = "writer" if write else "reader"
+        found: tuple[int, sqlite3.Connection] | None = getattr(self._local, role, None)
+        if found is not None and found[0] == os.getpid():
+            return found[1]
         uri = f"file:{urllib.parse.quote(self.path)}?mode=rw"  # never creates the file
+        timeout = BUSY_POLL_MS / 1000 if write else BUSY_TIMEOUT
         conn = sqlite3.connect(
-            uri, uri=True, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+            uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False
         )
         try:
             conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
             conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")  # see _checkpoint
         except sqlite3.Error:
             conn.close()
             raise
         with self._lock:
             self._open.append((os.getpid(), conn))
-        self._local.conn, self._local.pid = conn, os.getpid()
+        setattr(self._local, role, (os.getpid(), conn))
         return conn
 
     def _drop(self, conn: sqlite3.Connection) -> None:
         with self._lock:
             self._open = [(pid, c) for pid, c in self._open if c is not conn]
-        self._local.conn = None
+        for role in ("reader", "writer"):
+            found = getattr(self._local, role, None)
+            if found is not None and found[1] is conn:
+                setattr(self._local, role, None)
         with suppress(sqlite3.Error):
             conn.close()
 
@@ -148,17 +166,32 @@ class SqliteStore(SqlStore):
                 f"cannot use the SQLite database {self.path}: database is locked "
                 f"(no turn to write within {BUSY_TIMEOUT:g} s)"
             )
+        checkpoint = False
         try:
             with self._transaction_on(write=True, deadline=deadline) as cur:
                 yield cur
+            self._commits += 1
+            checkpoint = self._commits >= CHECKPOINT_EVERY
+            if checkpoint:
+                self._commits = 0
         finally:
             lock.release()
+        if checkpoint:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database file, outside the write lock: writers go on
+        meanwhile (PASSIVE: it waits for no one, and copies what no reader still needs).
+
+        The transaction before it has committed: a failure here is for the next one."""
+        with suppress(sqlite3.Error, StoreUnavailable):
+            self._connection(write=True).execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     @contextmanager
     def _transaction_on(self, write: bool, deadline: float = 0.0) -> Iterator[Cursor]:
         conn = None
         try:
-            conn = self._connection()
+            conn = self._connection(write)
             cur = conn.cursor()
             if write:
                 _begin_immediate(cur, deadline)
@@ -353,17 +386,14 @@ def _begin_immediate(cur: sqlite3.Cursor, deadline: float) -> None:
     a time), so a writer in one process would sleep through most of the moments another
     process's writers leave the lock free: their transactions take well under a
     millisecond, and it would wait hundreds. Here each try waits at most ``BUSY_POLL_MS``
-    in the busy handler, and the tries follow one another until the deadline.
+    in the busy handler (the busy timeout of the writer's connection), and the tries
+    follow one another until the deadline.
     """
-    cur.execute(f"PRAGMA busy_timeout = {BUSY_POLL_MS}")
-    try:
-        while True:
-            try:
-                cur.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
-                if not busy or time.monotonic() >= deadline:
-                    raise
-    finally:
-        cur.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+    while True:
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() >= deadline:
+                raise
