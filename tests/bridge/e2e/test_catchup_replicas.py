@@ -3,25 +3,42 @@ sharing one PostgreSQL store: one pass at a time, one dispatch per change."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+import time
 from collections import Counter
 
 import pytest
 
 from bridge.store import open_store
 from tests.bridge.e2e.conftest import with_wandb
-from tests.bridge.e2e.test_catchup_http import (
-    ENV,
-    REGISTRY,
-    ROUTES,
-    by_hand,
-    cli,
-    quiet,
-)
+from tests.bridge.flows.test_catchup import ENV, REGISTRY, ROUTES, quiet
 from tests.bridge.harness import BridgeProcess
+from tests.bridge.wandb.conftest import API_KEY
 from tests.bridge.wandb.standin import StandIn
 
 pytestmark = pytest.mark.postgres
+
+
+def cli(bridge: BridgeProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", "wandb", *args, "--config", str(bridge.config_path)],
+        capture_output=True,
+        text=True,
+        env=bridge.env,
+    )
+
+
+def by_hand(bridge: BridgeProcess) -> subprocess.CompletedProcess[str]:
+    """``wandb catch-up``, again while a pass of ``serve`` holds the lease."""
+    deadline = time.monotonic() + 30
+    while True:
+        done = cli(bridge, "catch-up")
+        if "another catch-up pass is running" not in done.stderr or time.monotonic() > deadline:
+            assert API_KEY not in done.stdout + done.stderr
+            return done
+        time.sleep(0.2)
 
 
 @pytest.fixture

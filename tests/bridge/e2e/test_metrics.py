@@ -7,6 +7,7 @@ import re
 
 import requests
 
+from harness.wait import wait_until
 from tests.bridge.e2e.conftest import SECRET, TOKEN
 from tests.bridge.harness import post
 
@@ -22,6 +23,12 @@ def sample(text: str, name: str, **labels: str) -> float:
     raise AssertionError(f"no {name}{{{want}}} in metrics")
 
 
+def scrape(url: str) -> str:
+    response = requests.get(url + "/metrics", timeout=10)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
 def test_counters_add_up_across_workers(bridge, fake_github):
     n = 12
     fake_github.fail_next(502)
@@ -32,13 +39,13 @@ def test_counters_add_up_across_workers(bridge, fake_github):
     post(f"{bridge.url}/webhooks/wandb", body, secret=SECRET, token=TOKEN)  # duplicate
     post(f"{bridge.url}/webhooks/wandb", b"{}", secret="wrong", token=TOKEN)
     fake_github.wait_for_dispatches(n)
-    scrapes = []
-    for _ in range(6):  # whichever worker answers, the numbers are the same
-        for _ in range(50):
-            text = requests.get(bridge.url + "/metrics", timeout=10).text
-            if sample(text, "wandb_bridge_deliveries", state="delivered") == n:
-                break
-        scrapes.append(text)
+
+    def delivered() -> bool:  # GitHub has them; the store marks them delivered just after
+        text = scrape(bridge.url)
+        return sample(text, "wandb_bridge_deliveries", state="delivered") == n
+
+    wait_until(delivered, what=f"/metrics counting {n} deliveries delivered")
+    scrapes = [scrape(bridge.url) for _ in range(6)]  # whichever worker answers, the same
     for text in scrapes:
         assert sample(text, "wandb_bridge_requests_total", source="wandb", outcome="accepted") == n
         assert sample(text, "wandb_bridge_duplicates_total", source="wandb") == 1

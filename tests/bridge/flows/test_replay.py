@@ -8,12 +8,11 @@ import threading
 import time
 
 import pytest
-import requests
+from werkzeug.test import TestResponse
 
 from bridge.store import open_store
-from bridge.store.models import DEAD, QUEUED, Attempt
+from bridge.store.models import Attempt
 from tests.bridge.e2e.conftest import SECRET, TOKEN
-from tests.bridge.harness import events_cli, post
 
 ADMIN = "adm-e2e-replay-token-0042"
 
@@ -28,15 +27,15 @@ def dead_delivery(start_bridge, store_url):
         admin={"tokens": [{"env": "E2E_ADMIN"}]},
     )
     body = json.dumps({"event_type": "LINK_ARTIFACT", "artifact_version_string": "a/b/c:v1"})
-    resp = post(f"{bridge.url}/webhooks/wandb", body.encode(), secret=SECRET, token=TOKEN)
+    resp = bridge.post("/webhooks/wandb", body.encode(), secret=SECRET, token=TOKEN)
     assert resp.status_code == 202, resp.text
-    event_id = resp.json()["event_id"]
+    event_id = resp.json["event_id"]
     store = open_store(store_url)
     try:  # a worker tried it and GitHub refused it for good
         now = time.time()
         (claimed,) = store.claim("w", 10, 60, now)
         refused = Attempt(1, now, now, 404, "dead", "Not Found", None, "w")
-        store.finish(claimed, "w", refused, DEAD, now)
+        store.finish(claimed, "w", refused, "dead", now)
         yield bridge, store, event_id, claimed.id
     finally:
         store.close()
@@ -45,15 +44,14 @@ def dead_delivery(start_bridge, store_url):
 def test_thirty_replays_at_once_queue_a_dead_delivery_once(dead_delivery):
     bridge, store, event_id, delivery_id = dead_delivery
     start = threading.Barrier(30)
-    answers: list[requests.Response] = []
+    answers: list[TestResponse] = []
 
     def replay() -> None:
+        client = bridge.app.test_client()  # one per thread, as a server's request threads
         start.wait()
         answers.append(
-            requests.post(
-                f"{bridge.url}/api/events/{event_id}/replay",
-                headers={"Authorization": f"Bearer {ADMIN}"},
-                timeout=60,
+            client.post(
+                f"/api/events/{event_id}/replay", headers={"Authorization": f"Bearer {ADMIN}"}
             )
         )
 
@@ -64,14 +62,14 @@ def test_thirty_replays_at_once_queue_a_dead_delivery_once(dead_delivery):
         t.join()
 
     queued = [a for a in answers if a.status_code == 202]
-    assert [a.json()["replayed"] for a in queued] == [[delivery_id]]
-    others = [(a.status_code, a.json()) for a in answers if a.status_code != 202]
+    assert [a.json["replayed"] for a in queued] == [[delivery_id]]
+    others = [(a.status_code, a.json) for a in answers if a.status_code != 202]
     left_alone = {"event_id": event_id, "replayed": [], "pending": [delivery_id]}
     assert others == [(200, left_alone)] * 29
     (d,) = store.get_event(event_id).deliveries
-    assert (d.state, [h.outcome for h in d.history]) == (QUEUED, ["dead"])
+    assert (d.state, [h.outcome for h in d.history]) == ("queued", ["dead"])
 
-    out = events_cli(bridge, "replay", event_id)
+    out = bridge.cli("events", "replay", event_id)
     assert out.splitlines() == [
         "queued again: 0 deliveries",
         "left as they are, queued or in flight already: 1",

@@ -1,4 +1,4 @@
-"""Intake of managed webhooks under gunicorn: one change, one dispatch per route, and
+"""Intake of managed webhooks: one change, one dispatch per route, and
 nothing for the bridge's own write-back, whatever the routes say."""
 
 from __future__ import annotations
@@ -8,9 +8,8 @@ import time
 
 from bridge.routing.changes import change_key, item
 from bridge.store import open_store
-from bridge.store.models import CATCH_UP, CaughtUp, NewDelivery, NewEvent, PassResult
+from bridge.store.models import CaughtUp, NewDelivery, NewEvent, PassResult
 from tests.bridge.e2e.conftest import SECRET, TOKEN
-from tests.bridge.harness import post
 
 ARTIFACT = "QXJ0aWZhY3Q6NDI="  # base64 of Artifact:42
 ROUTES = [
@@ -51,9 +50,9 @@ def managed(route: str | None, alias: str = "production", **extra: str) -> bytes
 
 
 def accept(bridge, body: bytes) -> dict:
-    resp = post(bridge.url + "/webhooks/wandb", body, secret=SECRET, token=TOKEN)
+    resp = bridge.post("/webhooks/wandb", body, secret=SECRET, token=TOKEN)
     assert resp.status_code == 202, resp.text
-    return dict(resp.json())
+    return dict(resp.json)
 
 
 def test_two_routes_on_one_change_get_one_dispatch_each(start_bridge, fake_github):
@@ -87,7 +86,7 @@ def test_a_webhook_for_a_route_the_config_lost_is_answered_and_ignored(bridge, f
 
 def test_a_change_catch_up_dispatched_is_not_dispatched_again(start_bridge, fake_github):
     bridge = start_bridge(routes=ROUTES)
-    store = open_store(f"sqlite:///{bridge.workdir}/bridge.db")
+    store = open_store(bridge.config.store.value)  # another process's, as the CLI's
     try:
         now = time.time()
         key = change_key(
@@ -95,7 +94,9 @@ def test_a_change_catch_up_dispatched_is_not_dispatched_again(start_bridge, fake
         )
         body = managed("deploy")
         caught = CaughtUp(
-            NewEvent("evt_caughtup0001", "wandb", "/webhooks/wandb", now, body, "x" * 64, CATCH_UP),
+            NewEvent(
+                "evt_caughtup0001", "wandb", "/webhooks/wandb", now, body, "x" * 64, "catch_up"
+            ),
             (
                 NewDelivery(
                     "dlv_caughtup0001", "deploy", "acme/churn-svc", "ADD_ARTIFACT_ALIAS", "{}"
@@ -120,7 +121,7 @@ def test_a_change_catch_up_dispatched_is_not_dispatched_again(start_bridge, fake
 
 def test_the_webhook_of_the_bridges_own_write_back_dispatches_nothing(start_bridge, fake_github):
     bridge = start_bridge(routes=ROUTES)
-    store = open_store(f"sqlite:///{bridge.workdir}/bridge.db")
+    store = open_store(bridge.config.store.value)
     try:
         store.note_echoes([item(ARTIFACT, "alias", "deployed")], time.time() + 3600)
     finally:

@@ -1,20 +1,20 @@
-"""Catch-up end to end: the bridge under gunicorn with ``wandb.catch_up``, a fake GitHub,
-and the W&B stand-in whose managed automations (made by ``wandb apply``) send their
-webhooks to the bridge, or fail to: the bridge is down, a webhook is dropped or late."""
+"""Catch-up end to end: the bridge with ``wandb.catch_up`` (served on loopback, for W&B's
+webhooks), a fake GitHub, and the W&B stand-in whose managed automations (made by
+``wandb apply``) send their webhooks to the bridge, or fail to: the bridge is down, a
+webhook is dropped or late."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 import time
+from contextlib import closing
 from typing import Any
 
 import pytest
 
 from tests.bridge.e2e.conftest import with_wandb
-from tests.bridge.harness import BridgeProcess
+from tests.bridge.flows.inprocess import Bridge, Ran
 from tests.bridge.wandb.conftest import ACCESS_TOKEN, API_KEY, WEBHOOK_SECRET
 from tests.bridge.wandb.standin import StandIn
 from tests.fakes.github import FakeGitHub
@@ -46,7 +46,7 @@ ROUTES: list[dict[str, Any]] = [
 
 
 @pytest.fixture
-def bridge(start_bridge, wandb: StandIn) -> BridgeProcess:
+def bridge(start_bridge, wandb: StandIn) -> Bridge:
     """The bridge with catch-up on, W&B's automations made by ``wandb apply``, and the
     first pass (the baseline) done."""
     proc = start_bridge(
@@ -56,38 +56,29 @@ def bridge(start_bridge, wandb: StandIn) -> BridgeProcess:
         # the pass at start, then passes by hand
         **with_wandb(wandb.url, catch_up={"every": "10m"}),
     )
-    applied = cli(proc, "apply")
-    assert applied.returncode == 0, applied.stderr
+    applied = proc.run("wandb", "apply")
+    assert applied.code == 0, applied.err
     assert len(wandb.state.triggers) == 3
-    wandb.deliver_to(proc.url)  # W&B refuses loopback URLs: the stand-in sends here instead
+    wandb.deliver_to(proc.serve())  # W&B refuses loopback URLs: the stand-in sends here
     # The pass at start ran before `apply` made the automations: this one is the baseline.
-    assert by_hand(proc).returncode == 0
+    assert by_hand(proc).code == 0
     return proc
 
 
-def cli(bridge: BridgeProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bridge", "wandb", *args, "--config", str(bridge.config_path)],
-        capture_output=True,
-        text=True,
-        env=bridge.env,
-    )
-
-
-def by_hand(bridge: BridgeProcess) -> subprocess.CompletedProcess[str]:
+def by_hand(bridge: Bridge) -> Ran:
     """``wandb catch-up``, again while a pass of ``serve`` holds the lease."""
     deadline = time.monotonic() + 30
     while True:
-        done = cli(bridge, "catch-up")
-        if "another catch-up pass is running" not in done.stderr or time.monotonic() > deadline:
-            assert API_KEY not in done.stdout + done.stderr
+        done = bridge.run("wandb", "catch-up")
+        if "another catch-up pass is running" not in done.err or time.monotonic() > deadline:
+            assert API_KEY not in done.out + done.err
             return done
         time.sleep(0.2)
 
 
-def events(bridge: BridgeProcess) -> list[tuple[str, str, str]]:
+def events(bridge: Bridge) -> list[tuple[str, str, str]]:
     """(origin, route, repository) of every dispatch the bridge's store holds."""
-    with sqlite3.connect(bridge.workdir / "bridge.db") as conn:
+    with closing(sqlite3.connect(bridge.db)) as conn:
         rows = conn.execute(
             "SELECT e.origin, d.route, d.repository FROM events e "
             "JOIN deliveries d ON d.event_id = e.id ORDER BY d.created_at"
@@ -106,7 +97,7 @@ def quiet(fake_github: FakeGitHub, n: int) -> list[Any]:
 def test_the_baseline_dispatches_nothing(bridge, wandb, fake_github):
     # The seed's history (versions linked, production on v1) is there, and stays history.
     assert "catch-up pass:" in bridge.log()
-    assert by_hand(bridge).returncode == 0
+    assert by_hand(bridge).code == 0
     time.sleep(1.0)
     assert fake_github.dispatches == [] and events(bridge) == []
 
@@ -114,14 +105,14 @@ def test_the_baseline_dispatches_nothing(bridge, wandb, fake_github):
 def test_changes_made_while_the_bridge_was_down_are_each_dispatched_once_on_its_return(
     bridge, wandb, fake_github
 ):
-    bridge.stop()
+    bridge.down()
     v2 = wandb.link(REGISTRY, "churn", metadata={"accuracy": 0.95})
     wandb.add_alias(REGISTRY, "churn", v2["index"], "production")  # moves from v1
     wandb.add_tag(REGISTRY, "churn", v2["index"], "candidate")
     wandb.flush()
     assert [h.status for h in wandb.state.webhooks_sent] == [None, None, None]  # nobody there
 
-    bridge.start()  # its first pass runs at once
+    wandb.deliver_to(bridge.up())  # its first pass runs at once
     sent = quiet(fake_github, 3)
     assert sorted(d.event_type for d in sent) == ["CANDIDATE", "DEPLOY_MODEL", "EVALUATE_MODEL"]
     deploy = next(d for d in sent if d.event_type == "DEPLOY_MODEL")
@@ -132,10 +123,10 @@ def test_changes_made_while_the_bridge_was_down_are_each_dispatched_once_on_its_
         ("catch_up", "evaluate", "acme/eval"),
     ]
     again = by_hand(bridge)  # a later pass finds nothing new
-    assert again.returncode == 0 and "no change" in again.stdout
+    assert again.code == 0 and "no change" in again.out
     quiet(fake_github, 3)
     assert API_KEY not in bridge.log()
-    assert API_KEY.encode() not in (bridge.workdir / "bridge.db").read_bytes()
+    assert API_KEY.encode() not in bridge.db.read_bytes()
 
 
 def test_a_late_webhook_after_catch_up_and_catch_up_after_a_webhook_dispatch_once(
@@ -143,7 +134,7 @@ def test_a_late_webhook_after_catch_up_and_catch_up_after_a_webhook_dispatch_onc
 ):
     wandb.hold()  # W&B's webhook is late
     wandb.add_alias(REGISTRY, "churn", 0, "production")
-    assert by_hand(bridge).returncode == 0  # catch-up sees it first
+    assert by_hand(bridge).code == 0  # catch-up sees it first
     quiet(fake_github, 1)
     wandb.release()
     wandb.flush()
@@ -156,7 +147,7 @@ def test_a_late_webhook_after_catch_up_and_catch_up_after_a_webhook_dispatch_onc
     wandb.add_tag(REGISTRY, "churn", 0, "candidate")  # the webhook comes first this time
     wandb.flush()
     quiet(fake_github, 2)
-    assert by_hand(bridge).returncode == 0
+    assert by_hand(bridge).code == 0
     quiet(fake_github, 2)
     assert [o for o, _, _ in events(bridge)] == ["catch_up", "webhook"]
 
@@ -166,11 +157,11 @@ def test_an_alias_put_back_after_it_was_removed_is_a_new_change(bridge, wandb, f
     wandb.flush()
     quiet(fake_github, 1)
     wandb.remove_alias(REGISTRY, "churn", 0, "production")
-    assert by_hand(bridge).returncode == 0  # sees it gone (no pass saw it there)
+    assert by_hand(bridge).code == 0  # sees it gone (no pass saw it there)
     wandb.drop_next(1)  # the webhook of putting it back is lost
     wandb.add_alias(REGISTRY, "churn", 0, "production")
     wandb.flush()
-    assert by_hand(bridge).returncode == 0
+    assert by_hand(bridge).code == 0
     sent = quiet(fake_github, 2)
     assert [d.event_type for d in sent] == ["DEPLOY_MODEL", "DEPLOY_MODEL"]
     assert [o for o, _, _ in events(bridge)] == ["webhook", "catch_up"]

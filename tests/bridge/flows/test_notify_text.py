@@ -1,4 +1,4 @@
-"""Other people's text in the notifications the bridge under gunicorn sends: a hostile
+"""Other people's text in the notifications the bridge sends: a hostile
 author and workflow name reach Slack and Teams as typed, and the run's button opens only
 GitHub's web host for the configured ``api_url``."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
-from tests.bridge.e2e.test_delivery_http import flat, send
+from tests.bridge.flows.test_delivery import flat, send
 from tests.fakes.github import FakeGitHub
 from tests.fakes.receivers import Receiver
 

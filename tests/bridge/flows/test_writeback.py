@@ -1,20 +1,20 @@
-"""Write-back end to end: the bridge under gunicorn, a fake GitHub whose run concludes,
-and the W&B stand-in whose managed automations (made by ``wandb apply``) send their
-webhooks to the bridge, the write-back's own included."""
+"""Write-back end to end: the bridge (served on loopback, for W&B's webhooks), a fake
+GitHub whose run concludes, and the W&B stand-in whose managed automations (made by
+``wandb apply``) send their webhooks to the bridge, the write-back's own included."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
+from contextlib import closing
 from typing import Any
 
 import pytest
 
+from harness.wait import wait_until
 from tests.bridge.e2e.conftest import with_wandb
-from tests.bridge.e2e.test_runs_http import RUN_NAME, wait_until
-from tests.bridge.harness import BridgeProcess, events_cli
+from tests.bridge.flows.inprocess import Bridge
+from tests.bridge.flows.test_runs import RUN_NAME
 from tests.bridge.wandb.conftest import ACCESS_TOKEN, API_KEY, WEBHOOK_SECRET
 from tests.bridge.wandb.standin import StandIn
 from tests.fakes.github import FakeGitHub
@@ -44,7 +44,7 @@ ROUTES: list[dict[str, Any]] = [
 
 
 @pytest.fixture
-def bridge(start_bridge, wandb: StandIn) -> BridgeProcess:
+def bridge(start_bridge, wandb: StandIn) -> Bridge:
     """The bridge, with W&B's automations made for its routes by ``wandb apply``."""
     proc = start_bridge(
         env=ENV,
@@ -52,15 +52,10 @@ def bridge(start_bridge, wandb: StandIn) -> BridgeProcess:
         runs={"no_run_after": "10s", "min_interval": "0.3s"},
         **with_wandb(wandb.url),
     )
-    applied = subprocess.run(
-        [sys.executable, "-m", "bridge", "wandb", "apply", "--config", str(proc.config_path)],
-        capture_output=True,
-        text=True,
-        env=proc.env,
-    )
-    assert applied.returncode == 0, applied.stderr
+    applied = proc.run("wandb", "apply")
+    assert applied.code == 0, applied.err
     assert len(wandb.state.triggers) == 2
-    wandb.deliver_to(proc.url)  # W&B refuses loopback URLs: the stand-in sends here instead
+    wandb.deliver_to(proc.serve())  # W&B refuses loopback URLs: the stand-in sends here
     return proc
 
 
@@ -68,20 +63,20 @@ def version(wandb: StandIn, index: int) -> dict[str, Any]:
     return wandb._project(REGISTRY).collections["churn"].versions[index]
 
 
-def deliveries(bridge: BridgeProcess) -> list[tuple[str, str, str]]:
+def deliveries(bridge: Bridge) -> list[tuple[str, str, str]]:
     """(event id, kind, state) of every delivery in the bridge's store."""
-    with sqlite3.connect(bridge.workdir / "bridge.db") as conn:
+    with closing(sqlite3.connect(bridge.db)) as conn:
         rows = conn.execute("SELECT event_id, kind, state FROM deliveries ORDER BY created_at")
         return [tuple(r) for r in rows]
 
 
-def write_back(bridge: BridgeProcess, state: str) -> str | None:
+def write_back(bridge: Bridge, state: str) -> str | None:
     """The event id of a write-back in ``state``, if there is one."""
     return next((e for e, kind, s in deliveries(bridge) if kind == "wandb" and s == state), None)
 
 
-def shown(bridge: BridgeProcess, event_id: str) -> dict[str, Any]:
-    return json.loads(events_cli(bridge, "show", event_id))
+def shown(bridge: Bridge, event_id: str) -> dict[str, Any]:
+    return json.loads(bridge.cli("events", "show", event_id))
 
 
 @pytest.mark.parametrize("hooks_first", [False, True], ids=["answer-first", "webhooks-first"])
@@ -124,12 +119,12 @@ def test_a_concluded_run_lands_in_the_registry_and_its_echo_dispatches_nothing(
         "deploy",
     )
     assert write["kind"] == "wandb_write_back" and write["write_back"]["aliases"] == ["deployed"]
-    with sqlite3.connect(bridge.workdir / "bridge.db") as conn:  # it starts no search for runs
+    with closing(sqlite3.connect(bridge.db)) as conn:  # it starts no search for runs
         searched = conn.execute("SELECT delivery_id FROM watches").fetchall()
     assert searched == [(dispatch["id"],)]
     assert wandb.state.operations.count("AddAliases") == 1
     assert API_KEY not in bridge.log()
-    assert API_KEY.encode() not in (bridge.workdir / "bridge.db").read_bytes()
+    assert API_KEY.encode() not in bridge.db.read_bytes()
 
 
 def test_a_refused_write_is_dead_with_wandbs_message_and_replays_once_allowed(
@@ -159,7 +154,7 @@ def test_a_refused_write_is_dead_with_wandbs_message_and_replays_once_allowed(
     assert version(wandb, 0)["tags"] == []
 
     del wandb.answers["UpdateArtifact"]  # the key's user was made an editor
-    events_cli(bridge, "replay", "--dead")
+    bridge.cli("events", "replay", "--dead")
     wait_until(lambda: write_back(bridge, "delivered"), what="the replayed write-back")
     assert version(wandb, 0)["tags"] == ["deploy-failed"]
     wandb.flush()  # its tag's webhook (route "tagged" takes any tag) is answered
