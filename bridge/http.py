@@ -42,8 +42,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from bridge import __version__
 from bridge.errors import OutboundError
+from bridge.version import __version__
 
 USER_AGENT = f"wandb-github-bridge/{__version__}"
 ERROR_CAP = 16 * 1024  # enough of an error answer for its message
