@@ -12,7 +12,8 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from bridge.store.models import DEAD, DELIVERED, IN_FLIGHT, QUEUED, Stats
+from bridge.states import AttemptOutcome, DeliveryState
+from bridge.store.models import Stats
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 
@@ -62,13 +63,14 @@ class _StoreCollector:
         by_state = GaugeMetricFamily(
             "wandb_bridge_deliveries", "Deliveries in the store by state.", labels=["state"]
         )
-        for state in (QUEUED, IN_FLIGHT, DELIVERED, DEAD):
+        for state in DeliveryState:
             by_state.add_metric([state], stats.by_state.get(state, 0))
         yield by_state
         yield GaugeMetricFamily(
             "wandb_bridge_queue_depth",
             "Deliveries waiting to be sent (queued or in flight).",
-            value=stats.by_state.get(QUEUED, 0) + stats.by_state.get(IN_FLIGHT, 0),
+            value=stats.by_state.get(DeliveryState.QUEUED, 0)
+            + stats.by_state.get(DeliveryState.IN_FLIGHT, 0),
         )
         age = 0.0 if stats.oldest_queued_at is None else self.clock() - stats.oldest_queued_at
         yield GaugeMetricFamily(
@@ -151,7 +153,7 @@ class Metrics:
         """Count one attempt; ``outcome`` is the attempt's (delivered, retry, dead, dry_run)."""
         self._attempts.labels(status_class=status_class(status)).inc()
         self._outcomes.labels(outcome=outcome).inc()
-        if outcome == DELIVERED:
+        if outcome == AttemptOutcome.DELIVERED:
             self._latency.observe(latency)
 
     def run_concluded(self, repository: str, conclusion: str) -> None:

@@ -16,47 +16,38 @@ from urllib.parse import urlencode
 
 from bridge.config.model import Config
 from bridge.config.secrets import Redactor, Secret
-from bridge.delivery.follow import SUCCEEDED
 from bridge.errors import RequestRefused
 from bridge.ops.documents import KINDS
-from bridge.store.models import (
-    CATCH_UP,
-    CONCLUDED,
-    DISPATCH,
-    FOLLOWING,
+from bridge.states import (
     GITHUB_KINDS,
-    NO_RUN,
-    NOTIFY,
-    SEARCHING,
-    STATES,
-    WANDB,
-    WORKFLOW,
-    Delivery,
-    Event,
-    EventFilter,
-    Run,
-    target_name,
+    SUCCESS_CONCLUSIONS,
+    DeliveryKind,
+    DeliveryState,
+    Origin,
+    RunFilter,
+    RunState,
+    WatchState,
 )
-from bridge.store.sql import RUN_FILTERS
+from bridge.store.models import Delivery, Event, EventFilter, Run, target_name
 
 FILTER_NAMES = ("state", "run", "repository", "route", "q")
 MAX_TEXT_FILTER = 300  # characters of a repository, route or search
 _EVENT_ID = re.compile(r"evt_[A-Za-z0-9_-]{1,100}")
 # What a person reads for each ``run`` filter, in the order the form offers them.
 RUN_WORDS = {
-    "succeeded": "success",
-    "failed": "failure",
-    "running": "running",
-    "no_run": "no run started",
-    "unknown": "unknown",
+    RunFilter.SUCCEEDED: "success",
+    RunFilter.FAILED: "failure",
+    RunFilter.RUNNING: "running",
+    RunFilter.NO_RUN: "no run started",
+    RunFilter.UNKNOWN: "unknown",
 }
 
 
-_KIND_WORDS = {
-    DISPATCH: "repository_dispatch",
-    WORKFLOW: "workflow_dispatch",
-    NOTIFY: "Notification",
-    WANDB: "Write-back",
+_KIND_WORDS: dict[str, str] = {
+    DeliveryKind.DISPATCH: "repository_dispatch",
+    DeliveryKind.WORKFLOW: "workflow_dispatch",
+    DeliveryKind.NOTIFY: "Notification",
+    DeliveryKind.WANDB: "Write-back",
 }
 
 
@@ -85,10 +76,10 @@ def seconds(wait: float | None) -> str:
 
 def run_outcome(run: Run) -> str:
     """One run's outcome in words."""
-    if run.state == FOLLOWING:
+    if run.state == RunState.FOLLOWING:
         return "running"
-    if run.state == CONCLUDED:
-        return "success" if run.conclusion in SUCCEEDED else "failure"
+    if run.state == RunState.CONCLUDED:
+        return "success" if run.conclusion in SUCCESS_CONCLUSIONS else "failure"
     return "unknown"
 
 
@@ -102,9 +93,9 @@ def delivery_outcome(d: Delivery) -> str | None:
         for word in ("failure", "running", "unknown", "success"):  # the worst one shows
             if word in words:
                 return word
-    if d.watch == NO_RUN:
+    if d.watch == WatchState.NO_RUN:
         return "no run started"
-    if d.watch == SEARCHING:
+    if d.watch == WatchState.SEARCHING:
         return "running"  # dispatched; its run is being looked for
     if d.watch is not None:
         return "unknown"
@@ -120,7 +111,7 @@ def event_outcome(e: Event) -> str:
 
 
 def origin_words(origin: str) -> str:
-    return "found by catch-up of the W&B registry" if origin == CATCH_UP else "a webhook"
+    return "found by catch-up of the W&B registry" if origin == Origin.CATCH_UP else "a webhook"
 
 
 def kind_words(d: Delivery) -> str:
@@ -152,10 +143,11 @@ def filters_from(args: Mapping[str, str]) -> EventFilter:
     """The filter a query string (or a form's hidden copies) asks for; empty is "any".
     Refuses a value the form does not offer."""
     state = args.get("state") or None
-    if state is not None and state not in STATES:
-        raise RequestRefused(400, "invalid_parameter", f"state must be one of {', '.join(STATES)}")
+    if state is not None and state not in tuple(DeliveryState):
+        states = ", ".join(DeliveryState)
+        raise RequestRefused(400, "invalid_parameter", f"state must be one of {states}")
     run = args.get("run") or None
-    if run is not None and run not in RUN_FILTERS:
+    if run is not None and run not in RUN_WORDS:
         raise RequestRefused(400, "invalid_parameter", f"run must be one of {', '.join(RUN_WORDS)}")
     text = {}
     for name in ("repository", "route", "q"):

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from bridge.config.model import DeliveryConfig
 from bridge.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from bridge.store.models import DEAD, DELIVERED, QUEUED, Claimed
+from bridge.states import DeliveryState
+from bridge.store.models import Claimed
 
 
 @dataclass(frozen=True)
@@ -39,16 +40,16 @@ def decide(
 ) -> Decision:
     """What becomes of ``claimed`` after an attempt that ended with ``error`` (or not)."""
     if error is None:
-        return Decision(DELIVERED, now, None, "delivered")
+        return Decision(DeliveryState.DELIVERED, now, None, "delivered")
     if isinstance(error, PermanentDeliveryError):
-        return Decision(DEAD, now, None, error.message)
+        return Decision(DeliveryState.DEAD, now, None, error.message)
     wait = backoff(claimed.round_attempts, cfg.initial_backoff, cfg.max_backoff, rand)
     if isinstance(error, TransientDeliveryError) and error.not_before is not None:
         # GitHub's time is a lower bound, but no answer may park a delivery for years.
         wait = min(max(wait, error.not_before - now), cfg.max_backoff)
     if claimed.round_attempts >= cfg.max_attempts:
         return Decision(
-            DEAD,
+            DeliveryState.DEAD,
             now,
             None,
             f"gave up after {claimed.round_attempts} attempts (delivery.max_attempts); "
@@ -56,9 +57,9 @@ def decide(
         )
     if now + wait > claimed.round_started_at + cfg.max_age:
         return Decision(
-            DEAD,
+            DeliveryState.DEAD,
             now,
             None,
             f"gave up: the next attempt would come after delivery.max_age; last: {error.message}",
         )
-    return Decision(QUEUED, now + wait, wait, error.message)
+    return Decision(DeliveryState.QUEUED, now + wait, wait, error.message)

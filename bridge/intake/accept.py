@@ -18,6 +18,7 @@ from bridge.routing.changes import echo_items, webhook_change
 from bridge.routing.limits import ROUTE_KEY, PlannedDispatch
 from bridge.routing.routes import unknown_route, webhook_fields
 from bridge.services import Services
+from bridge.states import DeliveryState
 from bridge.store.models import NewDelivery, NewEvent, model_of, target_name
 
 _CHUNK = 64 * 1024
@@ -180,7 +181,7 @@ def answer(result: Result) -> tuple[dict[str, Any], int]:
     if result.duplicate:
         return {"duplicate_of": result.event_id}, 200
     deliveries = [
-        {"id": d.id, "target": target(d), "event_type": d.event_type, "state": "queued"}
+        {"id": d.id, "target": target(d), "event_type": d.event_type, "state": DeliveryState.QUEUED}
         for d in result.deliveries
     ]
     body: dict[str, Any] = {"event_id": result.event_id, "deliveries": deliveries}

@@ -15,7 +15,8 @@ from typing import Any
 from bridge.config.model import Notifier
 from bridge.notify import links, text
 from bridge.routing.limits import json_text
-from bridge.store.models import NOTIFY, NewDelivery
+from bridge.states import DeliveryKind
+from bridge.store.models import NewDelivery
 
 TITLES = {
     "delivered": "Dispatched to GitHub",
@@ -60,7 +61,7 @@ def notices(
             repository=outcome.repository,
             event_type=outcome.outcome,
             client_payload=json_text(body(n.kind, outcome)),
-            kind=NOTIFY,
+            kind=DeliveryKind.NOTIFY,
             notifier=n.name,
         )
         for n in notifiers

@@ -6,16 +6,21 @@ import json
 import time
 from typing import Any
 
-from bridge.store.models import GITHUB_KINDS, Attempt, Delivery, Event, Run, target_name
+from bridge.states import GITHUB_KINDS, DeliveryKind, DeliveryState, RunState
+from bridge.store.models import Attempt, Delivery, Event, Run, target_name
 
 # How documents name each kind of delivery, and the key of the payload it sends.
-KINDS = {
-    "dispatch": "repository_dispatch",
-    "workflow": "workflow_dispatch",
-    "notify": "notification",
-    "wandb": "wandb_write_back",
+KINDS: dict[str, str] = {
+    DeliveryKind.DISPATCH: "repository_dispatch",
+    DeliveryKind.WORKFLOW: "workflow_dispatch",
+    DeliveryKind.NOTIFY: "notification",
+    DeliveryKind.WANDB: "wandb_write_back",
 }
-PAYLOAD_KEYS = {"workflow": "inputs", "notify": "message", "wandb": "write_back"}
+PAYLOAD_KEYS: dict[str, str] = {
+    DeliveryKind.WORKFLOW: "inputs",
+    DeliveryKind.NOTIFY: "message",
+    DeliveryKind.WANDB: "write_back",
+}
 
 
 def iso(t: float | None) -> str | None:
@@ -45,8 +50,8 @@ def run_json(r: Run) -> dict[str, Any]:
         "conclusion": r.conclusion,
         "created_at": iso(r.created_at),
         "updated_at": iso(r.updated_at),
-        "following": r.state == "following",
-        "gave_up": r.state == "unknown",
+        "following": r.state == RunState.FOLLOWING,
+        "gave_up": r.state == RunState.UNKNOWN,
     }
 
 
@@ -59,7 +64,7 @@ def delivery_json(d: Delivery, detail: bool) -> dict[str, Any]:
         "event_type": d.event_type,
         "state": d.state,
         "attempts": d.attempts,
-        "next_attempt_at": iso(d.due_at) if d.state == "queued" else None,
+        "next_attempt_at": iso(d.due_at) if d.state == DeliveryState.QUEUED else None,
         "created_at": iso(d.created_at),
         "finished_at": iso(d.finished_at),
         "last_status": d.last_status,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.errors import RequestRefused
+from bridge.states import DeliveryKind
 
 MAX_EVENT_TYPE = 100
 MAX_PAYLOAD_KEYS = 10
@@ -25,7 +26,6 @@ ROUTE_KEY = "bridge_route"
 # A workflow dispatch: at most 25 inputs, 65,535 characters in all, each a plain value.
 MAX_INPUTS = 25
 MAX_INPUTS_CHARS = 65_535
-DISPATCH, WORKFLOW = "dispatch", "workflow"  # the two kinds of GitHub delivery
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class PlannedDispatch:
     client_payload: Mapping[str, Any]
     route: str
     payload_json: str  # ``client_payload`` as stored and sent
-    kind: str = DISPATCH
+    kind: str = DeliveryKind.DISPATCH
     workflow: str | None = None
     ref: str | None = None
 
@@ -125,5 +125,5 @@ def plan_workflow(
         raise RequestRefused(422, "invalid_dispatch", f"{where}: {problem}")
     payload = dict(inputs)
     return PlannedDispatch(
-        repository, "", payload, route, json_text(payload), WORKFLOW, workflow, ref
+        repository, "", payload, route, json_text(payload), DeliveryKind.WORKFLOW, workflow, ref
     )

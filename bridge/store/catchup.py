@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 
-from bridge.store.models import CATCH_UP, PassResult
+from bridge.states import Origin
+from bridge.store.models import PassResult
 from bridge.store.tx import Tx, echoed, insert_delivery, insert_event
 
 LEASE = "catch_up"  # the row of ``leases`` a pass holds
@@ -175,11 +176,11 @@ class CatchUpState:
             for found in sorted(result.caught_up, key=lambda c: (c.route, c.change)):
                 if echoed(tx, found.echoes, now):
                     continue
-                event = replace(found.event, origin=CATCH_UP)
+                event = replace(found.event, origin=Origin.CATCH_UP)
                 inserted = tx.run(
                     "INSERT INTO changes (route, change, origin, event_id, seen_at) "
                     "VALUES (?, ?, ?, ?, ?) ON CONFLICT (route, change) DO NOTHING",
-                    (found.route, found.change, CATCH_UP, event.id, now),
+                    (found.route, found.change, Origin.CATCH_UP, event.id, now),
                 ).rowcount
                 if inserted != 1:
                     continue

@@ -5,27 +5,45 @@ cannot prove a parameter matches them)."""
 
 from __future__ import annotations
 
-from bridge.store.models import DEAD, DELIVERED, GITHUB_KINDS, IN_FLIGHT, QUEUED
+from collections.abc import Iterable
+
+from bridge.states import (
+    GITHUB_KINDS,
+    SUCCESS_CONCLUSIONS,
+    DeliveryState,
+    RunFilter,
+    RunState,
+    WatchState,
+)
+
+
+def _words(values: Iterable[str]) -> str:
+    """``values`` as an SQL list of literals, ``('a', 'b')``, in a stable order. Only for
+    the bridge's own words (they hold no quote)."""
+    return "(" + ", ".join(f"'{v}'" for v in sorted(values)) + ")"
+
 
 DELIVERY_COLS = (
     "id, event_id, route, repository, event_type, client_payload, state, attempts, due_at, "
     "created_at, updated_at, finished_at, last_status, last_error, kind, workflow, ref, "
     "notifier"
 )
-PENDING = f"state IN ('{QUEUED}', '{IN_FLIGHT}')"
-FINISHED = f"state IN ('{DELIVERED}', '{DEAD}')"
+PENDING = f"state IN ('{DeliveryState.QUEUED}', '{DeliveryState.IN_FLIGHT}')"
+FINISHED = f"state IN ('{DeliveryState.DELIVERED}', '{DeliveryState.DEAD}')"
 # A delivery to GitHub (not a notification nor a write-back to W&B).
 GITHUB = "kind IN (" + ", ".join(f"'{k}'" for k in GITHUB_KINDS) + ")"
-_SUCCEEDED = "('success', 'neutral', 'skipped')"
+_CONCLUDED = f"r.state = '{RunState.CONCLUDED}' AND "
+_SUCCESS = f"r.conclusion IN {_words(SUCCESS_CONCLUSIONS)}"
+_RUNS = "EXISTS (SELECT 1 FROM runs r WHERE r.event_id = e.id AND "
+_WATCHES = "EXISTS (SELECT 1 FROM watches w WHERE w.event_id = e.id AND "
 # Events by what became of the runs their dispatches started (``events list --run``, the
-# console's run filter); ``e`` is the event.
-RUN_FILTERS = {
-    "succeeded": "EXISTS (SELECT 1 FROM runs r WHERE r.event_id = e.id "
-    f"AND r.state = 'concluded' AND r.conclusion IN {_SUCCEEDED})",
-    "failed": "EXISTS (SELECT 1 FROM runs r WHERE r.event_id = e.id "
-    f"AND r.state = 'concluded' AND r.conclusion NOT IN {_SUCCEEDED})",
-    "running": "EXISTS (SELECT 1 FROM runs r WHERE r.event_id = e.id AND r.state = 'following')",
-    "no_run": "EXISTS (SELECT 1 FROM watches w WHERE w.event_id = e.id AND w.state = 'no_run')",
-    "unknown": "(EXISTS (SELECT 1 FROM runs r WHERE r.event_id = e.id AND r.state = 'unknown') "
-    "OR EXISTS (SELECT 1 FROM watches w WHERE w.event_id = e.id AND w.state = 'unknown'))",
+# console's run filter); ``e`` is the event. A run concluded without a conclusion (NULL)
+# failed, as the run follower announces it.
+RUN_FILTERS: dict[str, str] = {
+    RunFilter.SUCCEEDED: f"{_RUNS}{_CONCLUDED}{_SUCCESS})",
+    RunFilter.FAILED: f"{_RUNS}{_CONCLUDED}(r.conclusion IS NULL OR NOT {_SUCCESS}))",
+    RunFilter.RUNNING: f"{_RUNS}r.state = '{RunState.FOLLOWING}')",
+    RunFilter.NO_RUN: f"{_WATCHES}w.state = '{WatchState.NO_RUN}')",
+    RunFilter.UNKNOWN: f"({_RUNS}r.state = '{RunState.UNKNOWN}') "
+    f"OR {_WATCHES}w.state = '{WatchState.UNKNOWN}'))",
 }

@@ -15,14 +15,9 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from bridge.states import DeliveryState, RunState, WatchState
 from bridge.store.clauses import DELIVERY_COLS, FINISHED, GITHUB, PENDING, RUN_FILTERS
 from bridge.store.models import (
-    DEAD,
-    FOLLOWING,
-    IN_FLIGHT,
-    QUEUED,
-    SEARCHING,
-    STATES,
     AdminAction,
     BudgetUse,
     ConsoleSession,
@@ -46,6 +41,7 @@ SIGN_IN_FAILURES = 5  # wrong tokens from one address ...
 SIGN_IN_WINDOW = 600.0  # ... within this many seconds: it waits for the window's end
 WORKER_MEMORY = 86400.0  # a worker unseen this long is forgotten
 REPLAY, REPLAY_DEAD = "replay", "replay_dead"
+_DEAD = f"state = '{DeliveryState.DEAD}'"  # a literal, as FINISHED: its index applies
 _LISTED_IDS = 50  # delivery ids a bulk replay's log row names
 _CHUNK = 500  # values per IN (...) list
 SPARSE = 2000  # deliveries a filter matches, below which their events are listed
@@ -78,10 +74,10 @@ def where_clause(tx: Tx, filters: EventFilter) -> tuple[list[str], list[Any]]:
 
     state = filters.state
     if state is not None:
-        if state not in STATES:
-            raise ValueError(f"state must be one of {', '.join(STATES)}")
+        if state not in tuple(DeliveryState):
+            raise ValueError(f"state must be one of {', '.join(DeliveryState)}")
         # literals: the partial indexes of pending and finished rows apply
-        rows = PENDING if state in (QUEUED, IN_FLIGHT) else FINISHED
+        rows = PENDING if state in (DeliveryState.QUEUED, DeliveryState.IN_FLIGHT) else FINISHED
         deliveries(f"{rows} AND {GITHUB} AND state = '{state}'", [])
     if filters.run is not None:
         if filters.run not in RUN_FILTERS:
@@ -187,7 +183,7 @@ class ConsoleState:
             where, params = where_clause(tx, filters)
             # The dead rows, from the finished index, as ``e``: the filters see their
             # event ids, and read the events themselves only for a search in models.
-            dead = f"d.{FINISHED} AND d.state = '{DEAD}'"
+            dead = f"d.{FINISHED} AND d.{_DEAD}"
             rows = f"SELECT d.event_id AS id FROM deliveries d WHERE {dead}"
             if searches_model(filters):
                 rows = (
@@ -204,16 +200,14 @@ class ConsoleState:
         (nothing changed) when no dead delivery has that id (queued already, say)."""
         with self._transaction() as tx:
             row = tx.run(  # found among the dead rows, by the index that holds them
-                f"SELECT event_id FROM deliveries WHERE {FINISHED} AND state = '{DEAD}' AND id = ?",
+                f"SELECT event_id FROM deliveries WHERE {FINISHED} AND {_DEAD} AND id = ?",
                 (delivery_id,),
             ).fetchone()
             if row is None:
                 return False
             # the event's row lock keeps a prune from deleting it under the replay
             tx.run(f"SELECT id FROM events WHERE id = ?{self._row_lock}", (row[0],)).fetchall()
-            queued = requeue(
-                tx, f"event_id = ? AND id = ? AND state = '{DEAD}'", (row[0], delivery_id), now
-            )
+            queued = requeue(tx, f"event_id = ? AND id = ? AND {_DEAD}", (row[0], delivery_id), now)
             if queued:
                 _log(tx, now, label, REPLAY, delivery_id, f"event {row[0]}")
             return bool(queued)
@@ -221,7 +215,7 @@ class ConsoleState:
     def replay_dead(self, filters: EventFilter, now: float, label: str) -> list[str]:
         """Queue again every dead delivery of the events ``filters`` match (all pages);
         their ids. One log row names the filter and what was queued."""
-        dead = f"e.id IN (SELECT event_id FROM deliveries WHERE {FINISHED} AND state = '{DEAD}')"
+        dead = f"e.id IN (SELECT event_id FROM deliveries WHERE {FINISHED} AND {_DEAD})"
         queued: list[str] = []
         with self._transaction() as tx:
             where, params = where_clause(tx, filters)
@@ -233,7 +227,7 @@ class ConsoleState:
             for start in range(0, len(events), _CHUNK):
                 chunk = [r[0] for r in events[start : start + _CHUNK]]
                 marks = ", ".join("?" * len(chunk))
-                where_dead = f"state = '{DEAD}' AND event_id IN ({marks})"
+                where_dead = f"{_DEAD} AND event_id IN ({marks})"
                 queued += requeue(tx, where_dead, chunk, now)
             queued.sort()
             tx.queued = bool(queued)
@@ -339,9 +333,10 @@ class ConsoleState:
         hour, the last 10 failures, the last 20 admin actions, the workers alive."""
         stats = self._stats()
         with self._transaction(write=False) as tx:
-            runs = tx.run(f"SELECT COUNT(*) FROM runs WHERE state = '{FOLLOWING}'").fetchone()
+            following = f"SELECT COUNT(*) FROM runs WHERE state = '{RunState.FOLLOWING}'"
+            runs = tx.run(following).fetchone()
             searches = tx.run(
-                f"SELECT COUNT(*) FROM watches WHERE state = '{SEARCHING}'"
+                f"SELECT COUNT(*) FROM watches WHERE state = '{WatchState.SEARCHING}'"
             ).fetchone()
             pauses = tx.run(
                 "SELECT credential, until_at FROM pauses WHERE until_at > ? ORDER BY credential",

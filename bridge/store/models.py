@@ -6,21 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# Delivery states. ``in_flight`` rows belong to a worker until ``due_at`` (the lease end).
-QUEUED, IN_FLIGHT, DELIVERED, DEAD = "queued", "in_flight", "delivered", "dead"
-STATES = (QUEUED, IN_FLIGHT, DELIVERED, DEAD)
-# Attempt outcomes.
-OK, RETRY, GAVE_UP, ABANDONED = "delivered", "retry", "dead", "abandoned"
-# Delivery kinds: a repository_dispatch, a workflow_dispatch, a notification, a write-back
-# of a run's outcome to the W&B registry. GitHub's kinds are the workers' first lane.
-DISPATCH, WORKFLOW, NOTIFY, WANDB = "dispatch", "workflow", "notify", "wandb"
-GITHUB_KINDS = (DISPATCH, WORKFLOW)
-# Where an event came from: a webhook W&B sent, or the bridge's catch-up of the registry.
-WEBHOOK, CATCH_UP = "webhook", "catch_up"
-# A watch looks for the runs a dispatch started: searching, then done or no_run.
-SEARCHING, DONE, NO_RUN = "searching", "done", "no_run"
-# A run is followed until it concludes, or until the bridge gives up on it (unknown).
-FOLLOWING, CONCLUDED, UNKNOWN = "following", "concluded", "unknown"
+from bridge.states import DeliveryKind, Origin
 
 
 def target_name(
@@ -29,11 +15,11 @@ def target_name(
     """Where a delivery goes, as answers, logs and ``events show`` name it:
     ``github:owner/repo``, ``github:owner/repo/file@ref``, ``notify:name`` or
     ``wandb:entity/project/collection:version``."""
-    if kind == NOTIFY:
+    if kind == DeliveryKind.NOTIFY:
         return f"notify:{notifier}"
-    if kind == WANDB:
+    if kind == DeliveryKind.WANDB:
         return f"wandb:{repository}"
-    if kind == WORKFLOW:
+    if kind == DeliveryKind.WORKFLOW:
         return f"github:{repository}/{workflow}@{ref}"
     return f"github:{repository}"
 
@@ -56,7 +42,7 @@ class NewEvent:
     received_at: float
     body: bytes = field(repr=False)
     body_sha256: str
-    origin: str = WEBHOOK
+    origin: str = Origin.WEBHOOK
     model: str | None = None  # see model_of
 
 
@@ -67,7 +53,7 @@ class NewDelivery:
     repository: str
     event_type: str  # a notification: the outcome it announces
     client_payload: str  # the JSON text that will be sent (a workflow's inputs)
-    kind: str = DISPATCH
+    kind: str = DeliveryKind.DISPATCH
     workflow: str | None = None
     ref: str | None = None
     notifier: str | None = None  # a notification: the notify entry's name
@@ -109,7 +95,7 @@ class Claimed:
     attempt: int  # the number of this attempt, counting from 1
     round_attempts: int  # attempts since the delivery was (re)queued, this one included
     round_started_at: float  # when it was (re)queued: max_age counts from here
-    kind: str = DISPATCH
+    kind: str = DeliveryKind.DISPATCH
     workflow: str | None = None
     ref: str | None = None
     notifier: str | None = None
@@ -124,7 +110,7 @@ class Attempt:
     started_at: float
     finished_at: float
     status: int | None
-    outcome: str
+    outcome: str  # an AttemptOutcome
     response: str
     wait: float | None = None
     worker: str = ""
@@ -138,7 +124,7 @@ class Delivery:
     repository: str
     event_type: str
     client_payload: str
-    state: str
+    state: str  # a DeliveryState
     attempts: int
     due_at: float
     created_at: float
@@ -146,12 +132,12 @@ class Delivery:
     finished_at: float | None
     last_status: int | None
     last_error: str | None
-    kind: str = DISPATCH
+    kind: str = DeliveryKind.DISPATCH
     workflow: str | None = None
     ref: str | None = None
     notifier: str | None = None
     history: tuple[Attempt, ...] = ()
-    watch: str | None = None  # the search for its runs: searching, done or no_run
+    watch: str | None = None  # the search for its runs (a WatchState)
     runs: tuple[Run, ...] = ()
 
 
@@ -176,7 +162,7 @@ class Run(NewRun):
     event_id: str
     repository: str
     seen_at: float
-    state: str  # following, concluded or unknown
+    state: str  # a RunState: following, concluded or unknown
     etag: str | None = None
     checks: int = 0
 
@@ -206,7 +192,7 @@ class Event:
     received_at: float
     body: bytes = field(repr=False)
     deliveries: tuple[Delivery, ...] = ()
-    origin: str = WEBHOOK
+    origin: str = Origin.WEBHOOK
     model: str | None = None  # see model_of
 
 
@@ -268,8 +254,8 @@ class EventFilter:
     """Which events the console lists (None: any).
 
     ``state``: a GitHub delivery (dispatch or workflow) of the event is in that state;
-    ``run``: a run outcome of ``RUN_FILTERS`` (succeeded, failed, running, no_run,
-    unknown); ``repository``, ``route``: a delivery of the event goes there (exactly);
+    ``run``: what became of its runs (a :class:`~bridge.states.RunFilter`);
+    ``repository``, ``route``: a delivery of the event goes there (exactly);
     ``q``: text starting with ``evt_`` is an event id or the start of one, any other is
     part of the model version's name (case-insensitive)."""
 

@@ -13,15 +13,18 @@ when their window ends.
 from __future__ import annotations
 
 from bridge.ids import first_id
-from bridge.store.models import FOLLOWING, SEARCHING
+from bridge.states import RunState, WatchState
+from bridge.store.clauses import PENDING
 from bridge.store.tx import Tx
 
 _FINISHED_EVENT = (
     "e.id < ? AND e.received_at < ? "
     "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id "
-    "AND d.state IN ('queued', 'in_flight')) "
-    f"AND NOT EXISTS (SELECT 1 FROM watches w WHERE w.event_id = e.id AND w.state = '{SEARCHING}') "
-    f"AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.event_id = e.id AND r.state = '{FOLLOWING}')"
+    f"AND d.{PENDING}) "
+    "AND NOT EXISTS (SELECT 1 FROM watches w WHERE w.event_id = e.id "
+    f"AND w.state = '{WatchState.SEARCHING}') "
+    "AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.event_id = e.id "
+    f"AND r.state = '{RunState.FOLLOWING}')"
 )
 
 

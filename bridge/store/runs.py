@@ -15,16 +15,8 @@ from contextlib import AbstractContextManager
 from dataclasses import astuple
 from typing import Any
 
-from bridge.store.models import (
-    DISPATCH,
-    DONE,
-    FOLLOWING,
-    SEARCHING,
-    NewDelivery,
-    NewRun,
-    Run,
-    Watch,
-)
+from bridge.states import DeliveryKind, RunState, WatchState
+from bridge.store.models import NewDelivery, NewRun, Run, Watch
 from bridge.store.tx import Tx, insert_delivery
 
 RUN_COLS = (  # in the order of Run's fields
@@ -40,7 +32,7 @@ BUDGET_WINDOW = 3600.0
 
 def start_watch(tx: Tx, watch: Watch, run: NewRun | None, now: float) -> None:
     """Begin looking for ``watch``'s runs; a run GitHub already named is followed at once."""
-    state = SEARCHING if run is None else DONE
+    state = WatchState.SEARCHING if run is None else WatchState.DONE
     tx.run(
         f"INSERT INTO watches ({WATCH_COLS}, state, due_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id) DO UPDATE "
@@ -80,7 +72,7 @@ def insert_run(tx: Tx, watch: Watch, run: NewRun, now: float, actor: str | None 
                 watch.event_id,
                 watch.repository,
                 now,
-                FOLLOWING,
+                RunState.FOLLOWING,
                 None,
                 0,
                 actor,
@@ -125,7 +117,7 @@ class RunTracking:
     def claim_watches(self, owner: str, limit: int, lease: float, now: float) -> list[Watch]:
         """Lease up to ``limit`` searches that are due."""
         with self._transaction() as tx:
-            rows = self._due(tx, "watches", WATCH_COLS, SEARCHING, now, limit)
+            rows = self._due(tx, "watches", WATCH_COLS, WatchState.SEARCHING, now, limit)
             watches = []
             for r in rows:
                 tx.run(
@@ -147,7 +139,7 @@ class RunTracking:
         *,
         found: Sequence[NewRun] = (),
         actors: Mapping[int, str] | None = None,
-        state: str = SEARCHING,
+        state: str = WatchState.SEARCHING,
         due_at: float,
         etag: str | None = None,
         notices: Sequence[NewDelivery] = (),
@@ -165,11 +157,11 @@ class RunTracking:
             )
             if held:
                 kept = [insert_run(tx, watch, r, now, (actors or {}).get(r.run_id)) for r in found]
-                if found and not any(kept) and not watch.found and state == DONE:
+                if found and not any(kept) and not watch.found and state == WatchState.DONE:
                     # another replica attributed it first: this dispatch keeps looking
                     tx.run(
                         "UPDATE watches SET state = ? WHERE delivery_id = ?",
-                        (SEARCHING, watch.delivery_id),
+                        (WatchState.SEARCHING, watch.delivery_id),
                     )
                 for notice in notices:
                     insert_delivery(tx, watch.event_id, notice, now)
@@ -196,7 +188,7 @@ class RunTracking:
         with self._transaction(write=False) as tx:
             row = tx.run(
                 "SELECT r.actor FROM runs r JOIN watches w ON w.delivery_id = r.delivery_id "
-                f"WHERE r.actor IS NOT NULL AND w.kind = '{DISPATCH}' "
+                f"WHERE r.actor IS NOT NULL AND w.kind = '{DeliveryKind.DISPATCH}' "
                 "ORDER BY r.seen_at DESC LIMIT 1"
             ).fetchone()
         return None if row is None else str(row[0])
@@ -204,7 +196,7 @@ class RunTracking:
     def claim_runs(self, owner: str, limit: int, lease: float, now: float) -> list[Run]:
         """Lease up to ``limit`` followed runs that are due for a look."""
         with self._transaction() as tx:
-            rows = self._due(tx, "runs", RUN_COLS, FOLLOWING, now, limit)
+            rows = self._due(tx, "runs", RUN_COLS, RunState.FOLLOWING, now, limit)
             for r in rows:
                 tx.run(
                     "UPDATE runs SET due_at = ?, lease_owner = ? "
@@ -246,7 +238,7 @@ class RunTracking:
                     seen.workflow,
                     seen.created_at,
                 ]
-            if state != FOLLOWING:
+            if state != RunState.FOLLOWING:
                 sets.append("finished_at = ?")
                 params.append(now)
             held = (
@@ -268,8 +260,12 @@ class RunTracking:
         """When the earliest search or followed run is due (None: nothing to follow)."""
         with self._transaction(write=False) as tx:
             rows = [
-                tx.run(f"SELECT MIN(due_at) FROM watches WHERE state = '{SEARCHING}'").fetchone(),
-                tx.run(f"SELECT MIN(due_at) FROM runs WHERE state = '{FOLLOWING}'").fetchone(),
+                tx.run(
+                    f"SELECT MIN(due_at) FROM watches WHERE state = '{WatchState.SEARCHING}'"
+                ).fetchone(),
+                tx.run(
+                    f"SELECT MIN(due_at) FROM runs WHERE state = '{RunState.FOLLOWING}'"
+                ).fetchone(),
             ]
         dues = [float(r[0]) for r in rows if r is not None and r[0] is not None]
         return min(dues) if dues else None

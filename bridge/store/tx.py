@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from bridge.states import DeliveryState
 from bridge.store.clauses import FINISHED
-from bridge.store.models import QUEUED, NewDelivery, NewEvent
+from bridge.store.models import NewDelivery, NewEvent
 
 
 class Cursor(Protocol):
@@ -80,7 +81,7 @@ def insert_delivery(tx: Tx, event_id: str, d: NewDelivery, now: float) -> None:
             d.repository,
             d.event_type,
             d.client_payload,
-            QUEUED,
+            DeliveryState.QUEUED,
             now,
             now,
             now,
@@ -104,7 +105,7 @@ def requeue(tx: Tx, where: str, params: Sequence[Any], now: float) -> list[str]:
         "UPDATE deliveries SET state = ?, due_at = ?, round_attempts = 0, "
         "round_started_at = ?, updated_at = ?, finished_at = NULL "
         f"WHERE {where} AND {FINISHED} RETURNING id",
-        (QUEUED, now, now, now, *params),
+        (DeliveryState.QUEUED, now, now, now, *params),
     ).fetchall()
     tx.queued = bool(rows)
     return sorted(r[0] for r in rows)

@@ -37,14 +37,8 @@ from bridge.routing.changes import (
 )
 from bridge.routing.changes import parse as parse_change
 from bridge.routing.routes import plan_dispatches, webhook_fields
-from bridge.store.models import (
-    CATCH_UP,
-    CaughtUp,
-    CollectionSeen,
-    NewEvent,
-    PassResult,
-    model_of,
-)
+from bridge.states import Origin
+from bridge.store.models import CaughtUp, CollectionSeen, NewEvent, PassResult, model_of
 from bridge.wandb.event_filter import UnknownFilter, filter_matches
 from bridge.wandb.render import fill
 from bridge.wandb.watchers import Watcher
@@ -282,7 +276,7 @@ def _caught_up(
             now,
             data,
             hashlib.sha256(data).hexdigest(),
-            origin=CATCH_UP,
+            origin=Origin.CATCH_UP,
             model=model_of(fields),
         ),
         deliveries=deliveries,
