@@ -17,9 +17,9 @@ from bridge.console import security
 from bridge.console import views as console
 from bridge.errors import ConfigError, RequestRefused, StoreUnavailable
 from bridge.intake import views
+from bridge.logs import fields, log_request
 from bridge.metrics import Metrics
 from bridge.ops import admin, health
-from bridge.ops.logs import log_request
 from bridge.ops.openapi import document
 from bridge.services import EXTENSION, Services, services
 from bridge.store import SqlStore, open_store
@@ -60,8 +60,7 @@ def create_app(
     app.register_blueprint(admin.bp)
     app.register_blueprint(console.bp)
     app.add_url_rule("/metrics", "metrics", lambda: _metrics(svc))
-    spec = document()
-    app.add_url_rule("/openapi.json", "openapi", lambda: jsonify(spec))
+    app.add_url_rule("/openapi.json", "openapi", lambda: jsonify(document()))
     app.before_request(_start_timer)
     app.after_request(security.protect)
     app.after_request(_log_request)
@@ -97,7 +96,7 @@ def _error(exc: Exception) -> tuple[Response, int]:
     if isinstance(exc, RequestRefused):
         status, code, message = exc.status, exc.code, exc.message
     elif isinstance(exc, StoreUnavailable):
-        log.error("store unavailable on %s: %s", request.path, exc)
+        log.error("store unavailable: %s", exc, extra=fields(path=request.path))
         status, code, message = 503, "store_unavailable", STORE_UNAVAILABLE
     elif isinstance(exc, HTTPException) and exc.code is not None and exc.code < 500:
         status, code = exc.code, (exc.name or "error").lower().replace(" ", "_")
@@ -105,7 +104,8 @@ def _error(exc: Exception) -> tuple[Response, int]:
         # keep Allow on a 405, and the like
         headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
     else:
-        log.error("internal error on %s %s", request.method, request.path, exc_info=exc)
+        where = fields(method=request.method, path=request.path)
+        log.error("internal error", extra=where, exc_info=exc)
         status, code, message = 500, "internal_error", INTERNAL_ERROR
     if request.blueprint == views.bp.name:
         services().metrics.refused(code)

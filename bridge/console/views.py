@@ -15,9 +15,10 @@ from werkzeug.wrappers import Response
 
 from bridge.console import auth, pages
 from bridge.errors import NotFound, RequestRefused, StoreUnavailable
+from bridge.logs import fields
 from bridge.notify.links import run_link, web_origin
 from bridge.services import services
-from bridge.store.models import DEAD, STATES
+from bridge.states import DeliveryState
 
 log = logging.getLogger(__name__)
 bp = Blueprint(
@@ -82,10 +83,10 @@ def sign_in() -> Response:
     label = auth.match(svc.config.admin_tokens, request.form.get("token", "").encode("utf-8"))
     if label is None:
         svc.store.console.sign_in_failed(address, now)
-        log.warning("console sign-in refused address=%s", address)
+        log.warning("console sign-in refused", extra=fields(address=address))
         return _sign_in_page(401, WRONG)
     svc.store.console.sign_in_cleared(address)
-    log.info("console sign-in label=%s", label)
+    log.info("console sign-in", extra=fields(label=label))
     resp = redirect(url_for("console.events"), 303)
     auth.start(svc, label, resp)
     return resp
@@ -121,7 +122,7 @@ def events() -> Response:
         raise RequestRefused(400, "invalid_parameter", "before must be an event id (evt_...)")
     page = svc.store.console.events(filters, before)
     if before is None and page.next_before is None:  # the page is all the filter shows
-        dead = sum(d.state == DEAD for e in page.events for d in e.deliveries)
+        dead = sum(d.state == DeliveryState.DEAD for e in page.events for d in e.deliveries)
     else:
         dead = svc.store.console.dead_count(filters)
     html = render_template(
@@ -132,7 +133,7 @@ def events() -> Response:
         values=pages.filter_values(filters),
         older=pages.query(filters, before=page.next_before) if page.next_before else None,
         dead=dead,
-        states=STATES,
+        states=tuple(DeliveryState),
         runs=pages.RUN_WORDS,
         notice=pages.done_notice(request.args.get("done")),
         p=pages,
@@ -157,7 +158,7 @@ def event(event_id: str) -> Response:
         event=found,
         link=lambda url: run_link(origin, url),
         notice=pages.done_notice(request.args.get("done")),
-        dead=DEAD,
+        dead=DeliveryState.DEAD,
         p=pages,
     )
     return make_response(html)
@@ -196,7 +197,10 @@ def replay(delivery_id: str) -> Response:
     svc = services()
     signed_in = auth.checked_post(svc)
     done = svc.store.console.replay_delivery(delivery_id, svc.clock(), signed_in.label)
-    log.info("console replay delivery=%s label=%s queued=%s", delivery_id, signed_in.label, done)
+    log.info(
+        "console replay",
+        extra=fields(delivery=delivery_id, label=signed_in.label, queued=done),
+    )
     back = pages.event_id(request.form.get("event"))
     notice = f"replayed:{int(done)}"
     if back is None:
@@ -210,6 +214,8 @@ def replay_dead() -> Response:
     signed_in = auth.checked_post(svc)
     filters = pages.filters_from(request.form)
     ids = svc.store.console.replay_dead(filters, svc.clock(), signed_in.label)
-    log.info("console replay of dead deliveries count=%d label=%s", len(ids), signed_in.label)
+    log.info(
+        "console replay of dead deliveries", extra=fields(count=len(ids), label=signed_in.label)
+    )
     done = f"replayed:{len(ids)}"
     return redirect(url_for("console.events") + pages.query(filters, done=done), 303)

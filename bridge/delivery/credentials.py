@@ -20,6 +20,7 @@ import requests
 from bridge.config.model import GitHubApp
 from bridge.delivery.github import call, parse_time
 from bridge.errors import DeliveryError, TransientDeliveryError
+from bridge.logs import fields
 
 log = logging.getLogger(__name__)
 RENEW_BEFORE = 300.0  # renew this long before expiry, or a tenth of a short lifetime
@@ -111,7 +112,10 @@ class AppTokens:
             expires = parse_time(minted.get("expires_at")) or now + 3600
             renew_at = expires - min(RENEW_BEFORE, max(0.0, expires - now) / 10)
             self._tokens[installation] = (token, renew_at)
-            log.info("github app token minted installation=%s expires_at=%d", installation, expires)
+            log.info(
+                "github app token minted",
+                extra=fields(installation=installation, expires_at=int(expires)),
+            )
             return token
 
     def invalidate(self, repository: str) -> None:

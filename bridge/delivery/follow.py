@@ -24,24 +24,14 @@ from bridge.config.secrets import Redactor
 from bridge.delivery.github import GitHubClient, parse_time
 from bridge.delivery.outcomes import Announcer
 from bridge.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from bridge.logs import fields
 from bridge.metrics import Metrics
+from bridge.states import SUCCESS_CONCLUSIONS, DeliveryKind, RunState, WatchState
 from bridge.store import SqlStore
-from bridge.store.models import (
-    CONCLUDED,
-    DONE,
-    FOLLOWING,
-    NO_RUN,
-    SEARCHING,
-    UNKNOWN,
-    WORKFLOW,
-    NewRun,
-    Run,
-    Watch,
-)
+from bridge.store.models import NewRun, Run, Watch
 from bridge.wandb.writeback import WriteBacks
 
 log = logging.getLogger(__name__)
-SUCCEEDED = frozenset({"success", "neutral", "skipped"})
 # GitHub shows a run's created_at in whole seconds, rounded down, and clocks kept by NTP
 # differ by well under a second: a run of the dispatch may show a time up to this much
 # before the bridge sent it, and a run any earlier is someone else's.
@@ -62,7 +52,7 @@ def next_look(age: float, shortest: float = 10.0) -> float:
 
 def event_of(watch: Watch) -> str:
     """The event of the runs ``watch``'s dispatch starts."""
-    return "workflow_dispatch" if watch.kind == WORKFLOW else "repository_dispatch"
+    return "workflow_dispatch" if watch.kind == DeliveryKind.WORKFLOW else "repository_dispatch"
 
 
 def matches(watch: Watch, obj: Mapping[str, Any]) -> bool:
@@ -73,7 +63,7 @@ def matches(watch: Watch, obj: Mapping[str, Any]) -> bool:
         return False
     if created < watch.dispatched_at - CLOCK_SKEW:
         return False
-    if watch.kind == WORKFLOW:
+    if watch.kind == DeliveryKind.WORKFLOW:
         path, wf = str(obj.get("path") or ""), watch.workflow or ""
         same = str(obj.get("workflow_id")) == wf if wf.isdigit() else path.endswith("/" + wf)
         return same and obj.get("head_branch") == short_ref(watch.ref or "")
@@ -198,13 +188,13 @@ class RunFollower:
                     w,
                     self.owner,
                     now,
-                    state=UNKNOWN if permanent else SEARCHING,
+                    state=WatchState.UNKNOWN if permanent else WatchState.SEARCHING,
                     due_at=now + next_look(now - w.dispatched_at, self.cfg.min_interval),
                     etag=w.etag,
                 )
             return
         taken = self.store.runs.attributed(list(listing.runs))
-        actor = self.store.runs.own_actor() if first.kind == WORKFLOW else None
+        actor = self.store.runs.own_actor() if first.kind == DeliveryKind.WORKFLOW else None
         for w in group:  # earliest dispatch first: it takes the earliest run
             self._record_search(w, listing, taken, actor, now)
 
@@ -255,47 +245,52 @@ class RunFollower:
                 elsewhere = True  # another dispatch's (of this event, for an event id)
             elif actor is not None and actor_of(obj) not in (None, actor):
                 log.info(
-                    "run %d of %s not attributed to delivery=%s: triggered by %s, not %s",
-                    run_id,
-                    w.repository,
-                    w.delivery_id,
-                    actor_of(obj),
-                    actor,
+                    "run not attributed: another actor triggered it",
+                    extra=fields(
+                        run=run_id,
+                        repository=w.repository,
+                        delivery=w.delivery_id,
+                        actor=actor_of(obj),
+                        expected=actor,
+                    ),
                 )
             else:
                 mine.append(listing.runs[run_id])
-        if w.kind == WORKFLOW:  # the earliest one created after the dispatch
+        if w.kind == DeliveryKind.WORKFLOW:  # the earliest one created after the dispatch
             mine = sorted(mine, key=lambda r: (r.created_at or 0, r.run_id))[:1]
         new = [r for r in mine if r.run_id not in w.found]
         for r in new:
             taken[r.run_id] = w.delivery_id
             log.info(
-                "run found delivery=%s event=%s repository=%s run=%d url=%s status=%s",
-                w.delivery_id,
-                w.event_id,
-                w.repository,
-                r.run_id,
-                r.html_url,
-                r.status,
+                "run found",
+                extra=fields(
+                    delivery=w.delivery_id,
+                    event=w.event_id,
+                    repository=w.repository,
+                    run=r.run_id,
+                    url=r.html_url,
+                    status=r.status,
+                ),
             )
         found = bool(w.found or new)
         covered = listing.covers(w)
-        state, notices = SEARCHING, []
-        if found and (w.kind == WORKFLOW or now >= w.search_until):
-            state = DONE
-        elif now >= w.search_until and covered and elsewhere and w.kind != WORKFLOW:
-            state = DONE  # its event's runs went to another delivery of the same event
+        state, notices = WatchState.SEARCHING, []
+        if found and (w.kind == DeliveryKind.WORKFLOW or now >= w.search_until):
+            state = WatchState.DONE
+        elif now >= w.search_until and covered and elsewhere and w.kind != DeliveryKind.WORKFLOW:
+            state = WatchState.DONE  # its event's runs went to another delivery of the event
         elif now >= w.search_until and covered:
-            state = NO_RUN
+            state = WatchState.NO_RUN
             self.metrics.no_run(w.repository)
             log.warning(
-                "no run started delivery=%s event=%s repository=%s within %.0fs: GitHub took "
-                "the dispatch, but no workflow ran for it (check the workflow's types: and "
-                "that it is on the default branch)",
-                w.delivery_id,
-                w.event_id,
-                w.repository,
-                self.cfg.no_run_after,
+                "no run started: GitHub took the dispatch, but no workflow ran for it (check "
+                "the workflow's types: and that it is on the default branch)",
+                extra=fields(
+                    delivery=w.delivery_id,
+                    event=w.event_id,
+                    repository=w.repository,
+                    waited=round(self.cfg.no_run_after),
+                ),
             )
             notices = self.announce.notices(
                 "no_run_started",
@@ -305,19 +300,20 @@ class RunFollower:
                 error="no workflow run started for the dispatch",
             )
         elif now >= w.dispatched_at + self.cfg.give_up_after:
-            state = UNKNOWN
+            state = WatchState.UNKNOWN
             self.metrics.run_concluded(w.repository, "unknown")
             log.warning(
-                "run search unknown delivery=%s event=%s repository=%s: the runs created "
-                "since the dispatch could not all be read within %.0fs "
-                "(runs.max_requests_per_hour); gave up",
-                w.delivery_id,
-                w.event_id,
-                w.repository,
-                self.cfg.give_up_after,
+                "run search unknown: the runs created since the dispatch could not all be "
+                "read in time (runs.max_requests_per_hour); gave up",
+                extra=fields(
+                    delivery=w.delivery_id,
+                    event=w.event_id,
+                    repository=w.repository,
+                    waited=round(self.cfg.give_up_after),
+                ),
             )
         due = now + next_look(now - w.dispatched_at, self.cfg.min_interval)
-        if found and state == SEARCHING:  # more runs (other workflows'): one look at the end
+        if found and state == WatchState.SEARCHING:  # more runs (other workflows'): a last look
             due = max(due, w.search_until)
         if not covered and listing.out_of_budget:
             due = now + NO_BUDGET_WAIT
@@ -337,14 +333,14 @@ class RunFollower:
         now = self.clock()
         if now - run.seen_at > self.cfg.give_up_after:
             log.warning(
-                "run unknown delivery=%s run=%d: not concluded after %.0fs; gave up",
-                run.delivery_id,
-                run.run_id,
-                self.cfg.give_up_after,
+                "run unknown: not concluded in time; gave up",
+                extra=fields(
+                    delivery=run.delivery_id, run=run.run_id, waited=round(self.cfg.give_up_after)
+                ),
             )
             self.metrics.run_concluded(run.repository, "unknown")
             self.store.runs.finish_run(
-                run, self.owner, now, seen=None, state=UNKNOWN, due_at=now, etag=run.etag
+                run, self.owner, now, seen=None, state=RunState.UNKNOWN, due_at=now, etag=run.etag
             )
             return
         due = now + next_look(now - run.seen_at, self.cfg.min_interval)
@@ -354,7 +350,7 @@ class RunFollower:
                 self.owner,
                 now,
                 seen=None,
-                state=FOLLOWING,
+                state=RunState.FOLLOWING,
                 due_at=now + NO_BUDGET_WAIT,
                 etag=run.etag,
             )
@@ -363,33 +359,36 @@ class RunFollower:
             seen, etag = self.client.get_run(run.repository, run.run_id, run.etag)
         except DeliveryError as exc:
             self._failed(f"reading run {run.run_id} of {run.repository}", exc, now)
-            state = UNKNOWN if isinstance(exc, PermanentDeliveryError) else FOLLOWING
+            permanent = isinstance(exc, PermanentDeliveryError)
+            state = RunState.UNKNOWN if permanent else RunState.FOLLOWING
             self.store.runs.finish_run(
                 run, self.owner, now, seen=None, state=state, due_at=due, etag=run.etag
             )
             return
         if seen is None:  # 304: unchanged
             self.store.runs.finish_run(
-                run, self.owner, now, seen=None, state=FOLLOWING, due_at=due, etag=etag
+                run, self.owner, now, seen=None, state=RunState.FOLLOWING, due_at=due, etag=etag
             )
             return
-        state, notices = FOLLOWING, []
+        state, notices = RunState.FOLLOWING, []
         if seen.status != run.status or seen.conclusion != run.conclusion:
             log.info(
-                "run %s delivery=%s event=%s repository=%s run=%d conclusion=%s url=%s",
-                seen.status,
-                run.delivery_id,
-                run.event_id,
-                run.repository,
-                run.run_id,
-                seen.conclusion,
-                seen.html_url,
+                "run changed",
+                extra=fields(
+                    status=seen.status,
+                    conclusion=seen.conclusion,
+                    delivery=run.delivery_id,
+                    event=run.event_id,
+                    repository=run.repository,
+                    run=run.run_id,
+                    url=seen.html_url,
+                ),
             )
         if seen.status == "completed":
-            state = CONCLUDED
+            state = RunState.CONCLUDED
             conclusion = seen.conclusion or "unknown"
             self.metrics.run_concluded(run.repository, conclusion)
-            outcome = "run_succeeded" if conclusion in SUCCEEDED else "run_failed"
+            outcome = "run_succeeded" if conclusion in SUCCESS_CONCLUSIONS else "run_failed"
             notices = self.announce.notices(
                 outcome,
                 run.event_id,

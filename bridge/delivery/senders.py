@@ -10,9 +10,11 @@ from typing import Protocol
 
 from bridge.delivery.github import GitHubClient
 from bridge.errors import PermanentDeliveryError
+from bridge.logs import fields
 from bridge.notify.send import NotifySender
 from bridge.routing.limits import body_of
-from bridge.store.models import NOTIFY, WANDB, WORKFLOW, Claimed, NewRun
+from bridge.states import DeliveryKind
+from bridge.store.models import Claimed, NewRun
 from bridge.wandb.writeback import WandbWriter
 
 log = logging.getLogger(__name__)
@@ -47,16 +49,16 @@ class GitHubSender:
         self.wandb = wandb  # None when no route writes back
 
     def send(self, claimed: Claimed) -> Sent:
-        if claimed.kind == NOTIFY:
+        if claimed.kind == DeliveryKind.NOTIFY:
             return Sent(self.notify.send(claimed))
-        if claimed.kind == WANDB:
+        if claimed.kind == DeliveryKind.WANDB:
             if self.wandb is None:
                 raise PermanentDeliveryError(
                     "no route writes back to W&B any more (routes[].write_back, with the "
                     "wandb: block's API key): restore it, then replay this delivery"
                 )
             return Sent(self.wandb.send(claimed))
-        if claimed.kind == WORKFLOW:
+        if claimed.kind == DeliveryKind.WORKFLOW:
             assert claimed.workflow is not None and claimed.ref is not None
             status, run = self.client.workflow_dispatch(
                 claimed.repository, claimed.workflow, claimed.ref, claimed.client_payload
@@ -77,30 +79,22 @@ class DryRunSender:
         self.notify = notify
 
     def send(self, claimed: Claimed) -> Sent:
-        if claimed.kind == NOTIFY and self.notify is not None:
+        if claimed.kind == DeliveryKind.NOTIFY and self.notify is not None:
             return Sent(self.notify.send(claimed))
-        if claimed.kind == WANDB:
+        if claimed.kind == DeliveryKind.WANDB:
             log.info(
-                "dry run: would add to W&B's %s: %s delivery=%s",
-                claimed.repository,
-                claimed.client_payload,
-                claimed.id,
+                "dry run: would add to W&B",
+                extra=fields(
+                    artifact=claimed.repository, write=claimed.client_payload, delivery=claimed.id
+                ),
             )
             return Sent(None)
-        if claimed.kind == WORKFLOW:
-            what = f"actions/workflows/{claimed.workflow}/dispatches ref={claimed.ref} inputs="
-            body = claimed.client_payload
+        if claimed.kind == DeliveryKind.WORKFLOW:
+            path = f"actions/workflows/{claimed.workflow}/dispatches"
+            sent = {"ref": claimed.ref, "inputs": claimed.client_payload}
         else:
-            what, body = (
-                "dispatches body=",
-                body_of(claimed.event_type, claimed.client_payload).decode("utf-8"),
-            )
-        log.info(
-            "dry run: would POST %s/repos/%s/%s%s delivery=%s",
-            self.api_url,
-            claimed.repository,
-            what,
-            body,
-            claimed.id,
-        )
+            body = body_of(claimed.event_type, claimed.client_payload).decode("utf-8")
+            path, sent = "dispatches", {"body": body}
+        url = f"{self.api_url}/repos/{claimed.repository}/{path}"
+        log.info("dry run: would POST", extra=fields(url=url, **sent, delivery=claimed.id))
         return Sent(None)

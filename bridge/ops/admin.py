@@ -12,11 +12,11 @@ import re
 from flask import Blueprint, Response, jsonify, request
 
 from bridge.errors import NotFound, RequestRefused
+from bridge.logs import fields
 from bridge.ops.documents import event_json
 from bridge.services import services
 from bridge.signature import bearer_token, token_matches
-from bridge.store.models import STATES
-from bridge.store.sql import RUN_FILTERS
+from bridge.states import DeliveryState, RunFilter
 
 log = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/api")
@@ -47,18 +47,17 @@ def authenticate() -> None:
 @bp.get("/events")
 def list_events() -> Response:
     state = request.args.get("state")
-    if state is not None and state not in STATES:
-        raise RequestRefused(400, "invalid_parameter", f"state must be one of {', '.join(STATES)}")
+    if state is not None and state not in tuple(DeliveryState):
+        states = ", ".join(DeliveryState)
+        raise RequestRefused(400, "invalid_parameter", f"state must be one of {states}")
     raw_limit = request.args.get("limit", "50")
     if not _DIGITS.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
         raise RequestRefused(
             400, "invalid_parameter", f"limit must be a whole number from 1 to {MAX_LIMIT}"
         )
     run = request.args.get("run")
-    if run is not None and run not in RUN_FILTERS:
-        raise RequestRefused(
-            400, "invalid_parameter", f"run must be one of {', '.join(RUN_FILTERS)}"
-        )
+    if run is not None and run not in tuple(RunFilter):
+        raise RequestRefused(400, "invalid_parameter", f"run must be one of {', '.join(RunFilter)}")
     events = services().store.list_events(state, int(raw_limit), run)
     return jsonify(events=[event_json(e, detail=False) for e in events])
 
@@ -82,10 +81,12 @@ def replay_event(event_id: str) -> tuple[Response, int]:
     except NotFound as exc:
         raise RequestRefused(404, "event_not_found", f"no event with id {event_id!r}") from exc
     log.info(
-        "event replayed id=%s deliveries=%s pending=%s",
-        event_id,
-        ",".join(done.queued) or "none",
-        ",".join(done.pending) or "none",
+        "event replayed",
+        extra=fields(
+            event=event_id,
+            deliveries=",".join(done.queued) or "none",
+            pending=",".join(done.pending) or "none",
+        ),
     )
     body = jsonify(event_id=event_id, replayed=done.queued, pending=done.pending)
     return body, 202 if done.queued else 200

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from bridge import logs
 from bridge.config.model import Route, WriteBack
 from bridge.errors import (
     DeliveryError,
@@ -31,8 +32,9 @@ from bridge.ids import new_id
 from bridge.routing.changes import ALIAS, TAG, artifact_id, item
 from bridge.routing.routes import webhook_fields
 from bridge.routing.templates import as_text, render
+from bridge.states import DeliveryKind
 from bridge.store import SqlStore
-from bridge.store.models import WANDB, Claimed, NewDelivery
+from bridge.store.models import Claimed, NewDelivery
 from bridge.wandb.api import WandbApi
 from bridge.wandb.state import REGISTRY_PREFIX
 
@@ -148,16 +150,15 @@ class WriteBacks:
         write = plan(write_back, fields)
         if write is None:
             log.warning(
-                "no write-back for event=%s route=%s outcome=%s: the event names no W&B "
-                "artifact version (artifact_version_string or artifact_version), or every "
-                "alias and tag rendered blank",
-                event_id,
-                route,
-                outcome,
+                "no write-back: the event names no W&B artifact version "
+                "(artifact_version_string or artifact_version), or every alias and tag "
+                "rendered blank",
+                extra=logs.fields(event=event_id, route=route, outcome=outcome),
             )
             return []
         write_id = new_id("wbk", self.clock())
-        return [NewDelivery(write_id, route, write.name, outcome, write.to_json(), kind=WANDB)]
+        kind = DeliveryKind.WANDB
+        return [NewDelivery(write_id, route, write.name, outcome, write.to_json(), kind=kind)]
 
 
 class WandbWriter:

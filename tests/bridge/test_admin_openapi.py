@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from bridge import __version__
 from bridge.app import create_app
 from bridge.config.load import parse_config
 from bridge.ops.openapi import document
 
 ADMIN = "admin-token-for-tests-123"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_app(tmp_path, **over):
@@ -48,7 +55,7 @@ def test_admin_api_lists_shows_and_replays(app):
     assert [e["id"] for e in listed] == [event_id]
     assert listed[0]["deliveries"][0]["state"] == "queued"
     rt = app.extensions["wandb_bridge"]
-    DeliveryWorker(rt.config, rt.store, DryRunSender("x"), rt.metrics).run_once()
+    DeliveryWorker(rt.config, rt.store, DryRunSender("x"), rt.metrics).drain()
     shown = client.get(f"/api/events/{event_id}", headers=auth()).get_json()
     (d,) = shown["deliveries"]
     assert d["state"] == "delivered" and d["history"][0]["outcome"] == "dry_run"
@@ -106,6 +113,48 @@ def test_openapi_document_matches_the_routes(app):
     assert routes == documented
 
 
+def test_openapi_document_is_read_on_the_first_request_for_it(tmp_path):
+    document.cache_clear()
+    app = make_app(tmp_path)
+    try:
+        assert document.cache_info().currsize == 0
+        served = app.test_client().get("/openapi.json").get_json()
+        assert document.cache_info().currsize == 1
+        assert served["info"] == {"title": "wandb-github-bridge", "version": __version__}
+    finally:
+        app.extensions["wandb_bridge"].store.close()
+
+
+def test_an_installed_bridge_serves_the_document(tmp_path):
+    """setuptools builds the package as a wheel would hold it; the document is in it."""
+    for part in ("pyproject.toml", "README.md", "bridge", "action"):
+        source = ROOT / part
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, tmp_path / part)
+    built = tmp_path / "built"
+    setup = "import setuptools; setuptools.setup()"
+    subprocess.run(
+        [sys.executable, "-c", setup, "-q", "build_py", "--build-lib", str(built)],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
+    read = "import json, bridge.ops.openapi as o; print(json.dumps([o.__file__, o.document()]))"
+    done = subprocess.run(
+        [sys.executable, "-c", read],
+        cwd=built,
+        env={**os.environ, "PYTHONPATH": str(built)},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    where, served = json.loads(done.stdout)
+    assert where.startswith(str(built))
+    assert served == json.loads(json.dumps(document()))
+
+
 def test_openapi_document_is_valid_openapi():
     from jsonschema import Draft202012Validator
 
@@ -127,15 +176,17 @@ def test_method_not_allowed_keeps_allow_header(app):
 
 
 def test_json_log_lines(capsys):
+    from bridge import logs
     from bridge.config.model import LoggingConfig
-    from bridge.ops import logs
 
     logs.configure(LoggingConfig("json", "INFO"))
     try:
-        logging.getLogger("bridge.test").info("delivery attempt id=%s", "dlv_1")
+        extra = logs.fields(id="dlv_1", attempt=2, status=None)
+        logging.getLogger("bridge.test").info("delivery attempt", extra=extra)
         line = capsys.readouterr().err.strip().splitlines()[-1]
         record = json.loads(line)
-        assert record["message"] == "delivery attempt id=dlv_1"
+        assert record["message"] == "delivery attempt"
+        assert record["id"] == "dlv_1" and record["attempt"] == 2 and "status" not in record
         assert record["level"] == "INFO" and record["logger"] == "bridge.test"
     finally:
         for h in list(logging.getLogger().handlers):
@@ -147,7 +198,7 @@ def test_event_documents_follow_the_openapi_schemas(app):
     W&B, are what the OpenAPI document says."""
     from jsonschema import Draft202012Validator
 
-    from bridge.store.models import WANDB, CaughtUp, NewDelivery, NewEvent, PassResult
+    from bridge.store.models import CaughtUp, NewDelivery, NewEvent, PassResult
 
     def check(name, instance):
         schema = {"$ref": f"#/components/schemas/{name}", "components": document()["components"]}
@@ -156,7 +207,7 @@ def test_event_documents_follow_the_openapi_schemas(app):
     client = app.test_client()
     webhook = client.post("/webhooks/w", json={"event_type": "X"}).get_json()["event_id"]
     found = NewEvent("evt_0catchup", "wandb", "/webhooks/wandb", 1.7e9, b"{}", "0" * 64)
-    back = NewDelivery("wbk_1", "r", "e/reg/m:v1", "run_succeeded", '{"aliases": []}', WANDB)
+    back = NewDelivery("wbk_1", "r", "e/reg/m:v1", "run_succeeded", '{"aliases": []}', "wandb")
     store = app.extensions["wandb_bridge"].store
     assert store.catchup.record(PassResult(caught_up=(CaughtUp(found, (back,), "r", "c"),)), 1.7e9)
     listed = client.get("/api/events", headers=auth()).get_json()["events"]

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bridge.logs import MAX_FIELD, MAX_MESSAGE, JsonFormatter, TextFormatter, fields
 from bridge.metrics import Metrics
-from bridge.ops.logs import MAX_MESSAGE, JsonFormatter, TextFormatter
 from bridge.store.models import Stats
 from bridge.text import printable
 
@@ -42,6 +42,16 @@ def test_a_huge_github_message_makes_one_bounded_log_line():
     assert len(line) < MAX_MESSAGE + 200 and line.endswith("more characters)")
     as_json = json.loads(JsonFormatter().format(record("reason=%s", reason)))
     assert len(as_json["message"]) < MAX_MESSAGE + 100
+
+
+def test_a_huge_github_message_in_a_field_makes_one_bounded_log_line():
+    rec = record("delivery attempt")
+    rec.__dict__.update(fields(outcome="dead", reason=HOSTILE * 20_000))
+    line = TextFormatter().format(rec)
+    assert "\n" not in line and "\x1b" not in line and "\u202e" not in line
+    assert len(line) < MAX_FIELD + 200 and line.endswith('more characters)"')
+    as_json = json.loads(JsonFormatter().format(rec))
+    assert as_json["outcome"] == "dead" and len(as_json["reason"]) < MAX_FIELD + 100
 
 
 def test_a_short_message_is_logged_whole():

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from bridge.config.load import parse_config
 from bridge.config.secrets import Redactor, Secret
 from bridge.delivery.build import credential_key
-from bridge.ops.logs import JsonFormatter, TextFormatter
+from bridge.logs import JsonFormatter, TextFormatter
 from bridge.text import printable
 
 

@@ -17,9 +17,10 @@ from bridge.config.model import Dispatch, Route, WriteBack
 from bridge.config.secrets import Secret
 from bridge.delivery.senders import DryRunSender, GitHubSender
 from bridge.errors import PermanentDeliveryError, TransientDeliveryError
+from bridge.logs import TextFormatter, fields_of
 from bridge.routing.changes import echo_items
 from bridge.store import SqlStore
-from bridge.store.models import WANDB, Claimed, NewDelivery, NewEvent
+from bridge.store.models import Claimed, NewDelivery, NewEvent
 from bridge.wandb.api import WandbApi
 from bridge.wandb.client import GraphQL
 from bridge.wandb.writeback import (
@@ -116,7 +117,7 @@ def test_a_run_outcome_of_a_route_with_write_back_queues_one_wandb_delivery(sqli
     event_id = accepted(sqlite_store, FIELDS)
     wb = WriteBacks([route(run_succeeded=WRITE_BACK)], sqlite_store, time.time)
     (made,) = wb.deliveries("run_succeeded", event_id, "dlv_wb1")
-    assert made.kind == WANDB and made.route == "deploy" and made.event_type == "run_succeeded"
+    assert made.kind == "wandb" and made.route == "deploy" and made.event_type == "run_succeeded"
     assert made.repository == f"acme-org/{REGISTRY}/churn:v1"
     assert json.loads(made.client_payload) == {
         "artifact_id": "QXJ0aWZhY3Q6Nw==",
@@ -142,7 +143,7 @@ def test_an_event_without_a_version_is_logged_and_writes_nothing(sqlite_store, c
     with caplog.at_level(logging.WARNING):
         assert wb.deliveries("run_failed", event_id, "dlv_wb1") == []
     (record,) = [r for r in caplog.records if "no write-back" in r.getMessage()]
-    assert event_id in record.getMessage()
+    assert fields_of(record)["event"] == event_id
 
 
 # -- the sender, against the W&B stand-in ------------------------------------------------
@@ -167,7 +168,7 @@ def writer(standin: StandIn, store: SqlStore, key: str = API_KEY) -> WandbWriter
 
 def claimed(write: Write) -> Claimed:
     return Claimed(
-        "wbk_1", "evt_1", write.name, "run_succeeded", write.to_json(), 1, 1, 0.0, kind=WANDB
+        "wbk_1", "evt_1", write.name, "run_succeeded", write.to_json(), 1, 1, 0.0, kind="wandb"
     )
 
 
@@ -289,7 +290,8 @@ def test_a_dry_run_writes_nothing_to_wandb_and_says_what_it_would(standin, caplo
     with caplog.at_level(logging.INFO):
         assert DryRunSender("https://api.github.test").send(claimed(write)).status is None
     assert standin.state.operations == [] and "deployed" not in version(standin)["aliases"]
-    (line,) = [r.getMessage() for r in caplog.records if "would add to W&B" in r.getMessage()]
+    (record,) = [r for r in caplog.records if "would add to W&B" in r.getMessage()]
+    line = TextFormatter().format(record)
     assert write.name in line and "deployed-prod" in line
 
 

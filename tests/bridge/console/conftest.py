@@ -15,7 +15,7 @@ from bridge.config.load import parse_config
 from bridge.config.model import Config
 from bridge.signature import sign
 from bridge.store import open_store
-from bridge.store.models import CONCLUDED, FOLLOWING, QUEUED, RETRY, Attempt, Watch
+from bridge.store.models import Attempt, Watch
 from tests.bridge.fakeclock import Clock
 
 HOST = "bridge.example:8080"
@@ -142,7 +142,7 @@ def signed_in(console):
 
 
 OWNER = "test-worker"
-RETRY_LATER = (QUEUED, 503, "Service Unavailable", None)
+RETRY_LATER = ("queued", 503, "Service Unavailable", None)
 
 
 def work(console: Console, results: dict[str, tuple]) -> dict[str, str]:
@@ -153,13 +153,13 @@ def work(console: Console, results: dict[str, tuple]) -> dict[str, str]:
     done = {}
     for c in console.store.claim(OWNER, 100, 60, now):
         state, status, answer, run = results.get(c.repository, RETRY_LATER)
-        outcome = RETRY if state == QUEUED else state  # delivered, dead: as the states
+        outcome = "retry" if state == "queued" else state  # delivered, dead: as the states
         attempt = Attempt(c.attempt, now, now, status, outcome, answer, 3600.0, OWNER)
         watch = None
         if run is not None:
             watch = Watch(c.id, c.event_id, c.repository, c.kind, None, None, now,
                           now + 300, None, 0)  # fmt: skip
-        due = now + 3600 if state == QUEUED else now
+        due = now + 3600 if state == "queued" else now
         console.store.finish(c, OWNER, attempt, state, due, watch=watch, run=run)
         done[c.repository] = c.id
     return done
@@ -172,9 +172,9 @@ def conclude(console: Console, run_id: int, conclusion: str) -> None:
     for run in console.store.runs.claim_runs(OWNER, 100, 60, later):
         if run.run_id == run_id:
             seen = replace(run, status="completed", conclusion=conclusion)
-            state = CONCLUDED
+            state = "concluded"
         else:
-            seen, state = None, FOLLOWING
+            seen, state = None, "following"
         console.store.runs.finish_run(
             run, OWNER, console.clock(), seen=seen, state=state, due_at=console.clock(), etag=None
         )

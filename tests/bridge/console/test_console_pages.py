@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from bridge.store.models import DEAD, DELIVERED, NewRun
+from bridge.store.models import NewRun
 from tests.bridge.console.conftest import SECRETS, conclude, work
 
 HOSTILE_MODEL = "acme/reg/<img src=x onerror=alert(1)>:v1"
@@ -53,21 +53,21 @@ def seeded(signed_in):
     ids["ok"] = c.webhook(
         {"event_type": "ADD_ARTIFACT_ALIAS", "artifact_version_string": "acme/reg/churn:v7"}
     )
-    work(c, {"acme/x": (DELIVERED, 204, "", run_ok)})
+    work(c, {"acme/x": ("delivered", 204, "", run_ok)})
     conclude(c, 11, "success")
     c.clock.now += 1
     ids["dead"] = c.webhook(
         {"event_type": "LINK_ARTIFACT", "artifact_version_string": "acme/reg/fraud:v2"}
     )
-    work(c, {"acme/x": (DEAD, 422, '{"message": "No ref found for: main"}', None),
-             "acme/y": (DELIVERED, 204, "", None)})  # fmt: skip
+    work(c, {"acme/x": ("dead", 422, '{"message": "No ref found for: main"}', None),
+             "acme/y": ("delivered", 204, "", None)})  # fmt: skip
     c.clock.now += 1
     elsewhere = NewRun(12, "ci.yml", "https://evil.example/acme/x/actions/runs/12", "in_progress",
                        None, c.clock(), c.clock())  # fmt: skip
     ids["elsewhere"] = c.webhook(
         {"event_type": "ADD_ARTIFACT_ALIAS", "artifact_version_string": "acme/reg/churn:v8"}
     )
-    work(c, {"acme/x": (DELIVERED, 204, "", elsewhere)})
+    work(c, {"acme/x": ("delivered", 204, "", elsewhere)})
     c.clock.now += 1
     ids["hostile"] = c.webhook(
         {"event_type": HOSTILE_TYPE, "artifact_version_string": HOSTILE_MODEL}
@@ -174,8 +174,8 @@ def test_the_event_timeline(seeded, signed_in):
     for shown in ("webhook", "/webhooks/w", "<dd>w</dd>", "2023-11-14 22:13:21 UTC"):
         assert shown in received
     sections = page.all("section", **{"class": "delivery"})
-    assert sorted(s["data-state"] for s in sections) == [DEAD, DELIVERED]
-    dead_id = next(s["id"] for s in sections if s["data-state"] == DEAD)
+    assert sorted(s["data-state"] for s in sections) == ["dead", "delivered"]
+    dead_id = next(s["id"] for s in sections if s["data-state"] == "dead")
     dead = html.split(f'id="{dead_id}"')[1].split("</section>")[0]
     assert "No ref found for: main" in dead and "<td>422</td>" in dead
     assert "<td>60 min</td>" in dead  # the wait chosen

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from bridge.console.security import same_origin
-from bridge.store.models import DEAD, DELIVERED, QUEUED
 from tests.bridge.console.conftest import ORIGIN, work
 
 
@@ -22,8 +21,8 @@ def dead(signed_in):
         done = work(
             signed_in,
             {
-                "acme/x": (DEAD, 422, '{"message": "Unprocessable"}', None),
-                "acme/y": (DELIVERED, 204, "", None),
+                "acme/x": ("dead", 422, '{"message": "Unprocessable"}', None),
+                "acme/y": ("delivered", 204, "", None),
             },
         )
         found[event_id] = done["acme/x"]
@@ -73,7 +72,7 @@ def test_a_post_without_a_session_is_refused(console, dead):
     console.post("/console/sign-out", {"csrf": token})
     sign_in_token = console.csrf()  # the sign-in form's: not a session's
     resp = console.post(f"/console/deliveries/{delivery_id}/replay", {"csrf": sign_in_token})
-    assert refused(resp) and states(console)[delivery_id] == DEAD
+    assert refused(resp) and states(console)[delivery_id] == "dead"
 
 
 def test_the_replay_button_queues_the_dead_delivery_once_and_logs_it(signed_in, dead):
@@ -87,7 +86,7 @@ def test_the_replay_button_queues_the_dead_delivery_once_and_logs_it(signed_in, 
     )
     assert resp.status_code == 303
     assert resp.headers["Location"] == f"/console/events/{event_id}?done=replayed:1"
-    assert states(signed_in)[delivery_id] == QUEUED
+    assert states(signed_in)[delivery_id] == "queued"
     shown = signed_in.get(resp.headers["Location"]).get_data(as_text=True)
     assert "Replayed 1 delivery" in shown and form not in shown
     again = signed_in.post(
@@ -112,10 +111,10 @@ def test_bulk_replay_takes_every_dead_delivery_the_filter_shows(signed_in, dead)
     assert resp.status_code == 303
     assert resp.headers["Location"] == f"/console/?q={one}&done=replayed:1"
     after = states(signed_in)
-    assert [after[d] for d in dead.values()] == [QUEUED, DEAD]
+    assert [after[d] for d in dead.values()] == ["queued", "dead"]
     resp = signed_in.post("/console/replay-dead", {"csrf": signed_in.csrf(), "state": "dead"})
     assert resp.headers["Location"] == "/console/?state=dead&done=replayed:1"
-    assert set(states(signed_in).values()) == {QUEUED, DELIVERED}
+    assert set(states(signed_in).values()) == {"queued", "delivered"}
     assert "replay-dead" not in signed_in.get("/console/").get_data(as_text=True)
     assert len(signed_in.store.console.actions(20)) == 2
 
@@ -125,7 +124,7 @@ def test_a_get_changes_nothing(signed_in, dead):
     resp = signed_in.get(f"/console/deliveries/{delivery_id}/replay")
     assert resp.status_code == 405 and resp.mimetype == "text/html"
     assert "POST" in resp.headers["Allow"]
-    assert states(signed_in)[delivery_id] == DEAD
+    assert states(signed_in)[delivery_id] == "dead"
 
 
 @pytest.mark.parametrize(
