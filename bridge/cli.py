@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bridge import __version__
 from bridge.cli_options import CONFIG_HELP, with_config
 from bridge.config.load import find_config_path, load_config
 from bridge.config.model import Config
 from bridge.errors import BridgeError, CliError, ConfigError, ListenError
+from bridge.states import DeliveryState, RunFilter, WatchState
+from bridge.version import __version__
 
 log = logging.getLogger("bridge.cli")
 
@@ -45,7 +46,12 @@ def _parser() -> argparse.ArgumentParser:
         "--threads", type=_positive, default=64, help="request threads per process (default 64)"
     )
     s.add_argument("--no-worker", action="store_true", help="accept only; deliver elsewhere")
-    with_config(sub.add_parser("worker", help="run the delivery worker alone"))
+    s = with_config(sub.add_parser("worker", help="run the delivery worker alone"))
+    s.add_argument(
+        "--burst",
+        action="store_true",
+        help="deliver what is due now, then exit (cron, one-shot jobs, draining a backlog)",
+    )
     with_config(sub.add_parser("check-config", help="validate the config and exit"))
 
     s = sub.add_parser("sign", help="print the X-Wandb-Signature W&B would send for a body")
@@ -69,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     s = with_config(ev.add_parser("list", help="the latest events and their deliveries"))
     s.add_argument(
         "--state",
-        choices=["queued", "in_flight", "delivered", "dead"],
+        choices=[s.value for s in DeliveryState],
         help="only events with a dispatch (not a notification nor a write-back) in this state",
     )
     s.add_argument(
@@ -77,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--run",
-        choices=["succeeded", "failed", "running", "no_run", "unknown"],
+        choices=[r.value for r in RunFilter],
         help="only events whose dispatches' workflow runs ended so",
     )
     s.add_argument(
@@ -104,7 +110,7 @@ def _positive(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from bridge.ops import logs
+    from bridge import logs
 
     logs.configure()
     try:
@@ -140,7 +146,7 @@ def _config(args: argparse.Namespace, *, warn: bool = False) -> Config:
             ]
         )
     config = load_config(path)
-    from bridge.ops import logs
+    from bridge import logs
 
     logs.configure(config.logging)
     if warn:
@@ -195,11 +201,25 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from bridge.delivery.build import build_worker
 
     worker = build_worker(config)
-    worker.store.migrate()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: worker.stop())
-    worker.run()
-    worker.store.close()
+    stops = (signal.SIGTERM, signal.SIGINT)
+    previous = {sig: signal.signal(sig, lambda *_: worker.stop()) for sig in stops}
+    try:
+        # A burst acts on what a bridge stored: it never creates a store, so a wrong
+        # store: fails instead of draining an empty one.
+        worker.store.migrate(create=not args.burst)
+        if args.burst:
+            attempts = worker.drain()
+            queued = worker.store.stats().by_state.get(DeliveryState.QUEUED, 0)
+            print(
+                f"made {attempts} delivery attempt(s); {queued} queued for later (retries "
+                "not due yet, or waiting for GitHub's rate limit)"
+            )
+        else:
+            worker.run()
+    finally:
+        worker.store.close()
+        for sig, handler in previous.items():  # as they were (an in-process caller's)
+            signal.signal(sig, handler)
     return 0
 
 
@@ -330,7 +350,7 @@ def _delivery_summary(d: Any) -> str:
     text = f"{d.id}:{d.state}"
     if d.runs:
         text += ":run=" + "+".join(_inert(r.conclusion or r.status or "?") for r in d.runs)
-    elif d.watch == "no_run":
+    elif d.watch == WatchState.NO_RUN:
         text += ":no_run_started"
     return text
 

@@ -26,7 +26,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -38,26 +38,11 @@ from bridge.delivery.outcomes import Announcer
 from bridge.delivery.retry import backoff, decide
 from bridge.delivery.senders import Sender
 from bridge.errors import DeliveryError, StoreUnavailable, TransientDeliveryError
+from bridge.logs import fields
 from bridge.metrics import Metrics
+from bridge.states import GITHUB_KINDS, AttemptOutcome, DeliveryKind, DeliveryState
 from bridge.store import SqlStore, Waiter
-from bridge.store.models import (
-    DEAD,
-    DELIVERED,
-    GAVE_UP,
-    GITHUB_KINDS,
-    NOTIFY,
-    OK,
-    RETRY,
-    WANDB,
-    WORKFLOW,
-    Attempt,
-    Claimed,
-    NewDelivery,
-    NewRun,
-    Watch,
-    target_name,
-)
-from bridge.text import printable
+from bridge.store.models import Attempt, Claimed, NewDelivery, NewRun, Watch, target_name
 
 if TYPE_CHECKING:
     from bridge.wandb.catchup_run import CatchUpRunner
@@ -69,7 +54,6 @@ BREAKER_MAX_PAUSE = 60.0
 PRUNE_EVERY = 300.0
 PRUNE_BATCH = 500  # events per prune: small batches keep write locks short
 BEAT_EVERY = 30.0  # seconds between the worker's heartbeats in the store (the console's Now)
-DRY_RUN = "dry_run"  # the outcome of an attempt that sent nothing (github.dry_run)
 ATTEMPT_SHARE = 0.5  # of the lease, the most an attempt may take; the rest is for recording
 RECORD_RETRY = 0.2  # seconds between tries to record an attempt while the store is down
 
@@ -120,8 +104,11 @@ class DeliveryWorker:
         self.rand = rand
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.github = Lane("github", GITHUB_KINDS, self.cfg.concurrency, True)
-        self.notifications = Lane("notify", (NOTIFY, WANDB), self.cfg.concurrency, False)
+        others = (DeliveryKind.NOTIFY, DeliveryKind.WANDB)
+        self.notifications = Lane("notify", others, self.cfg.concurrency, False)
+        self.lanes = (self.github, self.notifications)
         self._stopping = threading.Event()
+        self._follow_kick = threading.Event()  # a dispatch was recorded: runs to look for
         self._waiters: list[Waiter] = []  # each lane loop's wake-up line from the store
         self._lock = threading.Lock()
         self._paused_until = 0.0
@@ -150,9 +137,11 @@ class DeliveryWorker:
             error = TransientDeliveryError(f"internal error in the bridge ({type(exc).__name__})")
         now = self.clock()
         decision = decide(claimed, error, now, self.cfg, self.rand)
-        outcome = {DELIVERED: OK, DEAD: GAVE_UP}.get(decision.state, RETRY)
-        if self.sender.dry_run and decision.state == DELIVERED:
-            outcome = DRY_RUN
+        outcome = AttemptOutcome.RETRY  # a delivery that ends is named by its state
+        if decision.state in (DeliveryState.DELIVERED, DeliveryState.DEAD):
+            outcome = AttemptOutcome(decision.state)
+        if self.sender.dry_run and decision.state == DeliveryState.DELIVERED:
+            outcome = AttemptOutcome.DRY_RUN
             decision = replace(decision, reason="dry run: nothing was sent to GitHub")
         attempt = Attempt(
             claimed.attempt,
@@ -172,16 +161,18 @@ class DeliveryWorker:
         if held is None:
             return decision.state
         log.log(
-            logging.INFO if decision.state == DELIVERED else logging.WARNING,
-            "delivery attempt id=%s event=%s target=%s attempt=%d status=%s outcome=%s%s%s",
-            claimed.id,
-            claimed.event_id,
-            target_of(claimed),
-            claimed.attempt,
-            status,
-            outcome,
-            "" if decision.wait is None else f" retry_in={decision.wait:.1f}s",
-            "" if outcome == OK else f" reason={printable(decision.reason, 500)}",
+            logging.INFO if decision.state == DeliveryState.DELIVERED else logging.WARNING,
+            "delivery attempt",
+            extra=fields(
+                id=claimed.id,
+                event=claimed.event_id,
+                target=target_of(claimed),
+                attempt=claimed.attempt,
+                status=status,
+                outcome=outcome,
+                retry_in=None if decision.wait is None else round(decision.wait, 1),
+                reason=None if outcome == AttemptOutcome.DELIVERED else decision.reason,
+            ),
         )
         if not held:
             log.warning("delivery %s: lease lost to another worker before recording", claimed.id)
@@ -212,6 +203,8 @@ class DeliveryWorker:
                 )
                 if held and notices:
                     self.notifications.kick.set()  # queued for the notification lane
+                if held and watch is not None:
+                    self._follow_kick.set()  # the follower looks for its runs when due
                 return held
             except StoreUnavailable as exc:
                 if time.monotonic() >= give_up:
@@ -236,10 +229,11 @@ class DeliveryWorker:
         """What a dispatch's final state starts: the search for its runs (made from when
         the dispatch was sent: GitHub may create the run before it answers), and
         notifications."""
-        if claimed.kind not in GITHUB_KINDS or state not in (DELIVERED, DEAD):
+        final = state in (DeliveryState.DELIVERED, DeliveryState.DEAD)
+        if claimed.kind not in GITHUB_KINDS or not final:
             return None, []
         target = (claimed.event_id, claimed.repository, claimed.id, claimed.route)
-        if state == DEAD:
+        if state == DeliveryState.DEAD:
             return None, self.announce.notices("delivery_dead", *target, error=reason)
         watch = None
         if self.runs.follow and not self.sender.dry_run:
@@ -255,21 +249,38 @@ class DeliveryWorker:
                 None,
                 0,
             )
-        workflow = claimed.workflow if claimed.kind == WORKFLOW else None
+        workflow = claimed.workflow if claimed.kind == DeliveryKind.WORKFLOW else None
         return watch, self.announce.notices("delivered", *target, workflow=workflow)
 
-    def run_once(self) -> int:
-        """Claim what is due and deliver it in this thread (tests, ``events`` tooling)."""
-        batch = self.store.claim(self.owner, self.cfg.concurrency, self.cfg.lease, self.clock())
-        for claimed in batch:
-            self.deliver(claimed)
-        return len(batch)
+    def drain(self) -> int:
+        """Deliver what is due now in every lane, pass after pass, until a pass finds
+        nothing due (``worker --burst``); the number of attempts made.
+
+        Each pass claims what each lane's slots take, as :meth:`run` does, and lets the
+        run follower look at what is due, then waits for all of it: a notification that
+        an attempt queued goes out in the next pass. It never waits for time to pass: a
+        retry scheduled for later, or GitHub's lane held by a rate-limit pause or the
+        circuit breaker, is left to the next run of a worker."""
+        attempts = 0
+        # one pool for every pass: a store keeps a connection per thread until it closes
+        slots = len(self.lanes) * self.cfg.concurrency
+        with ThreadPoolExecutor(slots, thread_name_prefix="burst") as pool:
+            while not self._stopping.is_set():
+                now = self.clock()
+                sent = [f for lane in self.lanes for f in self._claim_into(pool, now, lane)]
+                wait(sent)
+                followed = self.follower.step() if self.follower is not None else 0
+                attempts += len(sent)
+                if not sent and not followed:
+                    break
+        return attempts
 
     # -- the loop -------------------------------------------------------------------------
 
     def stop(self) -> None:
         """Make ``run`` return soon (attempts in flight finish first); safe from any thread."""
         self._stopping.set()
+        self._follow_kick.set()
         for lane in (self.github, self.notifications):
             lane.kick.set()
         for waiter in list(self._waiters):
@@ -308,7 +319,8 @@ class DeliveryWorker:
         for thread in helpers:
             thread.start()
         log.info(
-            "delivery worker started owner=%s concurrency=%d", self.owner, self.cfg.concurrency
+            "delivery worker started",
+            extra=fields(owner=self.owner, concurrency=self.cfg.concurrency),
         )
         try:
             self._lane_loop(self.github, parent_pid, prune=True)
@@ -317,7 +329,7 @@ class DeliveryWorker:
             self.notifications.kick.set()
             for thread in helpers:
                 thread.join(timeout=self.cfg.lease + 5)
-        log.info("delivery worker stopped owner=%s", self.owner)
+        log.info("delivery worker stopped", extra=fields(owner=self.owner))
 
     def _lane_loop(self, lane: Lane, parent_pid: int | None, prune: bool = False) -> None:
         """Claim due work of ``lane``'s kinds into its slots until stopped.
@@ -375,8 +387,10 @@ class DeliveryWorker:
             log.info("pruned %d finished events older than retention.events", pruned)
 
     def _follow(self, follower: RunFollower, stop: threading.Event) -> None:
-        """The run follower's loop: look at what is due, then sleep until more is."""
+        """The run follower's loop: look at what is due, then sleep until more is, or
+        until a dispatch is recorded (its search may be due sooner than what was)."""
         while not stop.is_set():
+            self._follow_kick.clear()  # a kick from now on ends the coming wait
             try:
                 if follower.step():
                     self.notifications.kick.set()  # it may have queued run outcomes
@@ -388,7 +402,7 @@ class DeliveryWorker:
             except Exception:  # a bug must not stop following for good
                 log.exception("run follower: unexpected error; retrying")
                 wait = MAX_IDLE
-            stop.wait(wait)
+            self._follow_kick.wait(wait)
 
     def _track_health(self, error: DeliveryError | None, now: float) -> None:
         """The circuit breaker: GitHub failing one request after another (an outage, a
@@ -426,28 +440,33 @@ class DeliveryWorker:
             limit = 1 if self._streak >= BREAKER_AFTER else lane.concurrency
             return max(0, limit - lane.active)
 
-    def _claim_into(self, pool: ThreadPoolExecutor, now: float, lane: Lane | None = None) -> None:
+    def _claim_into(
+        self, pool: ThreadPoolExecutor, now: float, lane: Lane | None = None
+    ) -> list[Future[None]]:
+        """Claim what ``lane`` may take now into ``pool``: an attempt each."""
         lane = lane or self.github
         free = self.claim_budget(now, lane)
         if free <= 0:
-            return
+            return []
         if not lane.guarded:
             # Most of its wake-ups find nothing due: look (a read) before claiming (a
             # write, which would queue behind intake's for SQLite's one write lock).
             due = self.store.next_due(lane.kinds)
             if due is None or due > now:
-                return
+                return []
         shared = self.store.paused_until(self.credential, now) if lane.guarded else None
         if shared is not None:  # another worker hit the credential's rate limit
             with self._lock:
                 self._paused_until = max(
                     self._paused_until, min(shared, now + self.cfg.max_backoff)
                 )
-            return
+            return []
+        attempts = []
         for claimed in self.store.claim(self.owner, free, self.cfg.lease, now, lane.kinds):
             with self._lock:
                 lane.active += 1
-            pool.submit(self._run_one, claimed, lane)
+            attempts.append(pool.submit(self._run_one, claimed, lane))
+        return attempts
 
     def _run_one(self, claimed: Claimed, lane: Lane) -> None:
         try:

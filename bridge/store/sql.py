@@ -33,19 +33,12 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from bridge.errors import NotFound, StoreUnavailable
+from bridge.logs import fields
+from bridge.states import GITHUB_KINDS, AttemptOutcome, DeliveryState, Origin
 from bridge.store import catchup, console, retention, runs, wake
-from bridge.store.clauses import DELIVERY_COLS, FINISHED, GITHUB, PENDING
-from bridge.store.clauses import RUN_FILTERS as RUN_FILTERS
+from bridge.store.clauses import DELIVERY_COLS, FINISHED, GITHUB, PENDING, RUN_FILTERS
 from bridge.store.migrations import Script, run_script
 from bridge.store.models import (
-    ABANDONED,
-    CATCH_UP,
-    DEAD,
-    DELIVERED,
-    GITHUB_KINDS,
-    IN_FLIGHT,
-    QUEUED,
-    WEBHOOK,
     Accepted,
     Attempt,
     Claimed,
@@ -193,17 +186,15 @@ class SqlStore(abc.ABC):
             for version in range(current + 1, len(self.migrations) + 1):
                 run_script(tx, self.migrations[version - 1])
                 tx.run("INSERT INTO schema_version (version) VALUES (?)", (version,))
-
-    def schema_version(self) -> int:
-        with self._transaction(write=False) as tx:
-            return int(tx.run("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0)
+        if 0 < current < len(self.migrations):  # committed: say so, for the upgrade's record
+            log.info(
+                "store upgraded",
+                extra=fields(
+                    store=self._describe(), schema_from=current, schema_to=len(self.migrations)
+                ),
+            )
 
     # -- health -----------------------------------------------------------------------------
-
-    def ping(self) -> None:
-        """Raise StoreUnavailable unless the store can be read."""
-        with self._transaction(write=False) as tx:
-            tx.run("SELECT 1").fetchone()
 
     def check_writable(self, now: float) -> None:
         """Raise StoreUnavailable unless a write commits right now (readiness: would an
@@ -279,8 +270,8 @@ class SqlStore(abc.ABC):
                 "INSERT INTO changes (route, change, origin, event_id, seen_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (route, change) DO UPDATE "
                 "SET origin = excluded.origin, event_id = excluded.event_id, "
-                f"seen_at = excluded.seen_at WHERE changes.origin <> '{CATCH_UP}'",
-                (route, change, WEBHOOK, event.id, event.received_at),
+                f"seen_at = excluded.seen_at WHERE changes.origin <> '{Origin.CATCH_UP}'",
+                (route, change, Origin.WEBHOOK, event.id, event.received_at),
             ).rowcount
             == 1
         )
@@ -347,15 +338,17 @@ class SqlStore(abc.ABC):
                 ).fetchall()
             claimed = []
             for r in rows:
-                if r[8] == IN_FLIGHT:  # its worker died or hung: say so in the history
+                if r[8] == DeliveryState.IN_FLIGHT:  # its worker died or hung: say so
                     note = "no answer recorded before the lease ran out"
-                    lost = Attempt(r[5], now, now, None, ABANDONED, note, None, r[9] or "")
+                    lost = Attempt(
+                        r[5], now, now, None, AttemptOutcome.ABANDONED, note, None, r[9] or ""
+                    )
                     self._record(tx, r[0], lost)
                 tx.run(
                     "UPDATE deliveries SET state = ?, due_at = ?, lease_owner = ?, "
                     "attempts = attempts + 1, round_attempts = round_attempts + 1, "
                     "updated_at = ? WHERE event_id = ? AND id = ?",
-                    (IN_FLIGHT, now + lease, owner, now, r[1], r[0]),
+                    (DeliveryState.IN_FLIGHT, now + lease, owner, now, r[1], r[0]),
                 )
                 claimed.append(
                     Claimed(r[0], r[1], r[2], r[3], r[4], r[5] + 1, r[6] + 1, r[7], *r[10:15])
@@ -391,9 +384,10 @@ class SqlStore(abc.ABC):
         """
         with self._transaction() as tx:
             self._record(tx, claimed.id, attempt)
-            finished = attempt.finished_at if state in (DELIVERED, DEAD) else None
-            error = None if state == DELIVERED else attempt.response
-            lease = (claimed.event_id, claimed.id, owner, IN_FLIGHT)
+            final = state in (DeliveryState.DELIVERED, DeliveryState.DEAD)
+            finished = attempt.finished_at if final else None
+            error = None if state == DeliveryState.DELIVERED else attempt.response
+            lease = (claimed.event_id, claimed.id, owner, DeliveryState.IN_FLIGHT)
             tx.run(
                 "UPDATE deliveries SET state = ?, due_at = ?, lease_owner = NULL, "
                 "updated_at = ?, finished_at = ?, last_status = ?, last_error = ? "
@@ -405,7 +399,7 @@ class SqlStore(abc.ABC):
                 runs.start_watch(tx, watch, run, attempt.finished_at)
             for notice in notices if held else ():
                 insert_delivery(tx, claimed.event_id, notice, attempt.finished_at)
-            tx.queued = held and (state == QUEUED or bool(notices))
+            tx.queued = held and (state == DeliveryState.QUEUED or bool(notices))
             return held
 
     def next_due(self, kinds: Sequence[str] = ()) -> float | None:
@@ -445,7 +439,7 @@ class SqlStore(abc.ABC):
 
     def stats(self) -> Stats:
         with self._transaction(write=False) as tx:
-            by_state = {s: 0 for s in (QUEUED, IN_FLIGHT, DELIVERED, DEAD)}
+            by_state: dict[str, int] = {s: 0 for s in DeliveryState}
             for where in (*LANES, FINISHED):  # each counted in its own partial index
                 count = f"SELECT state, COUNT(*) FROM deliveries WHERE {where} GROUP BY state"
                 for state, n in tx.run(count).fetchall():
@@ -460,8 +454,8 @@ class SqlStore(abc.ABC):
         self, state: str | None = None, limit: int = 50, run: str | None = None
     ) -> list[Event]:
         """Newest first (ids sort by time). ``state``: only events with a dispatch (not a
-        notification nor a write-back) in that state; ``run``: only events with a run outcome (see
-        ``RUN_FILTERS``)."""
+        notification nor a write-back) in that state; ``run``: only events whose runs came to
+        that (a :class:`~bridge.states.RunFilter`)."""
         where, params = [], []
         if state is not None:
             where.append(
@@ -538,6 +532,6 @@ class SqlStore(abc.ABC):
             tx.run(  # row locks on their events keep a prune from deleting them meanwhile
                 "SELECT id FROM events WHERE id IN "
                 f"(SELECT event_id FROM deliveries WHERE state = ?) ORDER BY id{self._row_lock}",
-                (DEAD,),
+                (DeliveryState.DEAD,),
             ).fetchall()
-            return requeue(tx, "state = ?", (DEAD,), now)
+            return requeue(tx, "state = ?", (DeliveryState.DEAD,), now)

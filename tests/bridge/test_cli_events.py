@@ -26,19 +26,7 @@ from bridge.cli import _parser
 from bridge.errors import StoreUnavailable
 from bridge.ids import new_id
 from bridge.store import open_store
-from bridge.store.models import (
-    DEAD,
-    DELIVERED,
-    NOTIFY,
-    WANDB,
-    Attempt,
-    CaughtUp,
-    NewDelivery,
-    NewEvent,
-    NewRun,
-    PassResult,
-    Watch,
-)
+from bridge.store.models import Attempt, CaughtUp, NewDelivery, NewEvent, NewRun, PassResult, Watch
 
 T0 = 1_700_000_000.0
 CONFIG = "sources: {w: {allow_unauthenticated: true}}\ngithub: {dry_run: true}\n"
@@ -127,7 +115,7 @@ def _finish(store, now, outcome, **recorded):
     """Record the one due delivery's attempt as a worker would (``recorded``: the watch,
     run and notices that go with it)."""
     (c,) = store.claim("w", 1, 60, now)
-    attempt = Attempt(1, now, now, 204 if outcome == DELIVERED else 422, outcome, "ok", None, "w")
+    attempt = Attempt(1, now, now, 204 if outcome == "delivered" else 422, outcome, "ok", None, "w")
     assert store.finish(c, "w", attempt, outcome, now, **recorded)
     return c
 
@@ -153,11 +141,11 @@ def seeded(tmp_path):
         T0,
         T0,
     )
-    notice = NewDelivery(ntf_a, "r", "acme/svc", "delivered", "{}", kind=NOTIFY, notifier="n")
-    _finish(store, T0 + 1, DELIVERED, watch=watch, run=run, notices=[notice])
-    _finish(store, T0 + 2, DEAD)  # the notification
+    notice = NewDelivery(ntf_a, "r", "acme/svc", "delivered", "{}", kind="notify", notifier="n")
+    _finish(store, T0 + 1, "delivered", watch=watch, run=run, notices=[notice])
+    _finish(store, T0 + 2, "dead")  # the notification
     store.accept(event_b, [NewDelivery(dlv_b, "r", "acme/svc", "DEPLOY", "{}")], 600)
-    _finish(store, T0 + 11, DEAD)
+    _finish(store, T0 + 11, "dead")
     store.close()
     return config(tmp_path, url), {"a": a, "b": b, "dlv_a": dlv_a, "ntf_a": ntf_a, "dlv_b": dlv_b}
 
@@ -292,7 +280,9 @@ def test_events_show_and_list_json_name_the_origin_and_a_write_back(tmp_path):
     store.migrate()
     eid, found = _event(T0, b'{"event_type": "LINK_MODEL"}')
     payload = '{"aliases": ["ok"]}'
-    back = NewDelivery(new_id("wbk", T0), "r", "ent/reg/model:v3", "run_succeeded", payload, WANDB)
+    back = NewDelivery(
+        new_id("wbk", T0), "r", "ent/reg/model:v3", "run_succeeded", payload, "wandb"
+    )
     change = "LINK_MODEL|reg/model|QXJ0|"
     assert store.catchup.record(PassResult(caught_up=(CaughtUp(found, (back,), "r", change),)), T0)
     webhook, plain = _event(T0 + 1, b"{}")

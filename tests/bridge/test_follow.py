@@ -16,13 +16,7 @@ from bridge.delivery.senders import Sent
 from bridge.delivery.worker import DeliveryWorker
 from bridge.errors import PermanentDeliveryError
 from bridge.metrics import Metrics
-from bridge.store.models import (
-    WORKFLOW,
-    NewDelivery,
-    NewEvent,
-    NewRun,
-    Watch,
-)
+from bridge.store.models import NewDelivery, NewEvent, NewRun, Watch
 from tests.bridge.fakeclock import T0, Clock
 
 
@@ -156,7 +150,7 @@ def notifications(store):
 def test_a_dispatch_run_is_found_by_its_event_id_and_followed_to_its_end(store_factory):
     clock = Clock()
     store, worker, follower, github = setup(store_factory, clock)
-    worker.run_once()  # delivered: the search begins, "delivered" is announced
+    worker.drain()  # delivered: the search begins, "delivered" is announced
     assert [n[0] for n in notifications(store)] == ["delivered"]
     github.runs[1] = run_obj(1, "Deploy something else (evt_0)")
     clock.now += 10
@@ -188,7 +182,7 @@ def test_a_dispatch_run_is_found_by_its_event_id_and_followed_to_its_end(store_f
 def test_a_dispatch_that_starts_no_run_is_recorded_and_announced(store_factory):
     clock = Clock()
     store, worker, follower, github = setup(store_factory, clock)
-    worker.run_once()
+    worker.drain()
     for _ in range(40):  # keep looking until the window closes
         clock.now += 30
         follower.step()
@@ -204,7 +198,7 @@ def test_a_workflow_dispatch_follows_the_run_github_named(store_factory):
     clock = Clock()
     named = NewRun(99, "deploy.yml", "https://github.example/r/99", "queued", None, None, None)
     store, worker, follower, github = setup(store_factory, clock, OneShotSender(named))
-    worker.run_once()
+    worker.drain()
     d = store.get_event("evt_1").deliveries[0]
     assert d.watch == "done" and [r.run_id for r in d.runs] == [99]
     github.runs[99] = run_obj(
@@ -222,7 +216,7 @@ def test_a_run_not_concluded_in_time_is_given_up(store_factory):
     clock = Clock()
     named = NewRun(5, "deploy.yml", None, "queued", None, None, None)
     store, worker, follower, github = setup(store_factory, clock, OneShotSender(named))
-    worker.run_once()
+    worker.drain()
     github.runs[5] = run_obj(5, "Deploy", status="in_progress", event="workflow_dispatch")
     clock.now += 3601 + 60
     follower.step()
@@ -236,7 +230,7 @@ def test_the_hourly_budget_is_never_exceeded(store_factory):
     _store, worker, follower, github = setup(
         store_factory, clock, runs={"max_requests_per_hour": 3, "no_run_after": "2h"}
     )
-    worker.run_once()
+    worker.drain()
     for _ in range(30):
         clock.now += 60
         follower.step()
@@ -256,7 +250,7 @@ def test_permission_errors_end_the_search_without_a_false_no_run(store_factory):
         )
 
     github.list_runs = forbidden
-    worker.run_once()
+    worker.drain()
     clock.now += 30
     follower.step()
     d = store.get_event("evt_1").deliveries[0]
@@ -287,7 +281,7 @@ DEPLOY = ".github/workflows/deploy.yml"
     ],
 )
 def test_a_workflow_run_matches_its_file_and_ref(workflow, ref, obj, expected):
-    w = Watch("d", "evt_1", "acme/svc", WORKFLOW, workflow, ref, T0, T0 + 300, None, 0)
+    w = Watch("d", "evt_1", "acme/svc", "workflow", workflow, ref, T0, T0 + 300, None, 0)
     run = {"event": "workflow_dispatch", "created_at": iso(T0), **obj}
     assert matches(w, run) is expected
 
@@ -305,7 +299,7 @@ def test_a_workflow_run_matches_its_file_and_ref(workflow, ref, obj, expected):
     ],
 )
 def test_a_run_from_before_the_dispatch_or_another_event_never_matches(over, expected):
-    w = Watch("d", "evt_1", "acme/svc", WORKFLOW, "deploy.yml", "main", T0, T0 + 300, None, 0)
+    w = Watch("d", "evt_1", "acme/svc", "workflow", "deploy.yml", "main", T0, T0 + 300, None, 0)
     run = {"event": "workflow_dispatch", "created_at": iso(T0), "path": DEPLOY}
     assert matches(w, {**run, "head_branch": "main", **over}) is expected
 
@@ -326,8 +320,7 @@ def test_one_listing_serves_every_dispatch_to_a_repository(store_factory):
             [NewDelivery(f"dlv_{i}", "deploy", "acme/svc", "DEPLOY", "{}")],
             600,
         )
-    while worker.run_once():
-        pass
+    worker.drain()
     github.runs[3] = run_obj(3, "Deploy (evt_3)")
     github.runs[5] = run_obj(5, "Deploy (evt_5)")
     clock.now += 10
@@ -345,7 +338,7 @@ def accept(store, clock, n, first=2, kind="dispatch"):
     bridge's are: none is a part of another)."""
     for i in range(first, first + n):
         body = f'{{"n": {i}}}'.encode()
-        workflow = {"workflow": "deploy.yml", "ref": "main"} if kind == WORKFLOW else {}
+        workflow = {"workflow": "deploy.yml", "ref": "main"} if kind == "workflow" else {}
         store.accept(
             NewEvent(
                 f"evt_{i:05d}",
@@ -364,11 +357,6 @@ def eid(i):
     return "evt_1" if i == 1 else f"evt_{i:05d}"
 
 
-def deliver_all(worker):
-    while worker.run_once():
-        pass
-
-
 def outcomes_of(store, event_id):
     event = store.get_event(event_id)
     return [d.event_type for d in event.deliveries if d.kind == "notify"]
@@ -383,7 +371,7 @@ def test_a_busy_repository_is_searched_page_by_page_and_gives_no_false_no_run(st
     runs = {"no_run_after": "60s", "max_requests_per_hour": 10_000}
     store, worker, follower, github = setup(store_factory, clock, runs=runs)
     accept(store, clock, 249)  # 250 dispatches to one repository, 3 pages of runs
-    deliver_all(worker)
+    worker.drain()
     for i in range(1, 251):
         github.runs[i] = run_obj(i, f"Deploy ({eid(i)})", created=T0 + i % 2)
     for _ in range(12):
@@ -401,7 +389,7 @@ def test_a_search_cut_short_by_the_budget_never_ends_in_no_run(store_factory):
     store, worker, follower, github = setup(
         store_factory, clock, runs={"no_run_after": "30s", "max_requests_per_hour": 1}
     )
-    deliver_all(worker)
+    worker.drain()
     clock.now += 5  # newer runs fill the first page; evt_1's is on page 2
     for i in range(100, 201):
         github.runs[i] = run_obj(i, f"Someone else's (evt_x{i})", created=clock.now)
@@ -424,12 +412,12 @@ def test_without_run_details_a_run_from_before_the_dispatch_is_never_attributed(
     store, worker, follower, github = setup(store_factory, clock, runs={"no_run_after": "60s"})
     store.accept(  # a workflow dispatch on a server without run details
         NewEvent("evt_w", "w", "/webhooks/w", clock.now, b"{}", hashlib.sha256(b"{}").hexdigest()),
-        [NewDelivery("dlv_w", "deploy", "acme/svc", "X", "{}", WORKFLOW, "deploy.yml", "main")],
+        [NewDelivery("dlv_w", "deploy", "acme/svc", "X", "{}", "workflow", "deploy.yml", "main")],
         600,
     )
     manual = run_obj(9, "Deploy", event="workflow_dispatch", created=T0 - 30, actor="dev")
     github.runs[9] = manual  # a developer's manual run, 30 s before the dispatch
-    deliver_all(worker)
+    worker.drain()
     for _ in range(10):
         clock.now += 10
         follower.step()
@@ -440,11 +428,11 @@ def test_without_run_details_a_run_from_before_the_dispatch_is_never_attributed(
 def test_without_run_details_two_dispatches_get_two_runs_in_order(store_factory):
     clock = Clock()
     store, worker, follower, github = setup(store_factory, clock, runs={"no_run_after": "60s"})
-    accept(store, clock, 1, first=2, kind=WORKFLOW)
-    deliver_all(worker)
+    accept(store, clock, 1, first=2, kind="workflow")
+    worker.drain()
     clock.now += 5
-    accept(store, clock, 1, first=3, kind=WORKFLOW)
-    deliver_all(worker)
+    accept(store, clock, 1, first=3, kind="workflow")
+    worker.drain()
     github.runs[20] = run_obj(20, "Deploy", event="workflow_dispatch", created=T0)
     github.runs[21] = run_obj(21, "Deploy", event="workflow_dispatch", created=T0 + 5)
     for _ in range(3):
@@ -456,14 +444,14 @@ def test_without_run_details_two_dispatches_get_two_runs_in_order(store_factory)
 def test_without_run_details_a_later_dispatch_never_takes_an_earlier_ones_run(store_factory):
     clock = Clock()
     store, worker, follower, github = setup(store_factory, clock, runs={"no_run_after": "60s"})
-    accept(store, clock, 1, first=2, kind=WORKFLOW)
-    deliver_all(worker)
+    accept(store, clock, 1, first=2, kind="workflow")
+    worker.drain()
     github.runs[20] = run_obj(20, "Deploy", event="workflow_dispatch", created=T0)
     clock.now += 10
     follower.step()  # evt_2 has its run
     clock.now += 1
-    accept(store, clock, 1, first=3, kind=WORKFLOW)  # 11 s later; its run is not there yet
-    deliver_all(worker)
+    accept(store, clock, 1, first=3, kind="workflow")  # 11 s later; its run is not there yet
+    worker.drain()
     clock.now += 10
     follower.step()
     assert (run_ids(store, "evt_00002"), run_ids(store, "evt_00003")) == ([20], [])
@@ -476,13 +464,13 @@ def test_without_run_details_a_later_dispatch_never_takes_an_earlier_ones_run(st
 def test_without_run_details_a_run_by_another_actor_is_never_attributed(store_factory):
     clock = Clock()
     store, worker, follower, github = setup(store_factory, clock, runs={"no_run_after": "60s"})
-    deliver_all(worker)  # evt_1, a repository dispatch: its run shows the bridge's actor
+    worker.drain()  # evt_1, a repository dispatch: its run shows the bridge's actor
     github.runs[1] = run_obj(1, "Deploy (evt_1)", created=T0)
     clock.now += 10
     follower.step()
     assert run_ids(store, "evt_1") == [1]
-    accept(store, clock, 1, first=2, kind=WORKFLOW)
-    deliver_all(worker)
+    accept(store, clock, 1, first=2, kind="workflow")
+    worker.drain()
     # a developer starts the same workflow on the same ref in the same second
     github.runs[30] = run_obj(30, "Deploy", event="workflow_dispatch", created=T0 + 10, actor="dev")
     clock.now += 10
@@ -498,7 +486,7 @@ def test_a_304_never_stands_for_pages_that_were_not_read(store_factory):
     clock = Clock()
     runs = {"no_run_after": "30s", "max_requests_per_hour": 2}
     store, worker, follower, github = setup(store_factory, clock, runs=runs)
-    deliver_all(worker)
+    worker.drain()
     clock.now += 5  # 200 newer runs: evt_1's is on page 3
     for i in range(100, 300):
         github.runs[i] = run_obj(i, f"Someone else's (evt_x{i})", created=clock.now)
@@ -527,7 +515,7 @@ def test_a_run_belongs_to_one_dispatch_only_in_the_store(store_factory):
     clock = Clock()
     store, worker, _follower, _github = setup(store_factory, clock)
     accept(store, clock, 1)
-    deliver_all(worker)
+    worker.drain()
     watches = store.runs.claim_watches("w1", 10, 30, clock.now + 100)
     run = NewRun(5, "Deploy", None, "queued", None, T0, T0)
     for w in watches:
@@ -551,7 +539,7 @@ def test_a_5000_event_burst_to_one_repository_yields_no_false_outcome(tmp_path):
     runs = {"max_requests_per_hour": 15_000}
     store, worker, follower, github = setup(factory, clock, runs=runs)
     accept(store, clock, 4999)
-    deliver_all(worker)
+    worker.drain()
     for i in range(1, 5001):  # GitHub starts them over the next minute
         title = f"Deploy ({eid(i)})"
         github.runs[i] = run_obj(i, title, "completed", "success", created=T0 + i // 100)
@@ -592,8 +580,8 @@ def test_a_store_with_a_run_attributed_twice_keeps_it_for_its_first_dispatch(sto
 def test_a_run_another_replica_attributed_first_leaves_the_search_open(store_factory):
     clock = Clock()
     store, worker, _follower, _github = setup(store_factory, clock)
-    accept(store, clock, 1, kind=WORKFLOW)
-    deliver_all(worker)
+    accept(store, clock, 1, kind="workflow")
+    worker.drain()
     first, second = store.runs.claim_watches("w1", 10, 30, clock.now + 100)
     run = NewRun(5, "Deploy", None, "queued", None, T0, T0)
     for w in (first, second):
@@ -606,11 +594,11 @@ def test_a_run_another_replica_attributed_first_leaves_the_search_open(store_fac
 def test_without_run_details_dispatches_a_second_apart_get_two_runs_in_order(store_factory):
     clock = Clock()
     store, worker, follower, github = setup(store_factory, clock, runs={"no_run_after": "60s"})
-    accept(store, clock, 1, first=2, kind=WORKFLOW)
-    deliver_all(worker)
+    accept(store, clock, 1, first=2, kind="workflow")
+    worker.drain()
     clock.now += 1
-    accept(store, clock, 1, first=3, kind=WORKFLOW)
-    deliver_all(worker)
+    accept(store, clock, 1, first=3, kind="workflow")
+    worker.drain()
     github.runs[20] = run_obj(20, "Deploy", event="workflow_dispatch", created=T0)
     github.runs[21] = run_obj(21, "Deploy", event="workflow_dispatch", created=T0 + 1)
     clock.now += 10

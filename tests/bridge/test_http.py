@@ -99,12 +99,12 @@ def test_wandb_answers_are_capped_and_bounded_in_time():
 
 def test_a_notify_receiver_with_an_endless_error_page_fails_with_its_start():
     from bridge.config.model import Notifier
-    from bridge.store.models import NOTIFY, Claimed
+    from bridge.store.models import Claimed
 
     with Hostile("endless", status=500) as server:
         n = Notifier("ops", ("run_failed",), "webhook", Secret(server.url))
         sender = NotifySender({"ops": n}, http.new_session(), 30, time.time)
-        claimed = Claimed("dlv_1", "evt_1", "a/b", "E", "{}", 1, 1, 0.0, NOTIFY, notifier="ops")
+        claimed = Claimed("dlv_1", "evt_1", "a/b", "E", "{}", 1, 1, 0.0, "notify", notifier="ops")
         with pytest.raises(TransientDeliveryError) as caught:
             sender.send(claimed)
         assert caught.value.status == 500 and len(caught.value.message) < 1000

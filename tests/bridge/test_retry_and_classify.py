@@ -9,7 +9,7 @@ from bridge.config.model import DeliveryConfig
 from bridge.delivery.github import classify, github_message
 from bridge.delivery.retry import backoff, decide
 from bridge.errors import PermanentDeliveryError, TransientDeliveryError
-from bridge.store.models import DEAD, DELIVERED, QUEUED, Claimed
+from bridge.store.models import Claimed
 
 NOW = 1_700_000_000.0
 
@@ -29,7 +29,7 @@ def test_backoff_grows_from_about_five_seconds_to_the_cap():
 
 def test_decide_delivered_dead_and_retry():
     cfg = DeliveryConfig()
-    assert decide(claimed(), None, NOW, cfg, lambda: 0.5).state == DELIVERED
+    assert decide(claimed(), None, NOW, cfg, lambda: 0.5).state == "delivered"
     dead = decide(
         claimed(),
         PermanentDeliveryError("GitHub answered 404: Not Found", 404),
@@ -37,23 +37,23 @@ def test_decide_delivered_dead_and_retry():
         cfg,
         lambda: 0.5,
     )
-    assert dead.state == DEAD and "Not Found" in dead.reason
+    assert dead.state == "dead" and "Not Found" in dead.reason
     retry = decide(claimed(), TransientDeliveryError("502", 502), NOW, cfg, lambda: 0.5)
-    assert retry.state == QUEUED and retry.due_at == NOW + 5
+    assert retry.state == "queued" and retry.due_at == NOW + 5
 
 
 def test_github_times_are_lower_bounds():
     cfg = DeliveryConfig()
     err = TransientDeliveryError("limited", 403, not_before=NOW + 900)
     d = decide(claimed(), err, NOW, cfg, lambda: 0.5)
-    assert d.state == QUEUED and d.due_at == NOW + 900
+    assert d.state == "queued" and d.due_at == NOW + 900
 
 
 def test_gives_up_after_max_attempts_or_max_age():
     cfg = DeliveryConfig(max_attempts=3, max_age=60)
-    assert decide(claimed(3), TransientDeliveryError("x"), NOW, cfg, lambda: 0.5).state == DEAD
+    assert decide(claimed(3), TransientDeliveryError("x"), NOW, cfg, lambda: 0.5).state == "dead"
     late = decide(claimed(1, started=NOW - 58), TransientDeliveryError("x"), NOW, cfg, lambda: 0.5)
-    assert late.state == DEAD and "max_age" in late.reason
+    assert late.state == "dead" and "max_age" in late.reason
 
 
 @pytest.mark.parametrize("status", [400, 401, 404, 410, 422])

@@ -3,8 +3,10 @@
 import hashlib
 import os
 import socket
+import sqlite3
 import threading
 import time
+from contextlib import closing
 
 import psycopg
 import pytest
@@ -12,16 +14,7 @@ import pytest
 from bridge.errors import NotFound, StoreUnavailable
 from bridge.ids import new_id
 from bridge.store import open_store
-from bridge.store.models import (
-    ABANDONED,
-    DEAD,
-    DELIVERED,
-    IN_FLIGHT,
-    QUEUED,
-    Attempt,
-    NewDelivery,
-    NewEvent,
-)
+from bridge.store.models import Attempt, NewDelivery, NewEvent
 from bridge.store.postgres import PostgresStore
 
 T0 = 1_700_000_000.0
@@ -37,10 +30,20 @@ def delivery(did, repo="acme/svc"):
     return NewDelivery(did, "route", repo, "DEPLOY", '{"k":"v"}')
 
 
-def test_migrate_is_idempotent_and_versioned(store):
+def schema_version(store_url):
+    """The version a store was migrated to, as a connection of the test's own reads it."""
+    query = "SELECT MAX(version) FROM schema_version"
+    if store_url.startswith("sqlite:///"):
+        with closing(sqlite3.connect(store_url.removeprefix("sqlite:///"))) as conn:
+            return conn.execute(query).fetchone()[0]
+    with psycopg.connect(store_url) as conn:
+        return conn.execute(query).fetchone()[0]
+
+
+def test_migrate_is_idempotent_and_versioned(store, store_url):
     store.migrate()
     store.migrate()
-    assert store.schema_version() == len(store.migrations)
+    assert schema_version(store_url) == len(store.migrations)
 
 
 def test_accept_then_claim_deliver(store):
@@ -54,10 +57,10 @@ def test_accept_then_claim_deliver(store):
     )
     assert store.claim("w2", 10, 60, T0 + 2) == []  # leased to w1
     ok = Attempt(1, T0 + 1, T0 + 2, 204, "delivered", "delivered", None, "w1")
-    assert store.finish(c, "w1", ok, DELIVERED, T0 + 2)
+    assert store.finish(c, "w1", ok, "delivered", T0 + 2)
     ev = store.get_event("evt_1")
     (d,) = ev.deliveries
-    assert d.state == DELIVERED and d.attempts == 1 and d.history[0].status == 204
+    assert d.state == "delivered" and d.attempts == 1 and d.history[0].status == 204
     assert ev.body == b'{"a": 1}'
 
 
@@ -87,7 +90,7 @@ def test_dedupe_is_per_request_path(store):
     assert accept("evt_a2", SVC_A, T0 + 5).duplicate_of == "evt_a"
     assert accept("evt_b2", SVC_B, T0 + 6).duplicate_of == "evt_b"
     assert {e.id for e in store.list_events(None, 10)} == {"evt_a", "evt_b", "evt_w"}
-    assert store.stats().by_state[QUEUED] == 3
+    assert store.stats().by_state["queued"] == 3
 
 
 def test_concurrent_identical_accepts_store_one_per_path(store_factory):
@@ -118,7 +121,7 @@ def test_retry_schedule_and_expired_lease(store):
     store.accept(event("evt_1"), [delivery("dlv_1")], 600)
     (c,) = store.claim("w1", 1, 30, T0)
     retry = Attempt(1, T0, T0, 502, "retry", "GitHub answered 502", 5.0, "w1")
-    store.finish(c, "w1", retry, QUEUED, T0 + 5)
+    store.finish(c, "w1", retry, "queued", T0 + 5)
     assert store.claim("w1", 1, 30, T0 + 4) == []
     assert store.next_due() == T0 + 5
     (c2,) = store.claim("w1", 1, 30, T0 + 5)
@@ -128,13 +131,13 @@ def test_retry_schedule_and_expired_lease(store):
     (c3,) = store.claim("w2", 1, 30, T0 + 36)
     assert c3.attempt == 3
     late = Attempt(2, T0 + 5, T0 + 40, 204, "delivered", "delivered", None, "w1")
-    assert not store.finish(c2, "w1", late, DELIVERED, T0 + 40)  # lease lost
+    assert not store.finish(c2, "w1", late, "delivered", T0 + 40)  # lease lost
     (d,) = store.get_event("evt_1").deliveries
-    assert d.state == IN_FLIGHT
+    assert d.state == "in_flight"
     # every attempt is on record: the abandoned lease (w1's) and w1's late answer alike
     assert [(a.attempt, a.outcome, a.worker) for a in d.history] == [
         (1, "retry", "w1"),
-        (2, ABANDONED, "w1"),
+        (2, "abandoned", "w1"),
         (2, "delivered", "w1"),
     ]
 
@@ -142,10 +145,10 @@ def test_retry_schedule_and_expired_lease(store):
 def test_dead_and_replay(store):
     store.accept(event("evt_1"), [delivery("dlv_1"), delivery("dlv_2", "acme/other")], 600)
     for c in store.claim("w", 10, 60, T0):
-        store.finish(c, "w", Attempt(1, T0, T0, 404, "dead", "Not Found", None, "w"), DEAD, T0)
-    assert store.stats().by_state[DEAD] == 2
-    assert [e.id for e in store.list_events(DEAD, 10)] == ["evt_1"]
-    assert store.list_events(QUEUED, 10) == []
+        store.finish(c, "w", Attempt(1, T0, T0, 404, "dead", "Not Found", None, "w"), "dead", T0)
+    assert store.stats().by_state["dead"] == 2
+    assert [e.id for e in store.list_events("dead", 10)] == ["evt_1"]
+    assert store.list_events("queued", 10) == []
     assert sorted(store.replay_dead(T0 + 1)) == ["dlv_1", "dlv_2"]
     claimed = store.claim("w", 10, 60, T0 + 1)
     assert {c.round_attempts for c in claimed} == {1} and {c.attempt for c in claimed} == {2}
@@ -159,7 +162,7 @@ def test_stats_and_list_order(store):
         store.accept(event(f"evt_{i}", body=b"%d" % i, at=T0 + i), [delivery(f"dlv_{i}")], 600)
     assert [e.id for e in store.list_events(None, 2)] == ["evt_2", "evt_1"]
     stats = store.stats()
-    assert stats.by_state[QUEUED] == 3 and stats.oldest_queued_at == T0
+    assert stats.by_state["queued"] == 3 and stats.oldest_queued_at == T0
 
 
 def test_prune_dedupe_forgets_old_rows_only(store):
@@ -205,11 +208,23 @@ def test_a_pause_is_shared_and_keeps_the_later_end(store_factory):
     assert a.paused_until("token:2", T0) is None  # per credential
 
 
-def test_check_writable_commits_a_heartbeat(store):
+def _beat_at(store_url):
+    """The heartbeat as another connection sees it: only what was committed."""
+    query = "SELECT beat_at FROM heartbeat WHERE id = 1"
+    if store_url.startswith("sqlite:///"):
+        with closing(sqlite3.connect(store_url.removeprefix("sqlite:///"))) as conn:
+            return conn.execute(query).fetchone()[0]
+    with psycopg.connect(store_url) as conn:
+        return conn.execute(query).fetchone()[0]
+
+
+def test_check_writable_commits_a_heartbeat(store, store_url):
     store.check_writable(T0)
+    assert _beat_at(store_url) == T0
     store.check_writable(T0 + 1)
+    assert _beat_at(store_url) == T0 + 1
     store.accept(event("evt_1"), [delivery("dlv_1")], 600)  # and leaves the store as it was
-    assert store.stats().by_state[QUEUED] == 1
+    assert store.stats().by_state["queued"] == 1
 
 
 # -- migrations ---------------------------------------------------------------------------
@@ -225,19 +240,19 @@ def test_an_older_store_migrates_with_its_rows(store_url, start):
         latest = store.migrations
         store.migrations = latest[:start]
         store.migrate()
-        assert store.schema_version() == start
+        assert schema_version(store_url) == start
         _insert_old_rows(store)
         store.migrations = latest
         store.migrate()
-        assert store.schema_version() == len(latest)
-        assert store.stats().by_state == {QUEUED: 1, IN_FLIGHT: 0, DELIVERED: 1, DEAD: 1}
+        assert schema_version(store_url) == len(latest)
+        assert store.stats().by_state == {"queued": 1, "in_flight": 0, "delivered": 1, "dead": 1}
         # the old dedupe row now has evt_1's path: a repeat there is a duplicate ...
         again = store.accept(event("evt_9", b"same", at=T0 + 10, endpoint=SVC_A), [], 600)
         assert again.duplicate_of == "evt_1"
         # ... the same body to another path is an event of its own
         other = store.accept(event("evt_8", b"same", at=T0 + 10, endpoint=SVC_B), [], 600)
         assert other.duplicate_of is None
-        assert [e.id for e in store.list_events(DEAD, 10)] == ["evt_1"]
+        assert [e.id for e in store.list_events("dead", 10)] == ["evt_1"]
         assert store.replay_dead(T0 + 1) == ["dlv_3"]
         assert [c.id for c in store.claim("w", 10, 60, T0 + 1)] == ["dlv_1", "dlv_3"]
         store.check_writable(T0 + 2)
@@ -261,9 +276,9 @@ def _insert_old_rows(store):
             ("wandb", digest, "evt_1", T0),
         )
         for did, state, finished in (
-            ("dlv_1", QUEUED, None),
-            ("dlv_2", DELIVERED, T0),
-            ("dlv_3", DEAD, T0),
+            ("dlv_1", "queued", None),
+            ("dlv_2", "delivered", T0),
+            ("dlv_3", "dead", T0),
         ):
             tx.run(
                 "INSERT INTO deliveries (id, event_id, route, repository, event_type, "
@@ -298,14 +313,14 @@ def test_replicas_migrate_at_once(store_url):
     for t in threads:
         t.join()
     try:
-        assert errors == [] and {s.schema_version() for s in stores} == {len(stores[0].migrations)}
+        assert errors == [] and schema_version(store_url) == len(stores[0].migrations)
     finally:
         for s in stores:
             s.close()
 
 
 def test_store_works_in_a_forked_child_and_after(store):
-    store.ping()
+    store.stats()  # connected
     pid = os.fork()
     if pid == 0:  # the child: its own connection; closing must not end the parent's
         code = 1
@@ -339,14 +354,14 @@ def test_postgres_claim_skips_rows_locked_by_another_replica(store, postgres_url
 @pytest.mark.postgres
 @on_postgres
 def test_postgres_reconnects_after_the_connection_breaks(store, postgres_url):
-    store.ping()
+    store.stats()  # connected
     with psycopg.connect(postgres_url, autocommit=True) as admin:
         admin.execute(
             "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
     # the pool tests a connection before lending it: the dead one is replaced, unseen
-    store.ping()
+    store.stats()
     store.check_writable(T0)
 
 
@@ -376,7 +391,7 @@ def test_postgres_unreachable_is_store_unavailable_without_the_password():
         port = s.getsockname()[1]
     store = PostgresStore(f"postgresql://bridge:pw-s3cr3t@127.0.0.1:{port}/bridgedb")
     try:
-        for check in (store.ping, lambda: store.check_writable(T0)):
+        for check in (store.stats, lambda: store.check_writable(T0)):
             with pytest.raises(StoreUnavailable) as info:
                 check()
             assert f"127.0.0.1:{port}/bridgedb" in str(info.value)
@@ -459,3 +474,29 @@ def test_prune_removes_only_finished_events_past_retention(store):
         store.get_event(ids["old_empty"])
     assert store.get_event(ids["old_queued"]).deliveries[0].state == "in_flight"
     assert store.get_event(ids["new_done"])
+
+
+def test_an_upgrade_of_the_schema_is_logged_once_committed(tmp_path, caplog):
+    """An operator's record of an upgrade: one "store upgraded" line with both versions,
+    and none when the schema was already current or created anew."""
+    from bridge.logs import fields_of
+
+    url = f"sqlite:///{tmp_path}/bridge.db"
+    older = open_store(url)
+    latest = len(older.migrations)
+    older.migrations = older.migrations[:-1]
+    with caplog.at_level("INFO", logger="bridge.store"):
+        older.migrate()  # created anew at the version before: no upgrade to report
+        older.close()
+        store = open_store(url)
+        store.migrate()
+        store.migrate()  # already current: nothing more
+        store.close()
+    upgraded = [r for r in caplog.records if r.getMessage() == "store upgraded"]
+    assert len(upgraded) == 1
+    assert fields_of(upgraded[0]) == {
+        "store": fields_of(upgraded[0])["store"],
+        "schema_from": latest - 1,
+        "schema_to": latest,
+    }
+    assert "bridge.db" in str(fields_of(upgraded[0])["store"])

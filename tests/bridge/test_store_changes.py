@@ -10,14 +10,6 @@ import pytest
 from bridge.ids import new_id
 from bridge.store import open_store
 from bridge.store.models import (
-    CATCH_UP,
-    DELIVERED,
-    DISPATCH,
-    NOTIFY,
-    QUEUED,
-    WANDB,
-    WEBHOOK,
-    WORKFLOW,
     Attempt,
     CaughtUp,
     CollectionSeen,
@@ -26,25 +18,26 @@ from bridge.store.models import (
     PassResult,
     target_name,
 )
+from tests.bridge.test_store import schema_version
 
 T0 = 1_700_000_000.0
 CHANGE = "ADD_ARTIFACT_ALIAS|reg/model|QXJ0aWZhY3Q6MQ==|production"
 ITEM = "QXJ0aWZhY3Q6MQ==|alias|production"
 
 
-def event(eid, body=None, at=T0, origin=WEBHOOK):
+def event(eid, body=None, at=T0, origin="webhook"):
     body = body if body is not None else eid.encode()  # no two bodies alike: no dedupe
     digest = hashlib.sha256(body).hexdigest()
     return NewEvent(eid, "wandb", "/webhooks/wandb", at, body, digest, origin)
 
 
-def delivery(did, route="deploy", kind=DISPATCH):
+def delivery(did, route="deploy", kind="dispatch"):
     return NewDelivery(did, route, "acme/svc", "DEPLOY", '{"k": "v"}', kind=kind)
 
 
 def caught_up(eid, did, route="deploy", change=CHANGE, echoes=(), at=T0):
     return CaughtUp(
-        event(eid, at=at, origin=WEBHOOK), (delivery(did, route),), route, change, echoes
+        event(eid, at=at, origin="webhook"), (delivery(did, route),), route, change, echoes
     )
 
 
@@ -69,8 +62,8 @@ def test_a_change_catch_up_dispatched_drops_that_routes_delivery_only(store):
     assert queued(store) == ["dlv_2", "dlv_c"]
     # the webhook's event is kept, with the delivery of the other route only
     webhook = store.get_event("evt_w")
-    assert webhook.origin == WEBHOOK and [d.id for d in webhook.deliveries] == ["dlv_2"]
-    assert store.get_event("evt_c").origin == CATCH_UP
+    assert webhook.origin == "webhook" and [d.id for d in webhook.deliveries] == ["dlv_2"]
+    assert store.get_event("evt_c").origin == "catch_up"
 
 
 def test_every_webhook_of_a_change_dispatches(store):
@@ -192,7 +185,7 @@ def test_the_webhook_of_a_write_back_queues_nothing(store):
     assert not store.echoed(["other|tag|x"], T0) and not store.echoed([ITEM], T0 + 600)
     got = store.accept(
         event("evt_1"),
-        [delivery("dlv_1"), delivery("dlv_2", "audit"), delivery("dlv_3", kind=NOTIFY)],
+        [delivery("dlv_1"), delivery("dlv_2", "audit"), delivery("dlv_3", kind="notify")],
         600,
         changes={"dlv_1": CHANGE},
         echoes=[ITEM],
@@ -312,28 +305,28 @@ def test_two_takes_at_once_one_wins(store_factory):
 def test_a_write_back_goes_in_the_lane_of_notifications(store):
     store.accept(
         event("evt_1"),
-        [delivery("dlv_d"), delivery("dlv_f", kind=WORKFLOW), delivery("dlv_n", kind=NOTIFY)],
+        [delivery("dlv_d"), delivery("dlv_f", kind="workflow"), delivery("dlv_n", kind="notify")],
         600,
     )
-    store.accept(event("evt_2"), [delivery("dlv_b", kind=WANDB)], 600)
-    github = store.claim("g", 10, 60, T0 + 1, kinds=(DISPATCH, WORKFLOW))
+    store.accept(event("evt_2"), [delivery("dlv_b", kind="wandb")], 600)
+    github = store.claim("g", 10, 60, T0 + 1, kinds=("dispatch", "workflow"))
     assert sorted(c.id for c in github) == ["dlv_d", "dlv_f"]
-    other = store.claim("n", 10, 60, T0 + 1, kinds=(NOTIFY, WANDB))
+    other = store.claim("n", 10, 60, T0 + 1, kinds=("notify", "wandb"))
     assert sorted(c.id for c in other) == ["dlv_b", "dlv_n"]
-    assert {c.id: c.kind for c in other}["dlv_b"] == WANDB
+    assert {c.id: c.kind for c in other}["dlv_b"] == "wandb"
     with pytest.raises(ValueError):
-        store.claim("x", 10, 60, T0 + 1, kinds=(DISPATCH, WANDB))
-    assert store.next_due(kinds=(DISPATCH, WORKFLOW)) == T0 + 61
+        store.claim("x", 10, 60, T0 + 1, kinds=("dispatch", "wandb"))
+    assert store.next_due(kinds=("dispatch", "workflow")) == T0 + 61
 
 
 def test_a_write_back_is_neither_listed_as_nor_replayed_like_a_dispatch(store):
-    store.accept(event("evt_1"), [delivery("dlv_b", kind=WANDB)], 600)
-    (c,) = store.claim("n", 10, 60, T0, kinds=(NOTIFY, WANDB))
+    store.accept(event("evt_1"), [delivery("dlv_b", kind="wandb")], 600)
+    (c,) = store.claim("n", 10, 60, T0, kinds=("notify", "wandb"))
     ok = Attempt(1, T0, T0 + 1, 200, "delivered", "delivered", None, "n")
-    assert store.finish(c, "n", ok, DELIVERED, T0 + 1)
-    assert store.list_events(DELIVERED, 10) == []
+    assert store.finish(c, "n", ok, "delivered", T0 + 1)
+    assert store.list_events("delivered", 10) == []
     assert store.replay("evt_1", T0 + 2).queued == []
-    assert target_name(WANDB, "ent/reg/model:v3", None, None, None) == "wandb:ent/reg/model:v3"
+    assert target_name("wandb", "ent/reg/model:v3", None, None, None) == "wandb:ent/reg/model:v3"
 
 
 # -- retention and migration --------------------------------------------------------------------
@@ -343,7 +336,7 @@ def test_pruning_an_event_forgets_its_changes(store):
     eid = new_id("evt", T0)  # pruning reads the time in the id
     store.accept(event(eid), [delivery("dlv_1")], 600, changes={"dlv_1": CHANGE})
     (c,) = store.claim("w", 10, 60, T0)
-    store.finish(c, "w", Attempt(1, T0, T0 + 1, 204, "delivered", "", None, "w"), DELIVERED, T0)
+    store.finish(c, "w", Attempt(1, T0, T0 + 1, 204, "delivered", "", None, "w"), "delivered", T0)
     assert store.catchup.record(PassResult(caught_up=(caught_up("evt_c", "dlv_x"),)), T0) == []
     assert store.prune(T0 + 10_000) == 1
     # the webhook's row went with its event: catch-up may record the change now
@@ -364,21 +357,23 @@ def test_a_store_at_version_8_migrates_with_its_rows(store_url):
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 ("evt_old", "wandb", "/webhooks/wandb", T0, digest, b"old"),
             )
-            for did, kind in (("dlv_d", DISPATCH), ("dlv_n", NOTIFY)):
+            for did, kind in (("dlv_d", "dispatch"), ("dlv_n", "notify")):
                 tx.run(
                     "INSERT INTO deliveries (id, event_id, route, repository, event_type, "
                     "client_payload, state, due_at, attempts, round_attempts, "
                     "round_started_at, created_at, updated_at, kind, notifier) "
                     "VALUES (?, 'evt_old', 'r', 'acme/svc', 'DEPLOY', '{}', ?, ?, 0, 0, ?, ?, "
                     "?, ?, 'slack')",
-                    (did, QUEUED, T0, T0, T0, T0, kind),
+                    (did, "queued", T0, T0, T0, T0, kind),
                 )
         store.migrations = latest
         store.migrate()
-        assert store.schema_version() == len(latest) >= 9
+        assert schema_version(store_url) == len(latest) >= 9
         old = store.get_event("evt_old")
-        assert old.origin == WEBHOOK and old.body == b"old"
-        assert [c.id for c in store.claim("g", 10, 60, T0, kinds=(DISPATCH, WORKFLOW))] == ["dlv_d"]
-        assert [c.id for c in store.claim("n", 10, 60, T0, kinds=(NOTIFY, WANDB))] == ["dlv_n"]
+        assert old.origin == "webhook" and old.body == b"old"
+        assert [c.id for c in store.claim("g", 10, 60, T0, kinds=("dispatch", "workflow"))] == [
+            "dlv_d"
+        ]
+        assert [c.id for c in store.claim("n", 10, 60, T0, kinds=("notify", "wandb"))] == ["dlv_n"]
     finally:
         store.close()

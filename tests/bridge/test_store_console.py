@@ -20,24 +20,9 @@ from bridge.metrics import Metrics
 from bridge.routing.changes import item
 from bridge.store import console as console_mod
 from bridge.store import open_store
-from bridge.store.models import (
-    CONCLUDED,
-    DEAD,
-    DELIVERED,
-    DISPATCH,
-    DONE,
-    NO_RUN,
-    NOTIFY,
-    QUEUED,
-    UNKNOWN,
-    Attempt,
-    EventFilter,
-    NewDelivery,
-    NewEvent,
-    NewRun,
-    Watch,
-)
+from bridge.store.models import Attempt, EventFilter, NewDelivery, NewEvent, NewRun, Watch
 from tests.bridge.fakeclock import T0
+from tests.bridge.test_store import schema_version
 from tests.bridge.test_worker import ScriptedSender
 from tests.bridge.wandb.test_catchup import (
     REGISTRY,
@@ -87,57 +72,57 @@ def settle(store, outcomes, at=T0 + 1):
         if c.id not in outcomes:
             continue
         state, run = outcomes[c.id]
-        ok = state == DELIVERED
+        ok = state == "delivered"
         attempt = Attempt(
             1, at, at, 204 if ok else 422, state, "delivered" if ok else f"refused {c.id}"
         )
         watch = Watch(c.id, c.event_id, c.repository, c.kind, None, None, at, at + 60, None, 0)
         found = None
-        if run is not None and run != NO_RUN:
+        if run is not None and run != "no_run":
             found = NewRun(int(c.id.split("_")[1]), "ci", "https://x", "queued", None, at, at)
         store.finish(c, "w", attempt, state, at, watch=watch if ok else None, run=found)
 
 
 def conclude(store, conclusions, at=T0 + 2):
-    """Give the followed runs of ``conclusions`` (delivery id -> conclusion or UNKNOWN)
-    their end; watches of NO_RUN deliveries end without a run."""
+    """Give the followed runs of ``conclusions`` (delivery id -> conclusion or "unknown")
+    their end; watches of "no_run" deliveries end without a run."""
     for w in store.runs.claim_watches("f", 1000, 60, at):
-        if conclusions.get(w.delivery_id) == NO_RUN:
-            store.runs.finish_watch(w, "f", at, state=NO_RUN, due_at=at)
+        if conclusions.get(w.delivery_id) == "no_run":
+            store.runs.finish_watch(w, "f", at, state="no_run", due_at=at)
     for r in store.runs.claim_runs("f", 1000, 60, at):
         end = conclusions.get(r.delivery_id)
         if end is None:
             continue
         seen = NewRun(r.run_id, "ci", "https://x", "completed", end, at, at)
-        state = UNKNOWN if end == UNKNOWN else CONCLUDED
+        state = "unknown" if end == "unknown" else "concluded"
         store.runs.finish_run(
-            r, "f", at, seen=None if state == UNKNOWN else seen, state=state, due_at=at, etag=None
+            r, "f", at, seen=None if state == "unknown" else seen, state=state, due_at=at, etag=None
         )
 
 
 @pytest.fixture
 def seeded(store):
     """Six events, oldest first: what became of each is in its name."""
-    add(store, "evt_1_ok", "acme/reg/churn:v1", [("dlv_1", "acme/a", "deploy", DISPATCH)])
-    add(store, "evt_2_dead", "acme/reg/churn:v2", [("dlv_2", "acme/b", "deploy", DISPATCH)])
-    add(store, "evt_3_fail", "acme/reg/Fraud:v1", [("dlv_3", "acme/a", "train", DISPATCH)])
-    add(store, "evt_4_run", "acme/reg/fraud:v2", [("dlv_4", "acme/b", "train", DISPATCH)])
+    add(store, "evt_1_ok", "acme/reg/churn:v1", [("dlv_1", "acme/a", "deploy", "dispatch")])
+    add(store, "evt_2_dead", "acme/reg/churn:v2", [("dlv_2", "acme/b", "deploy", "dispatch")])
+    add(store, "evt_3_fail", "acme/reg/Fraud:v1", [("dlv_3", "acme/a", "train", "dispatch")])
+    add(store, "evt_4_run", "acme/reg/fraud:v2", [("dlv_4", "acme/b", "train", "dispatch")])
     add(
         store,
         "evt_5_norun",
         "acme/reg/100%_sure:v1",
-        [("dlv_5", "acme/a", "deploy", DISPATCH), ("dlv_5n", "", "deploy", NOTIFY)],
+        [("dlv_5", "acme/a", "deploy", "dispatch"), ("dlv_5n", "", "deploy", "notify")],
     )
-    add(store, "evt_6_flight", None, [("dlv_6", "acme/c", "deploy", DISPATCH)])
+    add(store, "evt_6_flight", None, [("dlv_6", "acme/c", "deploy", "dispatch")])
     settle(
         store,
         {
-            "dlv_1": (DELIVERED, "success"),
-            "dlv_2": (DEAD, None),
-            "dlv_3": (DELIVERED, "failure"),
-            "dlv_4": (DELIVERED, "running"),
-            "dlv_5": (DELIVERED, NO_RUN),
-            "dlv_5n": (DEAD, None),
+            "dlv_1": ("delivered", "success"),
+            "dlv_2": ("dead", None),
+            "dlv_3": ("delivered", "failure"),
+            "dlv_4": ("delivered", "running"),
+            "dlv_5": ("delivered", "no_run"),
+            "dlv_5n": ("dead", None),
         },
     )
     store.accept(  # dlv_6 queued again: claimed above, never finished; a fresh one
@@ -145,7 +130,7 @@ def seeded(store):
         [NewDelivery("dlv_7", "deploy", "acme/c", "DEPLOY", "{}")],
         0,
     )
-    conclude(store, {"dlv_1": "success", "dlv_3": "failure", "dlv_5": NO_RUN})
+    conclude(store, {"dlv_1": "success", "dlv_3": "failure", "dlv_5": "no_run"})
     return store
 
 
@@ -162,16 +147,16 @@ def test_events_newest_first_with_deliveries_runs_and_model(seeded):
     assert ok.model == "acme/reg/churn:v1" and ok.body == body_of("acme/reg/churn:v1")
     (d,) = ok.deliveries
     assert (d.state, d.watch, [(r.run_id, r.conclusion, r.state) for r in d.runs]) == (
-        DELIVERED,
-        DONE,
-        [(1, "success", CONCLUDED)],
+        "delivered",
+        "done",
+        [(1, "success", "concluded")],
     )
     assert d.history == ()  # attempts only on the event's own page
     assert [(x.id, x.state) for x in by_id["evt_5_norun"].deliveries] == [
-        ("dlv_5", DELIVERED),
-        ("dlv_5n", DEAD),
+        ("dlv_5", "delivered"),
+        ("dlv_5n", "dead"),
     ]
-    assert by_id["evt_5_norun"].deliveries[0].watch == NO_RUN
+    assert by_id["evt_5_norun"].deliveries[0].watch == "no_run"
     assert by_id["evt_6_flight"].model is None
 
 
@@ -190,10 +175,10 @@ def test_keyset_pages(seeded):
 @pytest.mark.parametrize(
     ("filters", "expected"),
     [
-        (EventFilter(state=DEAD), ["evt_2_dead"]),  # a dead notification is not a dead dispatch
-        (EventFilter(state=QUEUED), ["evt_7_new"]),
+        (EventFilter(state="dead"), ["evt_2_dead"]),  # a dead notification is not a dead dispatch
+        (EventFilter(state="queued"), ["evt_7_new"]),
         (EventFilter(state="in_flight"), ["evt_6_flight"]),
-        (EventFilter(state=DELIVERED), ["evt_5_norun", "evt_4_run", "evt_3_fail", "evt_1_ok"]),
+        (EventFilter(state="delivered"), ["evt_5_norun", "evt_4_run", "evt_3_fail", "evt_1_ok"]),
         (EventFilter(run="succeeded"), ["evt_1_ok"]),
         (EventFilter(run="failed"), ["evt_3_fail"]),
         (EventFilter(run="running"), ["evt_4_run"]),
@@ -210,8 +195,8 @@ def test_keyset_pages(seeded):
         (EventFilter(q="%"), ["evt_5_norun"]),
         (EventFilter(q="_"), ["evt_5_norun"]),
         (EventFilter(q="nothing-like-it"), []),
-        (EventFilter(state=DELIVERED, repository="acme/b", run="running"), ["evt_4_run"]),
-        (EventFilter(state=DEAD, route="train"), []),
+        (EventFilter(state="delivered", repository="acme/b", run="running"), ["evt_4_run"]),
+        (EventFilter(state="dead", route="train"), []),
     ],
 )
 @pytest.mark.parametrize("sparse", [2000, 1])  # their events listed, or each event checked
@@ -219,7 +204,7 @@ def test_filters(seeded, filters, expected, sparse, monkeypatch):
     monkeypatch.setattr(console_mod, "SPARSE", sparse)
     assert ids(seeded.console.events(filters, None)) == expected
     dead = sum(
-        d.state == DEAD for e in seeded.console.events(filters, None).events for d in e.deliveries
+        d.state == "dead" for e in seeded.console.events(filters, None).events for d in e.deliveries
     )
     assert seeded.console.dead_count(filters) == dead
 
@@ -232,9 +217,9 @@ def test_an_unknown_state_or_outcome_is_refused(store):
 
 
 def test_unknown_run_outcome(store):
-    add(store, "evt_a", "m:v1", [("dlv_10", "acme/a", "deploy", DISPATCH)])
-    settle(store, {"dlv_10": (DELIVERED, "x")})
-    conclude(store, {"dlv_10": UNKNOWN})
+    add(store, "evt_a", "m:v1", [("dlv_10", "acme/a", "deploy", "dispatch")])
+    settle(store, {"dlv_10": ("delivered", "x")})
+    conclude(store, {"dlv_10": "unknown"})
     assert ids(store.console.events(EventFilter(run="unknown"), None)) == ["evt_a"]
     assert ids(store.console.events(EventFilter(run="running"), None)) == []
 
@@ -259,16 +244,16 @@ def test_replay_of_one_dead_delivery_is_logged_and_happens_once(seeded):
         "event evt_2_dead",
     )
     (d,) = seeded.get_event("evt_2_dead").deliveries
-    assert (d.state, d.due_at) == (QUEUED, T0 + 10)
+    assert (d.state, d.due_at) == ("queued", T0 + 10)
     assert sorted(c.id for c in seeded.claim("w2", 10, 60, T0 + 10)) == ["dlv_2", "dlv_7"]
 
 
 def test_bulk_replay_takes_the_dead_of_the_filter_all_pages(store):
     for n in range(1, 8):
         repo = "acme/a" if n % 2 else "acme/b"
-        add(store, f"evt_{n}", f"m:v{n}", [(f"dlv_{n}", repo, "deploy", DISPATCH)])
-    settle(store, {f"dlv_{n}": (DEAD if n != 3 else DELIVERED, None) for n in range(1, 8)})
-    only_a = EventFilter(state=DEAD, repository="acme/a")
+        add(store, f"evt_{n}", f"m:v{n}", [(f"dlv_{n}", repo, "deploy", "dispatch")])
+    settle(store, {f"dlv_{n}": ("dead" if n != 3 else "delivered", None) for n in range(1, 8)})
+    only_a = EventFilter(state="dead", repository="acme/a")
     assert ids(store.console.events(only_a, None, limit=2)) == ["evt_7", "evt_5"]
     assert store.console.dead_count(only_a) == 3  # 1, 5, 7 (3 was delivered)
     assert store.console.dead_count(ALL) == 6
@@ -289,7 +274,7 @@ def test_bulk_replay_takes_the_dead_of_the_filter_all_pages(store):
 def test_actions_latest_first_and_limited(seeded):
     for n in range(3):
         seeded.console.replay_dead(ALL, T0 + 10 + n, f"label{n}")
-        settle(seeded, {"dlv_2": (DEAD, None), "dlv_5n": (DEAD, None)}, at=T0 + 10 + n)
+        settle(seeded, {"dlv_2": ("dead", None), "dlv_5n": ("dead", None)}, at=T0 + 10 + n)
     assert [a.label for a in seeded.console.actions(2)] == ["label2", "label1"]
 
 
@@ -349,14 +334,14 @@ def test_now_report(seeded):
     seeded.console.beat("host:1", T0, T0 + 5)
     seeded.console.replay_delivery("dlv_2", T0 + 5, "env:T")
     report = seeded.console.now(T0 + 10)
-    assert report.by_state == {QUEUED: 2, "in_flight": 1, DELIVERED: 4, DEAD: 1}
+    assert report.by_state == {"queued": 2, "in_flight": 1, "delivered": 4, "dead": 1}
     assert report.oldest_queued_at == T0
     assert (report.runs_followed, report.searches) == (1, 0)
     assert [(p.credential, p.until) for p in report.pauses] == [("github", T0 + 100)]
     assert [(b.credential, b.used) for b in report.budget] == [("github", 2), ("wandb", 0)]
     assert [(e.delivery_id, e.target, e.state, e.message) for e in report.errors] == [
-        ("dlv_2", "github:acme/b", QUEUED, "refused dlv_2"),
-        ("dlv_5n", "notify:ops", DEAD, "refused dlv_5n"),
+        ("dlv_2", "github:acme/b", "queued", "refused dlv_2"),
+        ("dlv_5n", "notify:ops", "dead", "refused dlv_5n"),
     ]
     assert [(a.action, a.target) for a in report.actions] == [("replay", "dlv_2")]
     assert [w.owner for w in report.workers] == ["host:1"]
@@ -460,7 +445,7 @@ def test_a_store_at_version_9_gets_models_from_its_bodies(store_url):
                 )
         store.migrations = latest
         store.migrate()
-        assert store.schema_version() == len(latest) >= 10
+        assert schema_version(store_url) == len(latest) >= 10
         got = {eid: store.get_event(eid).model for eid in bodies}
         assert got == {
             "evt_flat": "acme/reg/churn:v1",

@@ -31,7 +31,7 @@ def _joined(procs, timeout=60.0):
 def _accept_at_once(url, barrier, eid, endpoint, results):
     store = open_store(url)
     try:
-        store.ping()  # connected before the race starts
+        store.stats()  # connected before the race starts
         barrier.wait(60)
         accepted = store.accept(event(eid, RACE_BODY, endpoint=endpoint), [delivery(eid)], 600)
         results.put((endpoint, accepted.event_id, accepted.duplicate_of))

@@ -10,7 +10,6 @@ from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 
-from bridge.store.models import DEAD, DELIVERED, DISPATCH
 from tests.bridge.browser.conftest import (
     ADMIN_LABEL,
     HostilePage,
@@ -50,7 +49,7 @@ def seeded(console) -> Seeded:
 
 
 def dispatch_of(console, event_id: str):
-    (d,) = [d for d in console.event(event_id).deliveries if d.kind == DISPATCH]
+    (d,) = [d for d in console.event(event_id).deliveries if d.kind == "dispatch"]
     return d
 
 
@@ -121,7 +120,7 @@ def test_replay_through_the_button_dispatches_once_and_is_logged_with_the_label(
     browser, console, seeded, shots
 ):
     d = dispatch_of(console, seeded.replayed)
-    assert d.state == DEAD and accepted_for(console, seeded.replayed) == 0
+    assert d.state == "dead" and accepted_for(console, seeded.replayed) == 0
     page = f"{console.url}events/{seeded.replayed}"
     sign_in(browser, console)
     browser.get(page)
@@ -137,7 +136,7 @@ def test_replay_through_the_button_dispatches_once_and_is_logged_with_the_label(
     assert status(browser) == 200 and "done=" in browser.current_url
     console.settle(seeded.replayed)
     again = dispatch_of(console, seeded.replayed)
-    assert again.state == DELIVERED and [a.status for a in again.history] == [422, 204]
+    assert again.state == "delivered" and [a.status for a in again.history] == [422, 204]
     assert accepted_for(console, seeded.replayed) == 1
 
     browser.switch_to.window(second_tab)  # the stale page still shows the button
@@ -146,7 +145,7 @@ def test_replay_through_the_button_dispatches_once_and_is_logged_with_the_label(
     )
     assert status(browser) == 200
     after = dispatch_of(console, seeded.replayed)
-    assert (after.state, after.attempts) == (DELIVERED, 2)  # nothing queued again
+    assert (after.state, after.attempts) == ("delivered", 2)  # nothing queued again
     assert accepted_for(console, seeded.replayed) == 1
 
     browser.get(console.url + "now")
@@ -168,10 +167,10 @@ def test_bulk_replay_requeues_every_dead_delivery_the_filter_shows(browser, cons
     submit(browser, button)
     assert status(browser) == 200 and "done=" in browser.current_url
     for event in console.settle(*seeded.staging):
-        (d,) = [d for d in event.deliveries if d.kind == DISPATCH]
-        assert d.state == DELIVERED and [a.status for a in d.history] == [422, 204]
+        (d,) = [d for d in event.deliveries if d.kind == "dispatch"]
+        assert d.state == "delivered" and [a.status for a in d.history] == [422, 204]
     assert all(accepted_for(console, e) == 1 for e in seeded.staging)
-    assert dispatch_of(console, seeded.guarded).state == DEAD  # not in the filter
+    assert dispatch_of(console, seeded.guarded).state == "dead"  # not in the filter
     browser.get(console.url + "?state=dead&route=staging")
     assert browser.find_elements(By.CSS_SELECTOR, "table#events tr.event") == []
 
@@ -215,7 +214,7 @@ def test_a_forged_replay_is_refused_and_changes_nothing(browser, console, seeded
     no_secrets(browser, console)
     after = dispatch_of(console, seeded.guarded)
     assert (after.state, after.attempts, after.updated_at) == (
-        DEAD,
+        "dead",
         before.attempts,
         before.updated_at,
     )

@@ -18,7 +18,6 @@ from bridge.delivery.build import build_worker
 from bridge.routing.changes import change_key, item, webhook_change
 from bridge.routing.routes import webhook_fields
 from bridge.store import SqlStore, open_store
-from bridge.store.models import CATCH_UP
 from bridge.wandb.catchup import Collection, Reading, Version, plan_pass, version_of
 from bridge.wandb.catchup_run import LEASE, CatchUpRunner, PassReport
 from bridge.wandb.event_filter import UnknownFilter, filter_matches
@@ -241,7 +240,7 @@ def test_an_alias_added_is_the_change_its_webhook_names(tmp_path: Path) -> None:
     assert body["event_author"] == ""  # not in the registry state
     key = change_key("ADD_ARTIFACT_ALIAS", REGISTRY, "churn", "A1", "production")
     assert found.change == key == webhook_change(webhook_fields(body, "evt_x"))
-    assert found.event.origin == CATCH_UP and found.event.endpoint == "/webhooks/wandb"
+    assert found.event.origin == "catch_up" and found.event.endpoint == "/webhooks/wandb"
     assert found.echoes == (item("A1", "alias", "production"),)
     (d,) = found.deliveries
     assert (d.route, d.repository, d.event_type) == (
@@ -387,7 +386,7 @@ def test_changes_whose_webhooks_were_lost_are_dispatched_once(wandb: StandIn, se
     assert len(second.recorded) == 2
     for found in second.result.caught_up:
         event = store.get_event(found.event.id)
-        assert event.origin == CATCH_UP
+        assert event.origin == "catch_up"
         assert [d.route for d in event.deliveries] == [found.route]
         # What W&B would have sent, but for who made the change.
         webhook = json.loads(sent[found.route].body)
@@ -504,7 +503,7 @@ def test_a_pass_keeps_its_lease_while_it_reads_and_stops_once_it_lost_it(
     assert report is not None
     assert any("another pass took over" in line for line in report.missed)
     assert report.recorded == ()  # the pass that took over does the work
-    assert [e.origin for e in store.list_events()] == [CATCH_UP]  # the steady pass's only
+    assert [e.origin for e in store.list_events()] == ["catch_up"]  # the steady pass's only
 
 
 def test_passes_start_every_apart_however_long_one_takes(wandb: StandIn, setup: Any) -> None:

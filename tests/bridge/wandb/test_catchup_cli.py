@@ -12,7 +12,6 @@ import yaml
 
 from bridge.config.load import load_config
 from bridge.store import open_store
-from bridge.store.models import CATCH_UP
 from tests.bridge.wandb.conftest import API_KEY
 from tests.bridge.wandb.standin import StandIn
 
@@ -59,7 +58,7 @@ def test_by_hand_a_baseline_then_what_the_webhooks_missed(
     assert real.code == 0, real.err
     (event_id,) = re.findall(r"dispatched as event (evt_\w+)", real.out)
     (event,) = events(path)
-    assert (event.id, event.origin) == (event_id, CATCH_UP)
+    assert (event.id, event.origin) == (event_id, "catch_up")
     assert [d.repository for d in event.deliveries] == ["acme/churn-svc"]
 
     again = cli("wandb", "catch-up", "--config", path)
