@@ -49,6 +49,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_IDLE = 5.0  # a safety net only: wake-ups come from the store
+# The run follower's looks start at least this far apart: a dispatch recorded wakes it,
+# and the searches that many dispatches make due together still go to GitHub as one.
+FOLLOW_GAP = 1.0
 BREAKER_AFTER = 3  # transient failures in a row before the worker pauses and probes
 BREAKER_MAX_PAUSE = 60.0
 PRUNE_EVERY = 300.0
@@ -388,8 +391,10 @@ class DeliveryWorker:
 
     def _follow(self, follower: RunFollower, stop: threading.Event) -> None:
         """The run follower's loop: look at what is due, then sleep until more is, or
-        until a dispatch is recorded (its search may be due sooner than what was)."""
+        until a dispatch is recorded (its search may be due sooner than what was), but
+        never sooner than ``FOLLOW_GAP`` after the last look began."""
         while not stop.is_set():
+            began = time.monotonic()
             self._follow_kick.clear()  # a kick from now on ends the coming wait
             try:
                 if follower.step():
@@ -403,6 +408,7 @@ class DeliveryWorker:
                 log.exception("run follower: unexpected error; retrying")
                 wait = MAX_IDLE
             self._follow_kick.wait(wait)
+            stop.wait(FOLLOW_GAP - (time.monotonic() - began))  # returns at once if <= 0
 
     def _track_health(self, error: DeliveryError | None, now: float) -> None:
         """The circuit breaker: GitHub failing one request after another (an outage, a

@@ -30,14 +30,19 @@ def delivery(did, repo="acme/svc"):
     return NewDelivery(did, "route", repo, "DEPLOY", '{"k":"v"}')
 
 
-def schema_version(store_url):
-    """The version a store was migrated to, as a connection of the test's own reads it."""
-    query = "SELECT MAX(version) FROM schema_version"
+def committed(store_url, query):
+    """The one value ``query`` reads on a connection of the test's own: only what the
+    store committed."""
     if store_url.startswith("sqlite:///"):
         with closing(sqlite3.connect(store_url.removeprefix("sqlite:///"))) as conn:
             return conn.execute(query).fetchone()[0]
     with psycopg.connect(store_url) as conn:
         return conn.execute(query).fetchone()[0]
+
+
+def schema_version(store_url):
+    """The version a store was migrated to."""
+    return committed(store_url, "SELECT MAX(version) FROM schema_version")
 
 
 def test_migrate_is_idempotent_and_versioned(store, store_url):
@@ -210,12 +215,7 @@ def test_a_pause_is_shared_and_keeps_the_later_end(store_factory):
 
 def _beat_at(store_url):
     """The heartbeat as another connection sees it: only what was committed."""
-    query = "SELECT beat_at FROM heartbeat WHERE id = 1"
-    if store_url.startswith("sqlite:///"):
-        with closing(sqlite3.connect(store_url.removeprefix("sqlite:///"))) as conn:
-            return conn.execute(query).fetchone()[0]
-    with psycopg.connect(store_url) as conn:
-        return conn.execute(query).fetchone()[0]
+    return committed(store_url, "SELECT beat_at FROM heartbeat WHERE id = 1")
 
 
 def test_check_writable_commits_a_heartbeat(store, store_url):
