@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,14 @@ from harness.processes import (
     HOST,
     START_TIMEOUT,
     Processes,
+    StartFailed,
     child_env,
     free_port,
+    group_pids,
     tail,
     wait_healthy,
 )
+from harness.wait import NeverHappened, wait_until
 
 
 def write_config(path: Path, config: Mapping[str, Any]) -> Path:
@@ -72,22 +76,37 @@ class BridgeProcess:
             *([] if with_worker else ["--no-worker"]),
             *flags,
         ]  # fmt: skip
+        self.workers = workers
         self.proc: subprocess.Popen[bytes] | None = None
         self._procs = procs if procs is not None else Processes()
 
     def start(self, timeout: float = START_TIMEOUT) -> BridgeProcess:
-        """Start serving; return once ``/healthz`` answers 200. Raises
+        """Start serving; return once ``/healthz`` answers 200 and, when ``workers`` is
+        known, every gunicorn worker has booted (the first to boot answers ``/healthz``
+        while the others may still be starting). Raises
         :class:`harness.processes.StartFailed` with the log's tail if it exits first or
         does not answer within ``timeout`` seconds (the process group is stopped then)."""
+        began = time.monotonic()
         self.proc = self._procs.start(
             self.command, env=self.env, cwd=self.workdir, log=self.log_path
         )
         try:
             wait_healthy(self.port, self.proc, self.log_path, timeout)
+            if self.workers is not None:
+                self._wait_for_workers(self.proc.pid, timeout - (time.monotonic() - began))
         except BaseException:
             self._procs.stop(self.proc)
             raise
         return self
+
+    def _wait_for_workers(self, pgid: int, timeout: float) -> None:
+        want = 1 + (self.workers or 0)  # gunicorn's master and its workers
+        try:
+            wait_until(lambda: len(group_pids(pgid)) >= want, what="workers", timeout=timeout)
+        except NeverHappened:
+            raise StartFailed(
+                f"{self.url}: {want - 1} workers did not all boot in time{self.tail()}"
+            ) from None
 
     def log(self) -> str:
         """Everything the bridge has logged so far (all its starts)."""
