@@ -45,6 +45,7 @@ from bench.common import (
     webhook_request,
 )
 from bench.standin import GitHubStandIn
+from harness import pg
 from harness.processes import HOST, Processes
 
 REPOSITORY = "acme/churn-svc"
@@ -173,17 +174,10 @@ def run_backend(backend: str, args: argparse.Namespace) -> Result:
     with ExitStack() as stack:
         stack.callback(stop.set)
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wandb-bridge-burst-")))
-        if backend == "postgresql":
-            from harness import pg
-
-            server, reason = pg.start()
-            if server is None:
-                result.skipped = reason
-                return result
-            stack.callback(server.close)
-            store_url = server.new_database()
-        else:
-            store_url = f"sqlite:///{tmp / 'bridge.db'}"
+        store_url, reason = pg.store_url(backend, tmp, stack)
+        if store_url is None:
+            result.skipped = reason
+            return result
         github = stack.enter_context(GitHubStandIn(down=not args.no_outage))
         api_url = github.url
         procs = stack.enter_context(Processes())  # stopped first: before the stand-in, PG

@@ -47,6 +47,7 @@ from bench.common import arg_parser, machine_load, percentile, run_main, say
 from bridge.ids import new_id
 from bridge.store import SqlStore, open_store
 from bridge.store.models import EventFilter, Page
+from harness import pg
 
 BAR_MS = 100.0
 ADMIN_TOKEN = "bench-only-admin-token"
@@ -347,17 +348,10 @@ def run_backend(backend: str, args: argparse.Namespace) -> Result:
     now = time.time()
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wandb-bridge-console-")))
-        if backend == "postgresql":
-            from harness import pg
-
-            server, reason = pg.start()
-            if server is None:
-                result.skipped = reason
-                return result
-            stack.callback(server.close)
-            store_url = server.new_database()
-        else:
-            store_url = f"sqlite:///{tmp / 'bridge.db'}"
+        store_url, reason = pg.store_url(backend, tmp, stack)
+        if store_url is None:
+            result.skipped = reason
+            return result
         store = open_store(store_url)
         stack.callback(store.close)
         store.migrate()

@@ -28,6 +28,7 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
+from contextlib import ExitStack
 from pathlib import Path
 
 import psycopg
@@ -99,6 +100,19 @@ def start() -> tuple[PostgresServer | None, str]:
         except psycopg.Error as exc:
             return None, f"cannot connect to the server {ENV} names: {exc}"
     return start_own(crash_safe=False)
+
+
+def store_url(backend: str, tmp: Path, stack: ExitStack) -> tuple[str | None, str]:
+    """A store URL for ``backend``: a SQLite file in ``tmp``, or a new database on the
+    server :func:`start` gives (closed when ``stack`` closes). ``(None, reason)`` when
+    PostgreSQL is asked for and no server can be had."""
+    if backend != "postgresql":
+        return f"sqlite:///{tmp / 'bridge.db'}", ""
+    server, reason = start()
+    if server is None:
+        return None, reason
+    stack.callback(server.close)
+    return server.new_database(), ""
 
 
 def start_own(crash_safe: bool = True) -> tuple[PostgresServer | None, str]:
