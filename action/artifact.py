@@ -122,6 +122,6 @@ def _is_int(value: Any) -> bool:
 def _count(value: Any) -> int:
     if _is_int(value):
         return int(value)
-    if isinstance(value, str) and value.isdigit():  # Int64 may come as a string
+    if isinstance(value, str) and value.isascii() and value.isdigit():  # Int64 as a string
         return int(value)
     return 0

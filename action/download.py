@@ -7,10 +7,9 @@ is fetched as byte ranges, one job per part, written at their offsets into one s
 file, so that a model of a few large shards keeps every stream busy to the end; the
 file is hashed in order as its ranges land, and checked once the last is in. When the
 server answers a range with the whole file (``200``), that file is fetched in one piece
-instead. Files already at
-their destination with the right digest are kept and not fetched. The first failure
-stops the other downloads. References go through their own session, whose every
-connection :mod:`action.guard` checks first.
+instead. Files already at their destination with the right digest are kept and not
+fetched. The first failure stops the other downloads. References go through their own
+session, whose every connection :mod:`action.guard` checks first.
 """
 
 from __future__ import annotations
@@ -136,7 +135,7 @@ class Downloader:
                 size = job.entry.size
                 if size is not None and size >= 2 * self._part_size:
                     ranged = _Ranged(job, staged, size, self._part_size)
-                    tasks.extend(partial(self._range, ranged, n) for n in range(len(ranged.spans)))
+                    tasks.extend(partial(self._range, ranged, i) for i in range(len(ranged.spans)))
                 else:
                     tasks.append(partial(self._whole, job, staged))
             futures = [pool.submit(task) for task in tasks]

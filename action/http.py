@@ -55,7 +55,7 @@ class RetryPolicy:
         """Seconds to wait before try ``attempt + 1`` (``attempt`` counts from 1)."""
         wait = min(self.cap, self.base * 2.0 ** (attempt - 1))
         wait = wait / 2 + random.uniform(0, wait / 2)
-        if retry_after and retry_after.strip().isdigit():
+        if retry_after and retry_after.strip().isascii() and retry_after.strip().isdigit():
             wait = max(wait, min(self.cap, float(retry_after)))
         return wait
 

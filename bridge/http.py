@@ -338,7 +338,7 @@ def retry_not_before(headers: Mapping[str, str], now: float) -> float | None:
     x-ratelimit-reset when the limit is spent)."""
     after = headers.get("retry-after")
     if after:
-        if after.strip().isdigit():
+        if after.strip().isascii() and after.strip().isdigit():  # not "²"
             return now + float(after.strip())
         try:
             return email.utils.parsedate_to_datetime(after).timestamp()

@@ -145,3 +145,10 @@ def test_a_deadline_never_cuts_a_connection_another_request_has_taken():
         assert first.expire() is True
         theirs.sendall(b"still open")
         assert ours.recv(100) == b"still open"
+
+
+def test_a_retry_after_that_only_unicode_calls_digits_is_no_wait():
+    """Headers arrive as Latin-1: '²' (0xB2) passes str.isdigit() but not float()."""
+    from bridge.http import retry_not_before
+
+    assert retry_not_before({"retry-after": "\u00b2"}, 1000.0) is None
