@@ -328,8 +328,7 @@ class DeliveryWorker:
         try:
             self._lane_loop(self.github, parent_pid, prune=True)
         finally:
-            stop.set()
-            self.notifications.kick.set()
+            self.stop()  # the helpers' waits end too (the run follower's is on its kick)
             for thread in helpers:
                 thread.join(timeout=self.cfg.lease + 5)
         log.info("delivery worker stopped", extra=fields(owner=self.owner))
