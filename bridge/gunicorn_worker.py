@@ -75,8 +75,7 @@ class JsonRefusalWorker(ThreadWorker):  # type: ignore[misc]
     connection (``worker_class`` in server.py)."""
 
     def handle_request(self, req: Any, conn: Any) -> Any:
-        conn.bridge_requests = getattr(conn, "bridge_requests", 0) + 1
-        if conn.bridge_requests >= KEEPALIVE_REQUESTS:
+        if req.req_number >= KEEPALIVE_REQUESTS:  # gunicorn counts a connection's requests
             req.must_close = True  # answered with Connection: close, then closed
         return super().handle_request(req, conn)
 
