@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from bridge.config.files import MAX_CONFIG_BYTES, UnreadableFile, read_text
@@ -168,7 +169,9 @@ class _Parser(SectionReader):
             spec,
             path,
             readers={
-                "api_url": self._http_url,
+                "api_url": partial(
+                    self.base_url, such_as="https://api.github.com or https://HOST/api/v3"
+                ),
                 "app": self._app,
                 # an empty list is as good as none: every repository
                 "repositories": lambda v, p: () if v == [] else self.globs(v, p, strings_only=True),
@@ -183,12 +186,6 @@ class _Parser(SectionReader):
         if len(given) == 2:
             self.problems.append(f"{path}: set token or app, not both")
         return GitHubConfig(**values)
-
-    def _http_url(self, raw: Any, path: str) -> str | None:
-        if not isinstance(raw, str) or not raw.startswith(("https://", "http://")):
-            self.problems.append(f"{path}: must be an http(s) URL")
-            return None
-        return raw.rstrip("/")
 
     def _app(self, raw: Any, path: str) -> GitHubApp | None:
         values = self.fields_of(

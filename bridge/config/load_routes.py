@@ -13,25 +13,35 @@ from functools import partial
 from typing import Any
 
 from bridge.config.model import REPO_RE, WRITE_BACK_OUTCOMES, Dispatch, Route, Workflow, WriteBack
-from bridge.config.sections import ReadField, SectionReader
+from bridge.config.sections import ReadField, SectionReader, join
 from bridge.routing.limits import MAX_PAYLOAD_KEYS, workflow_inputs_problem
 from bridge.routing.routes import WANDB_FIELDS, is_known_field
 from bridge.routing.templates import template_problems, variables
 
 MAX_WANDB_NAME = 128  # W&B's limit on an alias or a tag
-TAG_RE = re.compile(r"^[-\w]+([ ]+[-\w]+)*$")
-WORKFLOW_FILE_RE = re.compile(r"^(?:[0-9]+|[A-Za-z0-9_.-]+\.ya?ml)$")
+TAG_RE = re.compile(r"^[-\w]+([ ]+[-\w]+)*\Z")
+WORKFLOW_FILE_RE = re.compile(r"^(?:[0-9]+|[A-Za-z0-9_.-]+\.ya?ml)\Z")
 
 
 def read_routes(
     r: SectionReader, raw: Any, path: str, sources: Collection[str]
 ) -> tuple[Route, ...]:
-    """The routes at ``path``; ``sources`` are the names a route may restrict itself to."""
+    """The routes at ``path``; ``sources`` are the names a route may restrict itself to.
+    Each has a name of its own: catch-up and the W&B automations know a route by it."""
     if not isinstance(raw, list):
         r.problems.append(f"{path}: must be a list")
         return ()
-    found = (_route(r, item, f"{path}[{i}]", sources) for i, item in enumerate(raw))
-    return tuple(route for route in found if route is not None)
+    out: dict[str, Route] = {}
+    for i, item in enumerate(raw):
+        route = _route(r, item, f"{path}[{i}]", sources)
+        if route is not None and route.name in out:
+            r.problems.append(
+                f"{path}[{i}].name: {route.name!r} names an earlier route too; give each "
+                "route its own name"
+            )
+        elif route is not None:
+            out[route.name] = route
+    return tuple(out.values())
 
 
 def _route(r: SectionReader, raw: Any, path: str, sources: Collection[str]) -> Route | None:
@@ -75,11 +85,11 @@ def _when(r: SectionReader, raw: Any, path: str) -> tuple[tuple[str, tuple[str, 
     for key in when:
         if not is_known_field(str(key)):
             r.problems.append(
-                f"{path}.{key}: not a W&B payload variable (e.g. event_type, alias, "
+                f"{join(path, key)}: not a W&B payload variable (e.g. event_type, alias, "
                 "artifact_collection_name, artifact_metadata.<KEY>); this route could "
                 "never match"
             )
-    return tuple((str(k), r.globs(v, f"{path}.{k}")) for k, v in when.items())
+    return tuple((str(k), r.globs(v, join(path, k))) for k, v in when.items())
 
 
 def _dispatch(r: SectionReader, raw: Any, path: str) -> Dispatch | None:

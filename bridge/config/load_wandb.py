@@ -30,7 +30,10 @@ def read_wandb(
         r.mapping(raw, path),
         path,
         readers={
-            "base_url": partial(_wandb_url, r),
+            "base_url": partial(
+                r.base_url,
+                such_as="https://api.wandb.ai or your W&B Server's https://wandb.example.com",
+            ),
             "api_key": partial(_api_key, r),
             "bridge_url": partial(_bridge_url, r),
             "integration": partial(_integration, r),
@@ -73,16 +76,6 @@ def _key(r: SectionReader, api_key: tuple[str, str], path: str) -> Secret | None
     return key
 
 
-def _wandb_url(r: SectionReader, raw: Any, path: str) -> str | None:
-    if not isinstance(raw, str) or not re.match(r"https?://[^/@]+(/|$)", raw):
-        r.problems.append(
-            f"{path}: must be W&B's http(s) URL without credentials, such as "
-            "https://api.wandb.ai or your W&B Server's https://wandb.example.com"
-        )
-        return None
-    return raw.rstrip("/")
-
-
 def _api_key(r: SectionReader, raw: Any, path: str) -> tuple[str, str] | None:
     """Where the key is: ``(env, NAME)``, ``(file, PATH)`` or ``(inline, KEY)``."""
     if isinstance(raw, str) and raw:
@@ -99,7 +92,7 @@ def _api_key(r: SectionReader, raw: Any, path: str) -> tuple[str, str] | None:
 
 
 def _bridge_url(r: SectionReader, raw: Any, path: str) -> str | None:
-    host = re.match(r"https://([^/:?#@]+)(:\d+)?(/[^?#]*)?$", str(raw))
+    host = re.match(r"https://([^/:?#@\s]+)(:\d+)?(/[^?#\s]*)?\Z", str(raw))
     if not isinstance(raw, str) or host is None:
         r.problems.append(
             f"{path}: must be the https:// URL W&B reaches this bridge at, such as "

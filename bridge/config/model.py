@@ -21,10 +21,12 @@ from bridge.config.secrets import Secret
 DEFAULT_PATH = "wandb-bridge.yaml"
 DEFAULT_STORE = "sqlite:///wandb-bridge.db"
 DEFAULT_API_URL = "https://api.github.com"
-REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-SOURCE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# \Z, not $: $ also matches before a final newline
+REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+\Z")
+SOURCE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 _DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+MAX_DURATION = 100 * 365 * 86400.0  # a century (and no infinity, no NaN)
 
 
 @dataclass(frozen=True)
@@ -208,13 +210,11 @@ class Config:
 
 
 def parse_duration(value: Any) -> float | None:
-    """``10m`` → 600.0; a bare number is seconds; ``None`` when it is not a duration."""
-    if isinstance(value, bool):
+    """``10m`` → 600.0; a bare number is seconds; ``None`` when it is not a duration
+    (negative, or longer than ``MAX_DURATION``)."""
+    if isinstance(value, str) and (m := _DURATION_RE.match(value.strip())):
+        value = float(m.group(1)) * _UNITS[m.group(2)]
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    if isinstance(value, int | float):
-        return float(value) if value >= 0 else None
-    if isinstance(value, str):
-        m = _DURATION_RE.match(value.strip())
-        if m:
-            return float(m.group(1)) * _UNITS[m.group(2)]
-    return None
+    # a longer wait is no duration: a lock or a socket given one raises OverflowError
+    return float(value) if 0 <= value <= MAX_DURATION else None

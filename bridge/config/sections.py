@@ -10,6 +10,7 @@ say. A reader records what is wrong, with the key's path, and returns None.
 
 from __future__ import annotations
 
+import re
 import types
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import Field, fields, is_dataclass
@@ -19,9 +20,11 @@ from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 from bridge.config.keys import default, has_default, known_keys, yaml_fields
 from bridge.config.model import parse_duration
 from bridge.config.secrets import Secret, resolve_secret
+from bridge.text import printable
 
 ReadField = Callable[[Any, str], Any]  # (YAML value, its key path) -> the field's value
 T = TypeVar("T")
+MAX_KEY = 100  # characters of a key shown in a problem
 
 
 @cache
@@ -30,8 +33,10 @@ def _type_hints(cls: type) -> dict[str, Any]:
 
 
 def join(path: str, key: Any) -> str:
-    """The path of ``key`` inside the mapping at ``path`` (``""``: the top level)."""
-    return f"{path}.{key}" if path else str(key)
+    """The path of ``key`` inside the mapping at ``path`` (``""``: the top level), the
+    key escaped and cut (:func:`~bridge.text.printable`): a problem goes to a terminal."""
+    shown = printable(str(key), MAX_KEY)
+    return f"{path}.{shown}" if path else shown
 
 
 class SectionReader:
@@ -132,6 +137,16 @@ class SectionReader:
         for key in raw:
             if key not in known:
                 self.problems.append(f"{join(path, key)}: unknown key (known: {', '.join(known)})")
+
+    def base_url(self, raw: Any, path: str, *, such_as: str) -> str | None:
+        """The http(s) URL of an API, without credentials (the URL is shown, it is no
+        secret), its trailing ``/`` dropped."""
+        if not isinstance(raw, str) or not re.match(r"https?://[^/@\s]+(/\S*)?\Z", raw):
+            self.problems.append(
+                f"{path}: must be an http(s) URL without credentials, such as {such_as}"
+            )
+            return None
+        return raw.rstrip("/")
 
     def whole_number(self, raw: Any, path: str) -> int | None:
         if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
