@@ -17,11 +17,17 @@ failure.
 
 Resolving a host name is the one step no socket deadline reaches (the system resolver
 has its own timeouts).
+
+The environment is read once per process and origin, as curl and requests read it:
+``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` less ``NO_PROXY``, and ``REQUESTS_CA_BUNDLE``
+or ``CURL_CA_BUNDLE``. ``~/.netrc`` is never read: the bridge sends the credentials its
+config names, and requests would let a netrc entry for the host replace them.
 """
 
 from __future__ import annotations
 
 import email.utils
+import functools
 import heapq
 import itertools
 import json
@@ -32,6 +38,7 @@ import socket
 import ssl
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -246,13 +253,24 @@ class _Adapter(HTTPAdapter):
 
 
 def new_session(pool: int = 10) -> requests.Session:
-    """A pooled session with no retries of its own (the caller is the one retry layer)."""
+    """A pooled session with no retries of its own (the caller is the one retry layer),
+    that leaves the environment to :func:`fetch` (see :func:`environment`)."""
     session = requests.Session()
+    session.trust_env = False  # else each request walks os.environ twice and reads ~/.netrc
     adapter = _Adapter(pool_connections=4, pool_maxsize=max(1, pool), max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers["User-Agent"] = USER_AGENT
     return session
+
+
+@functools.lru_cache(maxsize=64)
+def environment(origin: str) -> tuple[dict[str, str], str | bool]:
+    """The proxies and the CA bundle (or True: the system's) the environment gives for
+    requests to ``origin`` (``scheme://host:port``), read on first use."""
+    proxies = requests.utils.get_environ_proxies(origin)
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    return proxies, bundle or True
 
 
 # -- one request ---------------------------------------------------------------------------
@@ -290,11 +308,20 @@ def fetch(
     """One request, never following a redirect, that ends by ``timeout`` seconds from now
     (or an enclosing :func:`deadline`) however the bytes arrive; the body is read up to
     ``cap``. An :class:`OutboundError` when no answer came in time."""
+    parts = urllib.parse.urlsplit(url)
+    proxies, verify = environment(f"{parts.scheme}://{parts.netloc}")
     with deadline(timeout) as d:
         try:
             left = max(0.001, d.left())
             with session.request(
-                method, url, timeout=left, stream=True, allow_redirects=False, **kwargs
+                method,
+                url,
+                timeout=left,
+                stream=True,
+                allow_redirects=False,
+                proxies=proxies,
+                verify=verify,
+                **kwargs,
             ) as resp:
                 conn = getattr(resp.raw, "connection", None)  # urllib3's; a test's may lack it
                 body, complete = _read(resp, cap)

@@ -1,0 +1,104 @@
+"""What outbound HTTP takes from the environment: the proxy and CA bundle settings, as
+curl does (read once per origin), and never ``~/.netrc``, which requests would let
+replace the credentials the bridge sends."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from bridge import http
+from bridge.errors import OutboundError
+from harness.loopback import LoopbackServer
+
+SETTINGS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE",
+            "CURL_CA_BUNDLE", "NETRC")  # fmt: skip
+
+
+@pytest.fixture
+def environ(monkeypatch) -> Iterator[pytest.MonkeyPatch]:
+    """A clean slate: none of the settings, and nothing remembered from earlier tests."""
+    for name in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    http.environment.cache_clear()
+    yield monkeypatch
+    http.environment.cache_clear()
+
+
+class Recorder:
+    """A server that notes each request's Host and Authorization, and answers 200."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str | None]] = []
+
+    def __call__(self, environ, start_response):
+        self.seen.append((environ.get("HTTP_HOST", ""), environ.get("HTTP_AUTHORIZATION")))
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+
+
+def test_a_netrc_entry_never_replaces_the_credentials_the_bridge_sends(environ, tmp_path):
+    app = Recorder()
+    with LoopbackServer(app, "receiver") as server:
+        netrc = tmp_path / "netrc"
+        netrc.write_text("machine 127.0.0.1\nlogin someone\npassword from-netrc\n")
+        netrc.chmod(0o600)
+        environ.setenv("NETRC", str(netrc))
+        session = http.new_session()
+        headers = {"Authorization": "Bearer from-config"}
+        assert http.fetch(session, "POST", server.url, timeout=10, headers=headers).status == 200
+        assert http.fetch(session, "GET", server.url, timeout=10).status == 200
+    assert [auth for _, auth in app.seen] == ["Bearer from-config", None]
+
+
+class Proxy(BaseHTTPRequestHandler):
+    """A forward proxy that answers every request itself, noting its request line."""
+
+    seen: list[str] = []
+
+    def do_GET(self) -> None:
+        self.seen.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_requests_go_through_the_environments_proxy_except_for_no_proxy(environ):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Proxy.seen = []
+    try:
+        environ.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_port}")
+        session = http.new_session()
+        # a name that resolves nowhere: only the proxy can answer for it
+        reply = http.fetch(session, "GET", "http://github.invalid/zen", timeout=10)
+        assert reply.status == 200 and reply.body == b"ok"
+        assert Proxy.seen == ["http://github.invalid/zen"]
+        environ.setenv("NO_PROXY", "github.invalid")
+        http.environment.cache_clear()  # read once per origin: a new process would see it
+        with pytest.raises(OutboundError):
+            http.fetch(session, "GET", "http://github.invalid/zen", timeout=10)
+        assert len(Proxy.seen) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_environment_is_read_once_per_origin_and_names_the_ca_bundle(environ, tmp_path):
+    bundle = tmp_path / "ca.pem"
+    environ.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    environ.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    environ.setenv("NO_PROXY", "internal.example")
+    proxies, verify = http.environment("https://api.github.com")
+    assert proxies["https"] == "http://proxy.example:3128" and verify == str(bundle)
+    assert http.environment("https://internal.example") == ({}, str(bundle))
+    environ.setenv("HTTPS_PROXY", "http://other.example:3128")  # after the first request
+    assert http.environment("https://api.github.com")[0]["https"] == "http://proxy.example:3128"
