@@ -1,65 +1,27 @@
 """Serve a WSGI app on ``127.0.0.1`` (port 0) from a thread of the calling process.
 
-The fakes of the tests and the stand-ins of the benchmarks are served here. HTTP/1.1
-keep-alive, as GitHub and W&B: the bridge pools its connections. No access log is
-written. ``stop()`` leaves nothing behind: the listening socket is closed, open
-keep-alive connections are shut (else a client's pooled connection would go on being
-answered by a "stopped" server), and every request thread is joined.
+The fakes of the tests and the stand-ins of the benchmarks are served here, by cheroot
+(CherryPy's WSGI server): HTTP/1.1 keep-alive, as GitHub and W&B, so the bridge's
+pooled connections are reused as they are in production. (werkzeug's development
+server answers every request with ``Connection: close``.) No access log is written.
+``stop()`` leaves nothing behind: the listening socket and every kept-alive connection
+are closed (else a client's pooled connection would go on being answered by a
+"stopped" server), and the request threads are joined.
 """
 
 from __future__ import annotations
 
-import socket
 import threading
-from contextlib import suppress
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Self
 
-from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+from cheroot import wsgi
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
 HOST = "127.0.0.1"
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """No access log: werkzeug's would also attach a handler to the 'werkzeug' logger."""
-
-    protocol_version = "HTTP/1.1"  # keep-alive
-    # Headers and body go out in two writes: with Nagle's algorithm on, the body waits
-    # for the client's delayed ACK of the headers (40 ms on Linux), on every request.
-    disable_nagle_algorithm = True
-
-    def log(self, type: str, message: str, *args: Any) -> None:
-        pass
-
-
-class _Server(ThreadedWSGIServer):
-    daemon_threads = False  # so that server_close() joins the request threads
-
-    def __init__(self, app: WSGIApplication) -> None:
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-        super().__init__(HOST, 0, app, handler=_QuietHandler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._open_lock:
-            self._open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def server_close(self) -> None:
-        with self._open_lock:
-            still_open = list(self._open)
-        for connection in still_open:  # wakes the threads waiting for a next request
-            with suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-        super().server_close()
+THREADS = 64  # requests answered at once: fakes that wait (a GitHub taking 100 ms) hold one
 
 
 class LoopbackServer:
@@ -69,14 +31,14 @@ class LoopbackServer:
     def __init__(self, app: WSGIApplication, name: str) -> None:
         self._app = app
         self._name = name
-        self._server: _Server | None = None
+        self._server: wsgi.Server | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError(f"{self._name} is not started")
-        return int(self._server.server_port)
+        return int(self._server.bind_addr[1])
 
     @property
     def url(self) -> str:
@@ -86,11 +48,10 @@ class LoopbackServer:
     def start(self) -> Self:
         if self._server is not None:
             raise RuntimeError(f"{self._name} is already started")
-        self._server = _Server(self._app)
-        # A short poll interval keeps stop() quick: shutdown() waits for one poll.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name=self._name, daemon=True
-        )
+        server = wsgi.Server((HOST, 0), self._app, numthreads=THREADS, shutdown_timeout=10)
+        server.prepare()  # bound and listening: the port is known from here on
+        self._server = server
+        self._thread = threading.Thread(target=server.serve, name=self._name, daemon=True)
         self._thread.start()
         return self
 
@@ -98,9 +59,8 @@ class LoopbackServer:
         server, thread, self._server, self._thread = self._server, self._thread, None, None
         if server is None or thread is None:
             return
-        server.shutdown()  # werkzeug's serve_forever() then calls server_close() itself
+        server.stop()  # closes the listener and the connections, joins the request threads
         thread.join()
-        server.server_close()  # idempotent; covers a serve thread that died early
 
     def __enter__(self) -> Self:
         return self.start()
