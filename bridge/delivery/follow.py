@@ -28,7 +28,7 @@ from bridge.logs import fields
 from bridge.metrics import Metrics
 from bridge.states import SUCCESS_CONCLUSIONS, DeliveryKind, RunState, WatchState
 from bridge.store import SqlStore
-from bridge.store.models import NewRun, Run, Watch
+from bridge.store.models import NewRun, Run, Searched, Watch
 from bridge.wandb.writeback import WriteBacks
 
 log = logging.getLogger(__name__)
@@ -169,10 +169,8 @@ class RunFollower:
         group = sorted(group, key=lambda w: (w.dispatched_at, w.delivery_id))
         first = group[0]
         if not self._budget(now):
-            for w in group:
-                self.store.runs.finish_watch(
-                    w, self.owner, now, due_at=now + NO_BUDGET_WAIT, etag=w.etag
-                )
+            later = [Searched(w, now + NO_BUDGET_WAIT, etag=w.etag) for w in group]
+            self.store.runs.finish_watches(later, self.owner, now)
             return
         # A 304 means "nothing new" only to watches that all saw the same whole listing.
         etag = first.etag if all(w.etag == first.etag for w in group) else None
@@ -181,22 +179,22 @@ class RunFollower:
         except DeliveryError as exc:
             self._failed(f"looking for the runs of {first.repository}", exc, now)
             permanent = isinstance(exc, PermanentDeliveryError)
+            state = WatchState.UNKNOWN if permanent else WatchState.SEARCHING
             for w in group:
                 if permanent:
                     self.metrics.run_concluded(w.repository, "unknown")
-                self.store.runs.finish_watch(
-                    w,
-                    self.owner,
-                    now,
-                    state=WatchState.UNKNOWN if permanent else WatchState.SEARCHING,
-                    due_at=now + next_look(now - w.dispatched_at, self.cfg.min_interval),
-                    etag=w.etag,
-                )
+            gap = self.cfg.min_interval
+            again = [
+                Searched(w, now + next_look(now - w.dispatched_at, gap), state, etag=w.etag)
+                for w in group
+            ]
+            self.store.runs.finish_watches(again, self.owner, now)
             return
         taken = self.store.runs.attributed(list(listing.runs))
         actor = self.store.runs.own_actor() if first.kind == DeliveryKind.WORKFLOW else None
-        for w in group:  # earliest dispatch first: it takes the earliest run
-            self._record_search(w, listing, taken, actor, now)
+        # earliest dispatch first: it takes the earliest run
+        looks = [self._record_search(w, listing, taken, actor, now) for w in group]
+        self.store.runs.finish_watches(looks, self.owner, now)
 
     def _list(self, repository: str, event: str, dispatched_at: float, etag: str | None) -> Listing:
         """The runs of ``event`` created since ``dispatched_at``, page after page, newest
@@ -234,9 +232,10 @@ class RunFollower:
         taken: dict[int, str],
         actor: str | None,
         now: float,
-    ) -> None:
+    ) -> Searched:
         """Attribute to ``w`` the runs of ``listing`` that are its own (``taken``: the
-        delivery each run already belongs to, updated here; ``actor``: the bridge's)."""
+        delivery each run already belongs to, updated here; ``actor``: the bridge's); what
+        to record of it."""
         mine, elsewhere = [], False
         for run_id, obj in listing.objects.items():
             if not matches(w, obj):
@@ -317,14 +316,12 @@ class RunFollower:
             due = max(due, w.search_until)
         if not covered and listing.out_of_budget:
             due = now + NO_BUDGET_WAIT
-        self.store.runs.finish_watch(
+        return Searched(
             w,
-            self.owner,
-            now,
+            due,
+            state,
             found=new,
             actors={r.run_id: a for r in new if (a := actor_of(listing.objects[r.run_id]))},
-            state=state,
-            due_at=due,
             etag=listing.etag if covered else None,
             notices=notices,
         )

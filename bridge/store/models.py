@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.states import DeliveryKind, Origin
+from bridge.states import DeliveryKind, Origin, WatchState
 
 
 def target_name(
@@ -182,6 +182,20 @@ class Watch:
     etag: str | None
     checks: int
     found: tuple[int, ...] = ()  # run ids already known for it
+
+
+@dataclass(frozen=True)
+class Searched:
+    """What one look for a watch's runs found, to record: runs ``found`` (with their
+    triggering ``actors`` by run id), the watch's new state, when to look again."""
+
+    watch: Watch
+    due_at: float
+    state: str = WatchState.SEARCHING
+    found: Sequence[NewRun] = ()
+    actors: Mapping[int, str] = field(default_factory=dict)
+    etag: str | None = None
+    notices: Sequence[NewDelivery] = ()
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,13 @@ an outcome are queued in the same transaction as the outcome.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import astuple
 from typing import Any
 
 from bridge.states import DeliveryKind, RunState, WatchState
-from bridge.store.models import NewDelivery, NewRun, Run, Watch
+from bridge.store.models import NewDelivery, NewRun, Run, Searched, Watch
 from bridge.store.tx import Tx, insert_delivery
 
 RUN_COLS = (  # in the order of Run's fields
@@ -28,6 +28,7 @@ WATCH_COLS = (
     "etag, checks"
 )
 BUDGET_WINDOW = 3600.0
+FINISH_BATCH = 100  # looks recorded per transaction: intake waits for no long one
 
 
 def start_watch(tx: Tx, watch: Watch, run: NewRun | None, now: float) -> None:
@@ -131,42 +132,20 @@ class RunTracking:
                 )
             return watches
 
-    def finish_watch(
-        self,
-        watch: Watch,
-        owner: str,
-        now: float,
-        *,
-        found: Sequence[NewRun] = (),
-        actors: Mapping[int, str] | None = None,
-        state: str = WatchState.SEARCHING,
-        due_at: float,
-        etag: str | None = None,
-        notices: Sequence[NewDelivery] = (),
-    ) -> bool:
-        """Record one search: runs ``found`` (with their triggering ``actors`` by run id),
-        the new state, when to look again."""
-        with self._transaction() as tx:
-            held = (
-                tx.run(
-                    "UPDATE watches SET state = ?, due_at = ?, etag = ?, lease_owner = NULL, "
-                    "checks = checks + 1 WHERE delivery_id = ? AND lease_owner = ?",
-                    (state, due_at, etag, watch.delivery_id, owner),
-                ).rowcount
-                == 1
-            )
-            if held:
-                kept = [insert_run(tx, watch, r, now, (actors or {}).get(r.run_id)) for r in found]
-                if found and not any(kept) and not watch.found and state == WatchState.DONE:
-                    # another replica attributed it first: this dispatch keeps looking
-                    tx.run(
-                        "UPDATE watches SET state = ? WHERE delivery_id = ?",
-                        (WatchState.SEARCHING, watch.delivery_id),
-                    )
-                for notice in notices:
-                    insert_delivery(tx, watch.event_id, notice, now)
-                tx.queued = bool(notices)
-            return held
+    def finish_watch(self, watch: Watch, owner: str, now: float, *, due_at: float,
+                     **searched: Any) -> bool:  # fmt: skip
+        """Record one look for ``watch``'s runs (see :class:`Searched`)."""
+        return self.finish_watches([Searched(watch, due_at, **searched)], owner, now)[0]
+
+    def finish_watches(self, looks: Sequence[Searched], owner: str, now: float) -> list[bool]:
+        """Record the looks of one search, a transaction per ``FINISH_BATCH``; for each,
+        False when ``owner`` no longer held the watch (nothing of it is recorded)."""
+        held: list[bool] = []
+        for start in range(0, len(looks), FINISH_BATCH):
+            with self._transaction() as tx:
+                for look in looks[start : start + FINISH_BATCH]:
+                    held.append(_finish(tx, look, owner, now))
+        return held
 
     def attributed(self, run_ids: Sequence[int]) -> dict[int, str]:
         """The delivery each of ``run_ids`` is attributed to, for those that are."""
@@ -299,3 +278,28 @@ class RunTracking:
                 ).rowcount
                 == 1
             )
+
+
+def _finish(tx: Tx, look: Searched, owner: str, now: float) -> bool:
+    watch = look.watch
+    held = (
+        tx.run(
+            "UPDATE watches SET state = ?, due_at = ?, etag = ?, lease_owner = NULL, "
+            "checks = checks + 1 WHERE delivery_id = ? AND lease_owner = ?",
+            (look.state, look.due_at, look.etag, watch.delivery_id, owner),
+        ).rowcount
+        == 1
+    )
+    if held:
+        found = look.found
+        kept = [insert_run(tx, watch, r, now, look.actors.get(r.run_id)) for r in found]
+        if found and not any(kept) and not watch.found and look.state == WatchState.DONE:
+            # another replica attributed it first: this dispatch keeps looking
+            tx.run(
+                "UPDATE watches SET state = ? WHERE delivery_id = ?",
+                (WatchState.SEARCHING, watch.delivery_id),
+            )
+        for notice in look.notices:
+            insert_delivery(tx, watch.event_id, notice, now)
+        tx.queued = tx.queued or bool(look.notices)
+    return held
