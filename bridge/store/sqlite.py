@@ -45,7 +45,9 @@ from bridge.store.sql import Cursor, SqlStore, Tx
 
 SYNCHRONOUS = ("normal", "full")
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for another's write lock
-BUSY_POLL_MS = 2  # a writer waiting for another process looks this often (see _begin_immediate)
+BUSY_POLL = (
+    0.0001  # s: a writer waiting for another process looks this often (see _begin_immediate)
+)
 # Commits of a store between its checkpoints: about SQLite's default of 1,000 pages of
 # WAL when they are accepted events (about 10 pages each).
 CHECKPOINT_EVERY = 100
@@ -110,15 +112,15 @@ class SqliteStore(SqlStore):
     def _connection(self, write: bool = False) -> sqlite3.Connection:
         """This thread's connection to the database file for reads, or the one for write
         transactions (new ones after a fork). A read waits up to ``BUSY_TIMEOUT`` for a
-        lock; a writer's connection up to ``BUSY_POLL_MS`` a try (see _begin_immediate)
-        and, holding the write lock, never waits for another."""
+        lock; a writer's connection not at all: _begin_immediate does its waiting, and
+        once it holds the write lock it never waits for another."""
         self._check_file()
         role = "writer" if write else "reader"
         found: tuple[int, sqlite3.Connection] | None = getattr(self._local, role, None)
         if found is not None and found[0] == os.getpid():
             return found[1]
         uri = f"file:{urllib.parse.quote(self.path)}?mode=rw"  # never creates the file
-        timeout = BUSY_POLL_MS / 1000 if write else BUSY_TIMEOUT
+        timeout = 0.0 if write else BUSY_TIMEOUT
         conn = sqlite3.connect(
             uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False
         )
@@ -382,12 +384,13 @@ def _user() -> str:
 def _begin_immediate(cur: sqlite3.Cursor, deadline: float) -> None:
     """Take the write lock, waiting until ``deadline`` (monotonic) for others to let go.
 
-    SQLite's own busy handler waits longer between tries the longer it waits (up to 100 ms
-    a time), so a writer in one process would sleep through most of the moments another
-    process's writers leave the lock free: their transactions take well under a
-    millisecond, and it would wait hundreds. Here each try waits at most ``BUSY_POLL_MS``
-    in the busy handler (the busy timeout of the writer's connection), and the tries
-    follow one another until the deadline.
+    Another process's writers hold it for well under a millisecond at a time. SQLite's
+    own busy handler sleeps whole milliseconds between tries, more the longer it waits
+    (up to 100 ms a time), so a writer of one process would sleep through most of the
+    moments the other's leave the lock free, and every writer queued behind it in its
+    process with it: under load, most of a write's time went to that sleep. Here a try
+    that finds the lock taken fails at once (the writer's connection has no busy
+    timeout), and the next follows ``BUSY_POLL`` later, until the deadline.
     """
     while True:
         try:
@@ -397,3 +400,4 @@ def _begin_immediate(cur: sqlite3.Cursor, deadline: float) -> None:
             busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
             if not busy or time.monotonic() >= deadline:
                 raise
+        time.sleep(BUSY_POLL)

@@ -1,5 +1,5 @@
 """A writer that finds another process holding SQLite's write lock waits for it, trying
-again every few milliseconds, and gives up with a clear error at the deadline; the
+again every tenth of a millisecond, and gives up with a clear error at the deadline; the
 connection keeps its long busy timeout for everything else."""
 
 import subprocess
@@ -75,7 +75,7 @@ def test_a_writer_waits_for_another_process_and_then_commits(sqlite_store, hold_
     assert not writer.is_alive()
     assert [type(o).__name__ for o in outcome] == ["Accepted"]
     assert sqlite_store.get_event("evt_w").deliveries[0].id == "dlv_w"
-    # the short busy timeout was only for taking the lock: reads wait as long as ever
+    # the writer's own waiting was only for taking the lock: reads wait as long as ever
     conn = sqlite_store._connection()
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == sqlite.BUSY_TIMEOUT * 1000
 
