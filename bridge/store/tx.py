@@ -10,6 +10,8 @@ from bridge.states import DeliveryState
 from bridge.store.clauses import FINISHED
 from bridge.store.models import NewDelivery, NewEvent
 
+ECHO_CHUNK = 500  # items looked up in one statement (bound parameters have a limit)
+
 
 class Cursor(Protocol):
     @property
@@ -55,8 +57,8 @@ def insert_event(tx: Tx, event: NewEvent) -> None:
 
 def echoed(tx: Tx, items: Sequence[str], now: float) -> bool:
     """Whether any of ``items`` is a write-back of the bridge's, noted until after ``now``."""
-    for start in range(0, len(items), 500):
-        chunk = list(items[start : start + 500])
+    for start in range(0, len(items), ECHO_CHUNK):
+        chunk = list(items[start : start + ECHO_CHUNK])
         marks = ", ".join("?" * len(chunk))
         row = tx.run(
             f"SELECT 1 FROM echoes WHERE item IN ({marks}) AND until_at > ? LIMIT 1",
@@ -67,30 +69,47 @@ def echoed(tx: Tx, items: Sequence[str], now: float) -> bool:
     return False
 
 
-def insert_delivery(tx: Tx, event_id: str, d: NewDelivery, now: float) -> None:
-    """Queue ``d`` under ``event_id``, due at once."""
-    tx.run(
+def insert_delivery(
+    tx: Tx, event_id: str, d: NewDelivery, now: float, unless_echo: Sequence[str] = ()
+) -> bool:
+    """Queue ``d`` under ``event_id``, due at once; with ``unless_echo`` (at most
+    ``ECHO_CHUNK`` items), only when none of them is noted as the bridge's own write-back
+    (:func:`echoed`, in the same statement). Whether it was queued."""
+    values = (
+        d.id,
+        event_id,
+        d.route,
+        d.repository,
+        d.event_type,
+        d.client_payload,
+        DeliveryState.QUEUED,
+        now,
+        now,
+        now,
+        now,
+        d.kind,
+        d.workflow,
+        d.ref,
+        d.notifier,
+    )
+    columns = (
         "INSERT INTO deliveries (id, event_id, route, repository, event_type, "
         "client_payload, state, due_at, attempts, round_attempts, round_started_at, "
         "created_at, updated_at, kind, workflow, ref, notifier) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            d.id,
-            event_id,
-            d.route,
-            d.repository,
-            d.event_type,
-            d.client_payload,
-            DeliveryState.QUEUED,
-            now,
-            now,
-            now,
-            now,
-            d.kind,
-            d.workflow,
-            d.ref,
-            d.notifier,
-        ),
+    )
+    row = "?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?, ?"
+    if not unless_echo:
+        return tx.run(f"{columns}VALUES ({row})", values).rowcount == 1
+    if len(unless_echo) > ECHO_CHUNK:
+        raise ValueError(f"at most {ECHO_CHUNK} items")
+    marks = ", ".join("?" * len(unless_echo))
+    return (
+        tx.run(
+            f"{columns}SELECT {row} WHERE NOT EXISTS "
+            f"(SELECT 1 FROM echoes WHERE item IN ({marks}) AND until_at > ?)",
+            (*values, *unless_echo, now),
+        ).rowcount
+        == 1
     )
 
 

@@ -197,6 +197,19 @@ def test_the_webhook_of_a_write_back_queues_nothing(store):
     assert not later.echo and later.kept == ("dlv_4",)
 
 
+def test_an_alias_nobody_noted_queues_every_delivery_and_a_noted_one_none(store):
+    # the echo check rides on the first delivery's insert: the others follow its answer
+    store.note_echoes(["other|alias|x"], T0 + 600)
+    two = [delivery("dlv_1"), delivery("dlv_2", "audit")]
+    got = store.accept(event("evt_1"), two, 600, echoes=[ITEM, "another|tag|y"])
+    assert not got.echo and got.kept == ("dlv_1", "dlv_2")
+    assert queued(store) == ["dlv_1", "dlv_2"]
+    # with no delivery to queue, an echo is still told apart (the reason nothing was)
+    store.note_echoes([ITEM], T0 + 600)
+    assert store.accept(event("evt_2"), [], 600, echoes=[ITEM]).echo
+    assert not store.accept(event("evt_3"), [], 600, echoes=["another|tag|y"]).echo
+
+
 def test_a_note_keeps_its_later_end(store):
     store.note_echoes([ITEM], T0 + 600)
     store.note_echoes([ITEM], T0 + 100)  # an earlier end does not shorten it
