@@ -180,8 +180,8 @@ class RunFollower:
             self._failed(f"looking for the runs of {first.repository}", exc, now)
             permanent = isinstance(exc, PermanentDeliveryError)
             state = WatchState.UNKNOWN if permanent else WatchState.SEARCHING
-            for w in group:
-                if permanent:
+            if permanent:
+                for w in group:
                     self.metrics.run_concluded(w.repository, "unknown")
             gap = self.cfg.min_interval
             again = [

@@ -132,11 +132,6 @@ class RunTracking:
                 )
             return watches
 
-    def finish_watch(self, watch: Watch, owner: str, now: float, *, due_at: float,
-                     **searched: Any) -> bool:  # fmt: skip
-        """Record one look for ``watch``'s runs (see :class:`Searched`)."""
-        return self.finish_watches([Searched(watch, due_at, **searched)], owner, now)[0]
-
     def finish_watches(self, looks: Sequence[Searched], owner: str, now: float) -> list[bool]:
         """Record the looks of one search, a transaction per ``FINISH_BATCH``; for each,
         False when ``owner`` no longer held the watch (nothing of it is recorded)."""

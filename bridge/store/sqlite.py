@@ -45,9 +45,7 @@ from bridge.store.sql import Cursor, SqlStore, Tx
 
 SYNCHRONOUS = ("normal", "full")
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for another's write lock
-BUSY_POLL = (
-    0.0001  # s: a writer waiting for another process looks this often (see _begin_immediate)
-)
+BUSY_POLL = 0.0001  # s: a writer waiting for another process tries this often again
 # Commits of a store between its checkpoints: about SQLite's default of 1,000 pages of
 # WAL when they are accepted events (about 10 pages each).
 CHECKPOINT_EVERY = 100

@@ -16,7 +16,7 @@ from bridge.delivery.senders import Sent
 from bridge.delivery.worker import DeliveryWorker
 from bridge.errors import PermanentDeliveryError
 from bridge.metrics import Metrics
-from bridge.store.models import NewDelivery, NewEvent, NewRun, Watch
+from bridge.store.models import NewDelivery, NewEvent, NewRun, Searched, Watch
 from tests.bridge.fakeclock import T0, Clock
 
 
@@ -519,7 +519,7 @@ def test_a_run_belongs_to_one_dispatch_only_in_the_store(store_factory):
     watches = store.runs.claim_watches("w1", 10, 30, clock.now + 100)
     run = NewRun(5, "Deploy", None, "queued", None, T0, T0)
     for w in watches:
-        assert store.runs.finish_watch(w, "w1", clock.now, found=[run], due_at=clock.now)
+        assert store.runs.finish_watches([Searched(w, clock.now, found=[run])], "w1", clock.now)[0]
     attributed = [run_ids(store, e) for e in ("evt_1", "evt_00002")]
     assert sorted(attributed) == [[], [5]]
     assert store.runs.attributed([5, 6]) == {5: watches[0].delivery_id}
@@ -585,7 +585,7 @@ def test_a_run_another_replica_attributed_first_leaves_the_search_open(store_fac
     first, second = store.runs.claim_watches("w1", 10, 30, clock.now + 100)
     run = NewRun(5, "Deploy", None, "queued", None, T0, T0)
     for w in (first, second):
-        store.runs.finish_watch(w, "w1", clock.now, found=[run], state="done", due_at=clock.now)
+        store.runs.finish_watches([Searched(w, clock.now, "done", [run])], "w1", clock.now)
     assert store.runs.attributed([5]) == {5: first.delivery_id}
     watches = {d.id: d.watch for e in ("evt_1", "evt_00002") for d in store.get_event(e).deliveries}
     assert (watches[first.delivery_id], watches[second.delivery_id]) == ("done", "searching")

@@ -20,7 +20,7 @@ from bridge.metrics import Metrics
 from bridge.routing.changes import item
 from bridge.store import console as console_mod
 from bridge.store import open_store
-from bridge.store.models import Attempt, EventFilter, NewDelivery, NewEvent, NewRun, Watch
+from bridge.store.models import Attempt, EventFilter, NewDelivery, NewEvent, NewRun, Searched, Watch
 from tests.bridge.fakeclock import T0
 from tests.bridge.test_store import schema_version
 from tests.bridge.test_worker import ScriptedSender
@@ -88,7 +88,7 @@ def conclude(store, conclusions, at=T0 + 2):
     their end; watches of "no_run" deliveries end without a run."""
     for w in store.runs.claim_watches("f", 1000, 60, at):
         if conclusions.get(w.delivery_id) == "no_run":
-            store.runs.finish_watch(w, "f", at, state="no_run", due_at=at)
+            store.runs.finish_watches([Searched(w, at, "no_run")], "f", at)
     for r in store.runs.claim_runs("f", 1000, 60, at):
         end = conclusions.get(r.delivery_id)
         if end is None:
