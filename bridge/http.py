@@ -248,8 +248,30 @@ class _Adapter(HTTPAdapter):
 
     def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
         manager = super().proxy_manager_for(proxy, **kwargs)
-        manager.pool_classes_by_scheme = _POOLS
+        socks = proxy.lower().startswith("socks")  # requests refuses it without PySocks
+        manager.pool_classes_by_scheme = _socks_pools() if socks else _POOLS
         return manager
+
+
+@functools.cache
+def _socks_pools() -> dict[str, type[HTTPConnectionPool]]:
+    """Pools of connections through a SOCKS proxy that obey deadlines too (urllib3's
+    SOCKS support imports PySocks, so only when such a proxy is named)."""
+    from urllib3.contrib import socks
+
+    class Conn(_Watched, socks.SOCKSConnection):
+        pass
+
+    class ConnS(_Watched, socks.SOCKSHTTPSConnection):
+        pass
+
+    class Pool(socks.SOCKSHTTPConnectionPool):
+        ConnectionCls = Conn
+
+    class PoolS(socks.SOCKSHTTPSConnectionPool):
+        ConnectionCls = ConnS
+
+    return {"http": Pool, "https": PoolS}
 
 
 def new_session(pool: int = 10) -> requests.Session:

@@ -4,8 +4,11 @@ replace the credentials the bridge sends."""
 
 from __future__ import annotations
 
+import socketserver
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -102,3 +105,62 @@ def test_the_environment_is_read_once_per_origin_and_names_the_ca_bundle(environ
     assert http.environment("https://internal.example") == ({}, str(bundle))
     environ.setenv("HTTPS_PROXY", "http://other.example:3128")  # after the first request
     assert http.environment("https://api.github.com")[0]["https"] == "http://proxy.example:3128"
+
+
+class Socks5(socketserver.ThreadingTCPServer):
+    """A SOCKS5 proxy that answers every request itself, after noting the host asked
+    for: with ``trickle``, an answer that never ends, a byte every 0.2 s."""
+
+    daemon_threads = True
+
+    def __init__(self, trickle: bool = False) -> None:
+        self.hosts: list[bytes] = []
+        self.trickle = trickle
+        super().__init__(("127.0.0.1", 0), _Socks5Handler)
+
+
+class _Socks5Handler(socketserver.BaseRequestHandler):
+    server: Socks5
+
+    def handle(self) -> None:
+        sock = self.request
+        _, methods = sock.recv(2)
+        sock.recv(methods)
+        sock.sendall(b"\x05\x00")  # no authentication
+        head = sock.recv(4)  # version, CONNECT, reserved, address type
+        # a name (socks5h: the proxy resolves it), or an IPv4 or IPv6 address
+        size = sock.recv(1)[0] if head[3] == 3 else {1: 4, 4: 16}[head[3]]
+        host = sock.recv(size)
+        sock.recv(2)  # port
+        self.server.hosts.append(host)
+        sock.sendall(b"\x05\x00\x00\x01" + bytes(6))
+        sock.recv(65536)  # the HTTP request
+        if not self.server.trickle:
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            return
+        with suppress(OSError):
+            sock.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            for _ in range(300):
+                time.sleep(0.2)
+                sock.sendall(b"a")
+
+
+@pytest.mark.parametrize("trickle", [False, True])
+def test_a_socks_proxy_carries_requests_and_their_deadline(environ, trickle):
+    server = Socks5(trickle)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        environ.setenv("HTTP_PROXY", f"socks5h://127.0.0.1:{server.server_address[1]}")
+        session = http.new_session()
+        started = time.monotonic()
+        if not trickle:
+            reply = http.fetch(session, "GET", "http://github.invalid/zen", timeout=10)
+            assert reply.status == 200 and reply.body == b"ok"
+        else:  # each byte comes within the read timeout: only the total deadline ends it
+            with pytest.raises(OutboundError) as caught:
+                http.fetch(session, "GET", "http://github.invalid/zen", timeout=1.0)
+            assert caught.value.timed_out and time.monotonic() - started < 30
+        assert server.hosts == [b"github.invalid"]
+    finally:
+        server.shutdown()
+        server.server_close()
