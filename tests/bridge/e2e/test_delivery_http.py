@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from bridge.store import open_store
+from harness.processes import free_port
 from tests.bridge.e2e.conftest import SECRET, TOKEN
 from tests.bridge.flows.test_delivery import flat
 from tests.bridge.harness import post
@@ -37,12 +38,15 @@ def wait_for_state(bridge, event_id: str, state: str, timeout: float = 30.0):
 
 
 def test_kill9_right_after_202_while_github_is_down_then_restart(start_bridge, fake_github):
-    fake_github.set_down(True)
+    # GitHub is down for the first bridge: nothing listens where it sends. (A fake that
+    # answers 503 until the kill could take a request the killed process had sent while
+    # it was down, late, after coming back: GitHub taking a dispatch whose sender died,
+    # the one way "at least once" sends twice.)
     cfg = {"delivery": {"lease": "3s", "timeout": "2s", "initial_backoff": "100ms"}}
-    bridge = start_bridge(**cfg)
+    unreachable = {"api_url": f"http://127.0.0.1:{free_port()}"}
+    bridge = start_bridge(github=unreachable, **cfg)
     event_id = send(bridge, flat())
     bridge.kill9()
-    fake_github.set_down(False)
     restarted = start_bridge(name="restarted", **cfg)
     (sent,) = fake_github.wait_for_dispatches(1, timeout=30)
     assert sent.client_payload["bridge_event_id"] == event_id
